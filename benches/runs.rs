@@ -1,0 +1,177 @@
+//! Run benchmarks on a real systemd (needs root): flow's units against hand-written ones,
+//! side by side in the same sandbox, alternating rounds so machine noise hits both.
+//!
+//! - sandbox boot time (median of several boots);
+//! - a 100-task chain of `/bin/true`: `flow run --wait` vs `systemctl start` of a target
+//!   wanting hand-written oneshots chained with Requires=+After=; and the per-edge latency
+//!   (one task's exit to the next one's start, from systemd's own timestamps);
+//! - a 1000-task random DAG (0–3 upstreams per task), the same comparison.
+//!
+//! `cargo bench --bench runs` — figures go to docs/benchmarks.md.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use flow::sandbox::Sandbox;
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("the run benchmarks boot a systemd sandbox and need root");
+        std::process::exit(if std::env::var("CI").as_deref() == Ok("true") { 1 } else { 0 });
+    }
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(7);
+    boot_times(10);
+    let sb = Sandbox::boot().expect("boot a sandbox");
+    sb.copy_in(Path::new(env!("CARGO_BIN_EXE_flow")), Path::new("/usr/local/bin/flow")).expect("install flow");
+    compare(&sb, "chain100", &chain(100), rounds, true);
+    compare(&sb, "dag1000", &random_dag(1000, 42), rounds.min(5), false);
+}
+
+fn boot_times(n: usize) {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let sb = Sandbox::boot().expect("boot");
+            let d = t.elapsed();
+            sb.shutdown();
+            d
+        })
+        .collect();
+    times.sort();
+    println!(
+        "sandbox boot: median {:.0} ms, min {:.0} ms, max {:.0} ms ({n} boots)",
+        ms(times[n / 2]),
+        ms(times[0]),
+        ms(times[n - 1])
+    );
+}
+
+/// Tasks as (name, upstream indices).
+type Dag = Vec<(String, Vec<usize>)>;
+
+fn chain(n: usize) -> Dag {
+    (0..n).map(|i| (format!("t{i:04}"), if i == 0 { vec![] } else { vec![i - 1] })).collect()
+}
+
+fn random_dag(n: usize, seed: u64) -> Dag {
+    let mut x = seed;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| {
+            let k = if i == 0 { 0 } else { (next() % 4) as usize };
+            let mut ups: Vec<usize> = (0..k).map(|_| (next() % i as u64) as usize).collect();
+            ups.sort();
+            ups.dedup();
+            (format!("t{i:04}"), ups)
+        })
+        .collect()
+}
+
+fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
+    // flow's workflow.
+    let mut yaml = String::from("tasks:\n");
+    for (task, ups) in dag {
+        let needs: Vec<&str> = ups.iter().map(|&u| dag[u].0.as_str()).collect();
+        yaml.push_str(&format!("  {task}:\n    exec: [/bin/true]\n"));
+        if !needs.is_empty() {
+            yaml.push_str(&format!("    needs: [{}]\n", needs.join(", ")));
+        }
+    }
+    sb.write_file(Path::new(&format!("/etc/flow/workflows/{name}.yaml")), yaml).expect("write yaml");
+    // The hand-written baseline: the same DAG as plain oneshots and a target.
+    let mut wants = String::new();
+    for (task, ups) in dag {
+        let mut unit = String::from("[Unit]\n");
+        for &u in ups {
+            unit.push_str(&format!("Requires=hand-{name}-{0}.service\nAfter=hand-{name}-{0}.service\n", dag[u].0));
+        }
+        unit.push_str("[Service]\nType=oneshot\nExecStart=/bin/true\n");
+        sb.write_file(Path::new(&format!("/etc/systemd/system/hand-{name}-{task}.service")), unit).expect("write unit");
+        wants.push_str(&format!("Wants=hand-{name}-{task}.service\nAfter=hand-{name}-{task}.service\n"));
+    }
+    sb.write_file(Path::new(&format!("/etc/systemd/system/hand-{name}.target")), format!("[Unit]\n{wants}")).expect("write target");
+    inside(sb, "/usr/local/bin/flow", &["apply"]);
+    inside(sb, "systemctl", &["daemon-reload"]);
+
+    let mut flow_times = Vec::new();
+    let mut hand_times = Vec::new();
+    let mut gaps: Vec<f64> = Vec::new();
+    let target = format!("hand-{name}.target");
+    for _ in 0..rounds {
+        let t = Instant::now();
+        inside(sb, "systemctl", &["start", &target]);
+        hand_times.push(t.elapsed());
+        inside(sb, "systemctl", &["stop", &target]);
+        let t = Instant::now();
+        inside(sb, "/usr/local/bin/flow", &["run", name, "--wait", "--json"]);
+        flow_times.push(t.elapsed());
+        if edges {
+            gaps.extend(edge_gaps(sb, name, dag));
+        }
+    }
+    flow_times.sort();
+    hand_times.sort();
+    let (f, h) = (flow_times[rounds / 2], hand_times[rounds / 2]);
+    println!(
+        "{name}: flow run --wait median {:.0} ms, hand-written systemctl start median {:.0} ms, ratio {:.2} ({rounds} rounds each, alternating)",
+        ms(f),
+        ms(h),
+        ms(f) / ms(h)
+    );
+    if edges && !gaps.is_empty() {
+        gaps.sort_by(f64::total_cmp);
+        let p = |q: f64| gaps[((gaps.len() - 1) as f64 * q) as usize];
+        println!(
+            "{name}: per-edge latency (upstream exit → downstream start) median {:.2} ms, p99 {:.2} ms, over {} edges",
+            p(0.5),
+            p(0.99),
+            gaps.len()
+        );
+    }
+}
+
+/// For each chain edge of flow's last run: downstream ExecMainStartTimestamp minus upstream
+/// ExecMainExitTimestamp, in ms.
+fn edge_gaps(sb: &Sandbox, name: &str, dag: &Dag) -> Vec<f64> {
+    let units: Vec<String> = dag.iter().map(|(t, _)| format!("flow-{name}--{t}.service")).collect();
+    let mut args = vec!["show", "-p", "ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic"];
+    args.extend(units.iter().map(String::as_str));
+    let out = inside(sb, "systemctl", &args);
+    // `systemctl show` prints one block per unit, separated by blank lines, in order.
+    let blocks: Vec<(f64, f64)> = out
+        .split("\n\n")
+        .map(|b| {
+            let get = |k: &str| {
+                b.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix('=')?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+            };
+            (get("ExecMainStartTimestampMonotonic"), get("ExecMainExitTimestampMonotonic"))
+        })
+        .collect();
+    let mut gaps = Vec::new();
+    for (i, (_, ups)) in dag.iter().enumerate() {
+        for &u in ups {
+            if let (Some(down), Some(up)) = (blocks.get(i), blocks.get(u))
+                && down.0 > 0.0
+                && up.1 > 0.0
+            {
+                gaps.push((down.0 - up.1) / 1000.0);
+            }
+        }
+    }
+    gaps
+}
+
+fn inside(sb: &Sandbox, program: &str, args: &[&str]) -> String {
+    let out = sb.command(program).args(args).output().expect("run inside the sandbox");
+    assert!(out.status.success() || program.ends_with("flow"), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,42 @@
+//! Exit codes (documented in `flow --help` and flow(1)) and the error that carries them.
+
+use std::process::ExitCode;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    /// Invalid workflow, or a run that did not succeed.
+    Failure = 1,
+    /// The system refused: I/O, D-Bus, permissions.
+    System = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// An error that ends a command, printed as `error: <message>`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Problems already printed (e.g. diagnostics); just exit 1.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    System(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> Exit {
+        match self {
+            CliError::Invalid(_) => Exit::Failure,
+            CliError::System(_) => Exit::System,
+        }
+    }
+
+    pub fn io(what: impl std::fmt::Display, e: std::io::Error) -> CliError {
+        CliError::System(format!("{what}: {e}"))
+    }
+}

@@ -1,0 +1,275 @@
+//! `flow plan`, `flow apply`, `flow remove`: compile, compare with what is installed, write
+//! atomically, reload systemd once, and keep timers in step with schedules.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::exit::{CliError, Exit};
+use super::workflows;
+use crate::compiler::model::Schedule;
+use crate::compiler::names;
+use crate::install::{self, Change, Plan};
+use crate::systemd::{Bus, Systemd};
+
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Install into this directory instead of the system (or user) unit directory.
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Write files only: do not reload systemd nor touch timers (for packaging and tests).
+    #[arg(long)]
+    pub no_reload: bool,
+    /// Use the calling user's own manager, ~/.config/flow/workflows and ~/.config/systemd/user.
+    #[arg(long)]
+    pub user: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InstallArgs {
+    /// Workflow files or directories (default: the workflows directory).
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// The systemd operations apply needs; the real one talks D-Bus.
+pub trait Manager {
+    fn reload(&self) -> Result<(), String>;
+    fn stop_and_disable(&self, units: &[String]) -> Result<(), String>;
+    fn enable(&self, units: &[String]) -> Result<(), String>;
+    fn start(&self, units: &[String]) -> Result<(), String>;
+    fn restart(&self, units: &[String]) -> Result<(), String>;
+}
+
+struct Prepared {
+    dir: PathBuf,
+    plan: Plan,
+    /// Timers that should be enabled and running, and whether to start them now
+    /// (`@reboot` timers are only enabled: starting one now would run the workflow now).
+    timers: Vec<(String, bool)>,
+}
+
+fn prepare(args: &InstallArgs) -> Result<Prepared, CliError> {
+    let user = args.target.user;
+    let dir = args
+        .target
+        .unit_dir
+        .clone()
+        .unwrap_or_else(|| workflows::units_dir(user));
+    let paths = if args.paths.is_empty() {
+        vec![workflows::workflows_dir(user)]
+    } else {
+        args.paths.clone()
+    };
+    let files: Vec<PathBuf> = workflows::expand(&paths)?
+        .into_iter()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .collect();
+    let compiled = workflows::compile_all(&files, &dir).map_err(|e| match e {
+        CliError::Invalid(msg) => CliError::Invalid(format!("{msg}; nothing was changed")),
+        other => other,
+    })?;
+    let installed = install::installed(&dir)
+        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?;
+    let desired: Vec<_> = compiled
+        .iter()
+        .flat_map(|c| c.files.iter().cloned())
+        .collect();
+    let applied: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let plan = install::plan(&installed, &desired, &applied, |source| {
+        Path::new(source).exists()
+    });
+    let timers = compiled
+        .iter()
+        .filter_map(|c| {
+            c.workflow
+                .schedule
+                .as_ref()
+                .map(|s| (names::timer_unit(&c.workflow.name), *s != Schedule::Reboot))
+        })
+        .collect();
+    Ok(Prepared { dir, plan, timers })
+}
+
+pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
+    let p = prepare(args)?;
+    if p.plan.is_empty() {
+        println!(
+            "Nothing to change: the units in {} match the workflows.",
+            p.dir.display()
+        );
+        return Ok(Exit::Success);
+    }
+    print_summary(&p.plan);
+    println!();
+    for change in &p.plan.changes {
+        print!("{}", install::diff(change));
+    }
+    Ok(Exit::Success)
+}
+
+fn print_summary(plan: &Plan) {
+    for (label, set) in [
+        ("add", &plan.added),
+        ("change", &plan.changed),
+        ("remove", &plan.removed),
+    ] {
+        for wf in set {
+            println!("{label:>6} workflow {wf}");
+        }
+    }
+    for c in &plan.changes {
+        let verb = match c {
+            Change::Add { .. } => "+",
+            Change::Update { .. } => "~",
+            Change::Remove { .. } => "-",
+        };
+        println!("  {verb} {}", c.name());
+    }
+}
+
+pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
+    let p = prepare(args)?;
+    let manager = if args.target.no_reload {
+        None
+    } else {
+        Some(connect(args.target.user)?)
+    };
+    if p.plan.is_empty() {
+        println!(
+            "Nothing to change: the units in {} match the workflows.",
+            p.dir.display()
+        );
+        return Ok(Exit::Success);
+    }
+    print_summary(&p.plan);
+    let timers_with = |pred: fn(&Change) -> bool| -> Vec<String> {
+        p.plan
+            .changes
+            .iter()
+            .filter(|c| pred(c) && c.name().ends_with(".timer"))
+            .map(|c| c.name().to_string())
+            .collect()
+    };
+    // Timers that are going away stop before their files do.
+    let removed = timers_with(|c| matches!(c, Change::Remove { .. }));
+    if let Some(m) = &manager
+        && !removed.is_empty()
+    {
+        m.stop_and_disable(&removed).map_err(CliError::System)?;
+    }
+    install::execute(&p.dir, &p.plan)
+        .map_err(|e| CliError::io(format!("cannot write units in {}", p.dir.display()), e))?;
+    let Some(m) = manager else {
+        println!("Files written; systemd was not reloaded (--no-reload).");
+        return Ok(Exit::Success);
+    };
+    // New timers are enabled and started (`@reboot` ones only enabled: starting one now
+    // would run the workflow now). Changed timers restart to pick up the new schedule;
+    // unchanged ones are left alone, so a paused workflow stays paused. Enabling works on
+    // the files, so one reload afterwards shows the manager both the units and the links.
+    let added = timers_with(|c| matches!(c, Change::Add { .. }));
+    let changed = timers_with(|c| matches!(c, Change::Update { .. }));
+    let starts_now = |t: &String| p.timers.iter().any(|(name, now)| name == t && *now);
+    if !added.is_empty() {
+        m.enable(&added).map_err(CliError::System)?;
+    }
+    m.reload().map_err(CliError::System)?;
+    let start: Vec<String> = added.iter().filter(|t| starts_now(t)).cloned().collect();
+    m.start(&start).map_err(CliError::System)?;
+    let restart: Vec<String> = changed.iter().filter(|t| starts_now(t)).cloned().collect();
+    m.restart(&restart).map_err(CliError::System)?;
+    println!("Applied; systemd reloaded.");
+    Ok(Exit::Success)
+}
+
+pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
+    let dir = target
+        .unit_dir
+        .clone()
+        .unwrap_or_else(|| workflows::units_dir(target.user));
+    let installed = install::installed(&dir)
+        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?;
+    let plan = install::plan_removal(&installed, name);
+    if plan.is_empty() {
+        return Err(CliError::Invalid(format!(
+            "no units of workflow `{name}` in {}",
+            dir.display()
+        )));
+    }
+    let manager = if target.no_reload {
+        None
+    } else {
+        Some(connect(target.user)?)
+    };
+    if let Some(m) = &manager {
+        let units: Vec<String> = plan
+            .changes
+            .iter()
+            .map(|c| c.name().to_string())
+            .filter(|n| n.ends_with(".timer") || n.ends_with(".service"))
+            .collect();
+        m.stop_and_disable(&units).map_err(CliError::System)?;
+    }
+    install::execute(&dir, &plan)
+        .map_err(|e| CliError::io(format!("cannot remove units in {}", dir.display()), e))?;
+    if let Some(m) = &manager {
+        m.reload().map_err(CliError::System)?;
+    }
+    print_summary(&plan);
+    println!(
+        "Removed workflow {name}. Its YAML file, if any, is still in place: delete it too, or the next `flow apply` brings it back."
+    );
+    Ok(Exit::Success)
+}
+
+pub fn connect(user: bool) -> Result<Box<dyn Manager>, CliError> {
+    let bus = if user { Bus::User } else { Bus::System };
+    Systemd::connect(bus)
+        .map(|sd| Box::new(sd) as Box<dyn Manager>)
+        .map_err(|e| CliError::System(e.to_string()))
+}
+
+impl Manager for Systemd {
+    fn reload(&self) -> Result<(), String> {
+        Systemd::reload(self).map_err(|e| e.to_string())
+    }
+
+    fn stop_and_disable(&self, units: &[String]) -> Result<(), String> {
+        for unit in units {
+            self.stop_unit(unit).map_err(|e| e.to_string())?;
+        }
+        let timers: Vec<String> = units
+            .iter()
+            .filter(|u| u.ends_with(".timer"))
+            .cloned()
+            .collect();
+        if !timers.is_empty() {
+            self.disable_unit_files(&timers)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn enable(&self, units: &[String]) -> Result<(), String> {
+        self.enable_unit_files(units)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn start(&self, units: &[String]) -> Result<(), String> {
+        for unit in units {
+            self.start_unit(unit).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn restart(&self, units: &[String]) -> Result<(), String> {
+        for unit in units {
+            self.stop_unit(unit).map_err(|e| e.to_string())?;
+            self.start_unit(unit).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}

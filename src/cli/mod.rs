@@ -1,0 +1,190 @@
+//! The `flow` command line: argument definitions here, one module per command.
+
+mod compile;
+mod exit;
+mod graph;
+mod install;
+mod run;
+mod slot;
+mod try_run;
+mod validate;
+pub mod workflows;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use exit::Exit;
+
+/// Compile YAML workflows into systemd units and run them with systemd.
+#[derive(Debug, Parser)]
+#[command(name = "flow", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  a workflow is invalid, or a run did not succeed
+  2  the command line is wrong
+  3  the system refused: a file could not be read or written, systemd could not be reached";
+
+/// Where workflows and units live: the system manager's places, or a user's own.
+#[derive(Debug, Clone, Args)]
+pub struct Scope {
+    /// Use the calling user's own systemd manager and ~/.config/flow/workflows.
+    #[arg(long, global = true)]
+    pub user: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check workflow files and report every problem; exit 1 if any is invalid.
+    Validate {
+        /// Files or directories (default: the workflows directory).
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Write the unit files workflows compile to into a directory, and nothing else.
+    Compile {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Directory to write the units into.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Show what `apply` would change: workflows added, changed, removed, and a diff per unit.
+    Plan(install::InstallArgs),
+    /// Install the units of every workflow, remove those of deleted workflows, reload systemd.
+    Apply(install::InstallArgs),
+    /// Stop and remove one workflow's units.
+    Remove {
+        /// The workflow's name.
+        name: String,
+        #[command(flatten)]
+        target: install::TargetArgs,
+    },
+    /// Run a workflow end to end in a throwaway systemd (needs root; the host is not touched).
+    Try {
+        /// The workflow file.
+        file: PathBuf,
+        /// Leave the sandbox running afterwards and print how to enter it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Start a run of an installed workflow.
+    Run {
+        name: String,
+        /// Follow the run live and exit with its result (0 succeeded, 1 failed).
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        at: run::Where,
+    },
+    /// Show the current or last run's tasks and their states, read from systemd.
+    Status {
+        name: String,
+        #[command(flatten)]
+        at: run::Where,
+    },
+    /// Show the journal lines of the last run's tasks.
+    Logs {
+        name: String,
+        /// Only this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Keep printing new lines as they come.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        at: run::Where,
+    },
+    /// List installed workflows with their schedule, next run and last result.
+    List {
+        #[command(flatten)]
+        at: run::Where,
+    },
+    /// Stop a run and every task still running or waiting.
+    Cancel {
+        name: String,
+        #[command(flatten)]
+        at: run::Where,
+    },
+    /// Stop a workflow's timer until `resume`.
+    Pause {
+        name: String,
+        #[command(flatten)]
+        at: run::Where,
+    },
+    /// Start a paused workflow's timer again.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        at: run::Where,
+    },
+    /// Print a workflow's task graph.
+    Graph {
+        /// A workflow name (from the workflows directory) or a file.
+        workflow: String,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        #[command(flatten)]
+        scope: Scope,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+pub fn main() -> ExitCode {
+    // The slot gate runs before every task of a `max_parallel` workflow: skip clap for it.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "slot") {
+        return match slot::run(&args[2..]) {
+            Ok(never) => match never {},
+            Err(e) => {
+                eprintln!("error: {e}");
+                e.exit_code().into()
+            }
+        };
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { paths, scope } => validate::run(&paths, &scope),
+        Command::Compile { paths, out } => compile::run(&paths, &out),
+        Command::Plan(args) => install::plan(&args),
+        Command::Apply(args) => install::apply(&args),
+        Command::Remove { name, target } => install::remove(&name, &target),
+        Command::Try { file, keep } => try_run::run(&file, keep),
+        Command::Run { name, wait, at } => run::run(&name, wait, &at),
+        Command::Status { name, at } => run::status(&name, &at),
+        Command::Logs {
+            name,
+            task,
+            follow,
+            at,
+        } => run::logs(&name, task.as_deref(), follow, &at),
+        Command::List { at } => run::list(&at),
+        Command::Cancel { name, at } => run::cancel(&name, &at),
+        Command::Pause { name, at } => run::pause(&name, false, &at),
+        Command::Resume { name, at } => run::pause(&name, true, &at),
+        Command::Graph {
+            workflow,
+            format,
+            scope,
+        } => graph::run(&workflow, format, &scope),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code().into()
+        }
+    }
+}

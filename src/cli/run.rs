@@ -1,0 +1,417 @@
+//! Commands on installed workflows, read from and acted on through systemd alone:
+//! `run`, `status`, `logs`, `list`, `cancel`, `pause`, `resume`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::exit::{CliError, Exit};
+use super::workflows;
+use crate::install;
+use crate::runs::{self, InstalledWorkflow, TaskRun, TaskState};
+use crate::systemd::{Bus, Systemd};
+
+#[derive(Debug, Clone, Args)]
+pub struct Where {
+    /// Use the calling user's own manager and unit directory.
+    #[arg(long)]
+    pub user: bool,
+    /// Read installed units from this directory.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub unit_dir: Option<PathBuf>,
+    /// Print JSON for scripts instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Where {
+    fn dir(&self) -> PathBuf {
+        self.unit_dir
+            .clone()
+            .unwrap_or_else(|| workflows::units_dir(self.user))
+    }
+
+    fn connect(&self) -> Result<Systemd, CliError> {
+        Systemd::connect(if self.user { Bus::User } else { Bus::System })
+            .map_err(|e| CliError::System(e.to_string()))
+    }
+
+    fn workflow(&self, name: &str) -> Result<InstalledWorkflow, CliError> {
+        let dir = self.dir();
+        runs::load(&dir, name)
+            .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?
+            .ok_or_else(|| {
+                CliError::Invalid(format!(
+                    "workflow `{name}` is not installed in {}; run `flow apply` first (or `flow list` to see what is)",
+                    dir.display()
+                ))
+            })
+    }
+}
+
+fn sys(e: impl std::fmt::Display) -> CliError {
+    CliError::System(e.to_string())
+}
+
+/// `flow run NAME [--wait]`.
+pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
+    let wf = w.workflow(name)?;
+    let sd = w.connect()?;
+    if !wait {
+        sd.start_unit_no_wait(&wf.run_unit()).map_err(sys)?;
+        println!(
+            "Started a run of {name} ({}). Follow it with `flow status {name}` or `flow logs {name} -f`.",
+            wf.run_unit()
+        );
+        return Ok(Exit::Success);
+    }
+    let runs = follow(&sd, &wf, w.json)?;
+    if w.json {
+        println!("{}", json_runs(&wf, &runs));
+    } else {
+        println!();
+        print_table(&runs);
+    }
+    Ok(result_exit(&runs))
+}
+
+/// Start a run, print each change as it happens, return the final states.
+pub fn follow(sd: &Systemd, wf: &InstalledWorkflow, quiet: bool) -> Result<Vec<TaskRun>, CliError> {
+    let width = wf.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
+    if !quiet {
+        println!(
+            "Running {} ({} task{})",
+            wf.name,
+            wf.tasks.len(),
+            if wf.tasks.len() == 1 { "" } else { "s" }
+        );
+    }
+    runs::start_and_follow(sd, wf, |_, t| {
+        if quiet {
+            return;
+        }
+        let mark = mark(&t.state);
+        let dur = t
+            .duration
+            .map(|d| format!("  {}", fmt_duration(d)))
+            .unwrap_or_default();
+        println!("  {mark} {:width$}  {}{dur}", t.name, t.state.label());
+        let _ = std::io::stdout().flush();
+    })
+    .map_err(sys)
+}
+
+fn mark(state: &TaskState) -> &'static str {
+    match state {
+        TaskState::Pending => "·",
+        TaskState::Running => "▶",
+        TaskState::Succeeded => "✓",
+        TaskState::Skipped | TaskState::UpstreamFailed | TaskState::Unknown => "-",
+        TaskState::Canceled => "⊘",
+        _ => "✗",
+    }
+}
+
+pub fn result_exit(runs: &[TaskRun]) -> Exit {
+    if runs.iter().all(|t| t.state.is_ok()) {
+        Exit::Success
+    } else {
+        Exit::Failure
+    }
+}
+
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+pub fn print_table(runs: &[TaskRun]) {
+    let width = runs.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    println!("{:width$}  {:26}  {:>9}", "TASK", "RESULT", "DURATION");
+    for t in runs {
+        let dur = t.duration.map(fmt_duration).unwrap_or_else(|| "-".into());
+        println!("{:width$}  {:26}  {:>9}", t.name, t.state.label(), dur);
+    }
+    let ok = runs.iter().all(|t| t.state.is_ok());
+    println!("\nRun {}.", if ok { "succeeded" } else { "failed" });
+}
+
+fn json_runs(wf: &InstalledWorkflow, runs: &[TaskRun]) -> serde_json::Value {
+    serde_json::json!({
+        "workflow": wf.name,
+        "succeeded": runs.iter().all(|t| t.state.is_ok()),
+        "tasks": runs.iter().map(|t| serde_json::json!({
+            "task": t.name,
+            "state": t.state.key(),
+            "exit": match t.state { TaskState::Failed(c) => Some(c), _ => None },
+            "duration_ms": t.duration.map(|d| d.as_millis() as u64),
+            "invocation_id": t.invocation_id,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `flow status NAME`: the DAG of the current or last run with each task's state.
+pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
+    let wf = w.workflow(name)?;
+    let sd = w.connect()?;
+    let states = runs::last_run(&sd, &wf).map_err(sys)?;
+    let runs: Vec<TaskRun> = states.into_iter().map(|(t, _)| t).collect();
+    if w.json {
+        println!("{}", json_runs(&wf, &runs));
+        return Ok(Exit::Success);
+    }
+    println!("{} ({})", wf.name, wf.source);
+    let width = wf.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
+    for (t, r) in wf.tasks.iter().zip(&runs) {
+        let needs = if t.needs.is_empty() {
+            String::new()
+        } else {
+            let when = if t.when == "all_success" {
+                String::new()
+            } else {
+                format!(" ({})", t.when)
+            };
+            format!("  ← {}{when}", t.needs.join(", "))
+        };
+        let dur = r
+            .duration
+            .map(|d| format!(" {}", fmt_duration(d)))
+            .unwrap_or_default();
+        println!(
+            "  {} {:width$}  {}{dur}{needs}",
+            mark(&r.state),
+            t.name,
+            r.state.label()
+        );
+    }
+    Ok(Exit::Success)
+}
+
+/// `flow logs NAME [--task T] [-f]`: the journal lines of the last run's tasks.
+pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<Exit, CliError> {
+    let wf = w.workflow(name)?;
+    if let Some(t) = task
+        && !wf.tasks.iter().any(|x| x.name == t)
+    {
+        return Err(CliError::Invalid(format!(
+            "workflow `{name}` has no task `{t}`"
+        )));
+    }
+    let mut args: Vec<String> = vec!["-o".into(), "json".into(), "--no-pager".into()];
+    if w.user {
+        args.push("--user".into());
+    }
+    if follow {
+        args.extend([
+            "-f".into(),
+            "-n".into(),
+            "0".into(),
+            format!("FLOW_WORKFLOW={name}"),
+        ]);
+        if let Some(t) = task {
+            args.push(format!("FLOW_TASK={t}"));
+        }
+    } else {
+        let sd = w.connect()?;
+        let states = runs::last_run(&sd, &wf).map_err(sys)?;
+        let ids: Vec<String> = states
+            .iter()
+            .filter(|(t, _)| task.is_none_or(|want| t.name == want))
+            .filter_map(|(t, _)| t.invocation_id.clone())
+            .collect();
+        if ids.is_empty() {
+            println!(
+                "No logs: no task of {name} has run yet{}.",
+                task.map(|t| format!(" (task {t})")).unwrap_or_default()
+            );
+            return Ok(Exit::Success);
+        }
+        // Make sure lines still in flight to journald are written before reading.
+        let _ = Command::new("journalctl")
+            .arg("--sync")
+            .stderr(Stdio::null())
+            .status();
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                args.push("+".into());
+            }
+            args.push(format!("_SYSTEMD_INVOCATION_ID={id}"));
+        }
+    }
+    print_journal(&args)
+}
+
+/// Run journalctl with JSON output and print `time task | message` lines.
+pub fn print_journal(args: &[String]) -> Result<Exit, CliError> {
+    let mut child = Command::new("journalctl")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::io("cannot run journalctl (is systemd installed?)", e))?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(CliError::System("journalctl gave no output".into()));
+    };
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let task = v["FLOW_TASK"].as_str().unwrap_or("?");
+        let message = match &v["MESSAGE"] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(bytes) => String::from_utf8_lossy(
+                &bytes
+                    .iter()
+                    .filter_map(|b| b.as_u64().map(|b| b as u8))
+                    .collect::<Vec<_>>(),
+            )
+            .into_owned(),
+            _ => continue,
+        };
+        let time = v["__REALTIME_TIMESTAMP"]
+            .as_str()
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(clock)
+            .unwrap_or_default();
+        if writeln!(out, "{time} {task} | {message}").is_err() {
+            break;
+        }
+    }
+    let _ = child.wait();
+    Ok(Exit::Success)
+}
+
+/// µs since the epoch as local `HH:MM:SS.mmm`.
+fn clock(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S%.3f")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// `flow list`: every installed workflow, its schedule, next run and last result.
+pub fn list(w: &Where) -> Result<Exit, CliError> {
+    let dir = w.dir();
+    let files = install::installed(&dir)
+        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?;
+    let wfs = runs::installed_workflows(&files);
+    let sd = w.connect().ok();
+    let mut rows = Vec::new();
+    for wf in &wfs {
+        let schedule = wf
+            .timer
+            .as_ref()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| "-".into());
+        let (next, active) = match (&sd, &wf.timer) {
+            (Some(sd), Some((timer, _))) => match sd.unit_state(timer) {
+                Ok(s) => (
+                    s.next_elapse_realtime.map(|t| datetime(t as i64)),
+                    s.active_state == "active",
+                ),
+                Err(_) => (None, false),
+            },
+            _ => (None, false),
+        };
+        let next = match (&wf.timer, active) {
+            (Some(_), false) => "paused".to_string(),
+            _ => next.unwrap_or_else(|| "-".into()),
+        };
+        let last = match &sd {
+            Some(sd) => match runs::last_run(sd, wf) {
+                Ok(states) if states.iter().all(|(t, _)| t.state == TaskState::Unknown) => {
+                    "never run".to_string()
+                }
+                Ok(states) if states.iter().any(|(t, _)| !t.state.is_final()) => {
+                    "running".to_string()
+                }
+                Ok(states) if states.iter().all(|(t, _)| t.state.is_ok()) => {
+                    "succeeded".to_string()
+                }
+                Ok(_) => "failed".to_string(),
+                Err(_) => "?".into(),
+            },
+            None => "?".into(),
+        };
+        rows.push((wf.name.clone(), schedule, next, last));
+    }
+    if w.json {
+        let v: Vec<_> = rows.iter().map(|(n, s, x, l)| serde_json::json!({"workflow": n, "schedule": s, "next": x, "last": l})).collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() {
+        println!("No workflows installed in {}.", dir.display());
+        return Ok(Exit::Success);
+    }
+    let wn = rows.iter().map(|r| r.0.len()).max().unwrap_or(8).max(8);
+    let ws = rows.iter().map(|r| r.1.len()).max().unwrap_or(8).max(8);
+    println!(
+        "{:wn$}  {:ws$}  {:25}  LAST",
+        "WORKFLOW", "SCHEDULE", "NEXT"
+    );
+    for (n, s, x, l) in rows {
+        println!("{n:wn$}  {s:ws$}  {x:25}  {l}");
+    }
+    Ok(Exit::Success)
+}
+
+fn datetime(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// `flow cancel NAME`: stop the run and every task still running or waiting.
+pub fn cancel(name: &str, w: &Where) -> Result<Exit, CliError> {
+    let wf = w.workflow(name)?;
+    let sd = w.connect()?;
+    // The run unit first, so that its pending start job cannot pull tasks in again.
+    sd.stop_unit(&wf.run_unit()).map_err(sys)?;
+    for t in &wf.tasks {
+        sd.stop_unit(&t.unit).map_err(sys)?;
+    }
+    println!("Canceled the run of {name}.");
+    Ok(Exit::Success)
+}
+
+/// `flow pause NAME` / `flow resume NAME`: stop or start the timer (and keep it so across reboots).
+pub fn pause(name: &str, resume: bool, w: &Where) -> Result<Exit, CliError> {
+    let wf = w.workflow(name)?;
+    let Some((timer, _)) = &wf.timer else {
+        return Err(CliError::Invalid(format!(
+            "workflow `{name}` has no schedule to pause or resume"
+        )));
+    };
+    let sd = w.connect()?;
+    let units = vec![timer.clone()];
+    if resume {
+        sd.enable_unit_files(&units).map_err(sys)?;
+        sd.reload().map_err(sys)?;
+        sd.start_unit(timer).map_err(sys)?;
+        println!("Resumed {name}: its timer runs again.");
+    } else {
+        sd.stop_unit(timer).map_err(sys)?;
+        sd.disable_unit_files(&units).map_err(sys)?;
+        sd.reload().map_err(sys)?;
+        println!(
+            "Paused {name}: its timer is stopped until `flow resume {name}`. A run already going continues."
+        );
+    }
+    Ok(Exit::Success)
+}

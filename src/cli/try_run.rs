@@ -1,0 +1,152 @@
+//! `flow try FILE`: run a workflow end to end in a throwaway systemd, never touching the
+//! host: boot a sandbox, install this flow binary and the file in it, apply, run with live
+//! progress, print the summary and each task's log lines, and throw the sandbox away.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use super::exit::{CliError, Exit};
+use super::workflows;
+use crate::compiler::{self, model::Schedule};
+use crate::sandbox::{Sandbox, SandboxOptions};
+
+/// Where the sandbox's copy of flow lives.
+const INSIDE_FLOW: &str = "/usr/local/bin/flow";
+
+pub fn run(file: &Path, keep: bool) -> Result<Exit, CliError> {
+    // Check the file before booting anything: errors print as from `flow validate`.
+    let compiled =
+        workflows::compile_all(&[file.to_path_buf()], Path::new(workflows::SYSTEM_UNITS))?;
+    let Some(wf) = compiled.into_iter().next().map(|c| c.workflow) else {
+        return Err(CliError::Invalid("no workflow".into()));
+    };
+    let exe =
+        std::env::current_exe().map_err(|e| CliError::io("cannot find the flow binary", e))?;
+    let text = std::fs::read(file)
+        .map_err(|e| CliError::io(format!("cannot read {}", file.display()), e))?;
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}.yaml", wf.name));
+
+    ignore_interrupts_here();
+    let started = std::time::Instant::now();
+    let sb = Sandbox::boot_with(SandboxOptions {
+        keep,
+        ..SandboxOptions::default()
+    })
+    .map_err(|e| CliError::System(format!("cannot start a throwaway systemd: {e}")))?;
+    eprintln!(
+        "Booted a throwaway systemd in {:.2}s (host untouched).",
+        started.elapsed().as_secs_f64()
+    );
+    let box_err = |e: crate::sandbox::SandboxError| CliError::System(e.to_string());
+    sb.copy_in(&exe, Path::new(INSIDE_FLOW)).map_err(box_err)?;
+    let inside_yaml = format!("{}/{file_name}", workflows::SYSTEM_WORKFLOWS);
+    sb.write_file(Path::new(&inside_yaml), &text)
+        .map_err(box_err)?;
+
+    let flow = |args: &[&str]| -> Result<i32, CliError> {
+        let status = sb
+            .command(INSIDE_FLOW)
+            .args(args)
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| CliError::io("cannot run flow in the sandbox", e))?;
+        Ok(status.code().unwrap_or(1))
+    };
+    let applied = flow(&["apply"])?;
+    if applied != 0 {
+        return Err(CliError::System(
+            "`flow apply` failed in the sandbox".into(),
+        ));
+    }
+    println!();
+    let code = flow(&["run", &wf.name, "--wait"])?;
+    println!("\nLogs:");
+    flow(&["logs", &wf.name])?;
+    if let Some(schedule) = &wf.schedule {
+        println!();
+        print_next_fires(&sb, schedule, wf.timezone.as_deref());
+    }
+    if keep {
+        println!(
+            "\nThe sandbox is still up (--keep). Enter it with:\n  {}\nand stop it with:\n  {}",
+            sb.enter_hint(),
+            sb.kill_hint()
+        );
+    }
+    Ok(if code == 0 {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+fn print_next_fires(sb: &Sandbox, schedule: &Schedule, tz: Option<&str>) {
+    let calendars: Vec<String> = match schedule {
+        Schedule::Cron { calendars, .. } => calendars.clone(),
+        Schedule::Calendar(c) => vec![c.clone()],
+        Schedule::Every(d) => {
+            println!(
+                "Schedule: every {}, counted from each run's start.",
+                compiler::duration::to_systemd(*d)
+            );
+            return;
+        }
+        Schedule::Reboot => {
+            println!("Schedule: once at every boot.");
+            return;
+        }
+    };
+    let exprs: Vec<String> = calendars
+        .iter()
+        .map(|c| match tz {
+            Some(tz) => format!("{c} {tz}"),
+            None => c.clone(),
+        })
+        .collect();
+    // The next three across all expressions (cron's either-day rule may give two).
+    let out = sb
+        .command("systemd-analyze")
+        .arg("calendar")
+        .arg("--iterations=3")
+        .args(&exprs)
+        .output();
+    let mut times: Vec<String> = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_once("Next elapse:")
+                    .or_else(|| l.split_once("Iter. #2:"))
+                    .or_else(|| l.split_once("Iter. #3:"))
+                    .map(|(_, t)| t.trim().to_string())
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    times.sort();
+    times.dedup();
+    println!("Next runs:");
+    for t in times.iter().take(3) {
+        println!("  {t}");
+    }
+}
+
+/// Ctrl-C goes to the whole foreground process group: the flow running inside the sandbox
+/// stops, and this process must live on to shut the sandbox down. A handler (unlike
+/// ignoring the signal) is reset in children at exec, so they still stop.
+fn ignore_interrupts_here() {
+    extern "C" fn noop(_: libc::c_int) {}
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(noop),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler does nothing, which is async-signal-safe.
+    unsafe {
+        let _ = sigaction(Signal::SIGINT, &action);
+        let _ = sigaction(Signal::SIGTERM, &action);
+    }
+}

@@ -1,0 +1,167 @@
+//! Finding and loading workflow files: the default directories, `*.yaml`/`*.yml` in a
+//! directory, and reporting every file's problems on stderr.
+
+use std::path::{Path, PathBuf};
+
+use super::exit::CliError;
+use crate::compiler::{self, GeneratedFile, Workflow, diagnostic};
+
+pub const SYSTEM_WORKFLOWS: &str = "/etc/flow/workflows";
+pub const SYSTEM_UNITS: &str = "/etc/systemd/system";
+
+/// The workflows directory for the system or (with `--user`) the calling user.
+pub fn workflows_dir(user: bool) -> PathBuf {
+    if user {
+        config_home().join("flow/workflows")
+    } else {
+        PathBuf::from(SYSTEM_WORKFLOWS)
+    }
+}
+
+/// The unit directory flow installs into for the system or the calling user.
+pub fn units_dir(user: bool) -> PathBuf {
+    if user {
+        config_home().join("systemd/user")
+    } else {
+        PathBuf::from(SYSTEM_UNITS)
+    }
+}
+
+fn config_home() -> PathBuf {
+    match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config"),
+    }
+}
+
+/// Expand directories into their `*.yaml` and `*.yml` files, sorted; keep files as given.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| CliError::io(format!("cannot read {}", path.display()), e))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// One loaded workflow file.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+pub fn load(path: &Path) -> Result<Loaded, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::io(format!("cannot read {}", path.display()), e))?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+/// A workflow compiled from its file.
+pub struct Compiled {
+    pub path: PathBuf,
+    pub workflow: Workflow,
+    pub files: Vec<GeneratedFile>,
+}
+
+/// Compile every file; print every problem of every file to stderr. Fails if any file
+/// is invalid, or two files define the same workflow.
+pub fn compile_all(paths: &[PathBuf], unit_dir: &Path) -> Result<Vec<Compiled>, CliError> {
+    let mut compiled: Vec<Compiled> = Vec::new();
+    let mut invalid = 0;
+    for path in paths {
+        let loaded = load(path)?;
+        let shown = path.display().to_string();
+        let opts = compiler::EmitOptions {
+            source_path: shown.clone(),
+            unit_dir: unit_dir.display().to_string(),
+            flow_bin: flow_bin(),
+        };
+        match compiler::compile_with(&loaded.text, &opts) {
+            Ok((workflow, files)) => {
+                if let Some(other) = compiled.iter().find(|c| c.workflow.name == workflow.name) {
+                    eprintln!(
+                        "error: workflow `{}` is defined twice\n  --> {}\n  --> {}\n   = help: workflow names come from the file name or `name:`; rename one\n",
+                        workflow.name,
+                        other.path.display(),
+                        shown
+                    );
+                    invalid += 1;
+                    continue;
+                }
+                compiled.push(Compiled {
+                    path: path.clone(),
+                    workflow,
+                    files,
+                });
+            }
+            Err(diags) => {
+                eprintln!("{}", diagnostic::render_all(&diags, &shown, &loaded.text));
+                invalid += 1;
+            }
+        }
+    }
+    if invalid > 0 {
+        let noun = if invalid == 1 { "file is" } else { "files are" };
+        return Err(CliError::Invalid(format!(
+            "{invalid} workflow {noun} invalid"
+        )));
+    }
+    Ok(compiled)
+}
+
+/// Resolve a workflow given by name (in the workflows directory) or by path.
+pub fn find(workflow: &str, user: bool) -> Result<PathBuf, CliError> {
+    let as_path = Path::new(workflow);
+    if workflow.contains('/')
+        || as_path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml")
+    {
+        return Ok(as_path.to_path_buf());
+    }
+    let dir = workflows_dir(user);
+    for ext in ["yaml", "yml"] {
+        let p = dir.join(format!("{workflow}.{ext}"));
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    // A file whose `name:` differs from its stem.
+    for path in expand(std::slice::from_ref(&dir)).unwrap_or_default() {
+        if let Ok(loaded) = load(&path)
+            && compiler::check(&path.display().to_string(), &loaded.text)
+                .is_ok_and(|w| w.name == workflow)
+        {
+            return Ok(path);
+        }
+    }
+    Err(CliError::Invalid(format!(
+        "no workflow `{workflow}` in {}",
+        dir.display()
+    )))
+}
+
+/// The flow binary units should call: this one, wherever it was installed.
+pub fn flow_bin() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| compiler::emit::DEFAULT_FLOW_BIN.to_string())
+}

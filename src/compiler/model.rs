@@ -1,0 +1,139 @@
+//! The validated workflow: what the YAML means, with every default applied and every
+//! reference resolved. Everything after validation works on these types only.
+
+use std::time::Duration;
+
+/// A workflow that passed validation: tasks in file order, `needs` resolved to indices,
+/// guaranteed acyclic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workflow {
+    pub name: String,
+    pub description: Option<String>,
+    pub schedule: Option<Schedule>,
+    pub timezone: Option<String>,
+    pub catch_up: bool,
+    pub jitter: Option<Duration>,
+    pub overlap: Overlap,
+    /// Deadline for a whole run (enforced by the supervisor).
+    pub timeout: Option<Duration>,
+    pub max_parallel: Option<u32>,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// A cron expression and the OnCalendar= expressions it became (two when day-of-month
+    /// and day-of-week are both restricted).
+    Cron {
+        expr: String,
+        calendars: Vec<String>,
+    },
+    /// `@reboot`: once per boot.
+    Reboot,
+    /// A systemd calendar expression, validated and passed through.
+    Calendar(String),
+    /// A fixed interval between run starts.
+    Every(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    #[default]
+    Skip,
+    Queue,
+    Replace,
+}
+
+impl Overlap {
+    pub const NAMES: [&'static str; 3] = ["skip", "queue", "replace"];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Queue => "queue",
+            Overlap::Replace => "replace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub name: String,
+    pub description: Option<String>,
+    pub command: Command,
+    /// Indices into `Workflow::tasks`.
+    pub needs: Vec<usize>,
+    pub when: When,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub backoff: Backoff,
+    /// Workflow `env`, then defaults, then the task's own: later entries win.
+    pub env: Vec<(String, String)>,
+    pub env_files: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub memory_max: Option<String>,
+    pub cpu_quota: Option<String>,
+    pub nice: Option<i32>,
+    pub io_weight: Option<u32>,
+    pub hardening: Hardening,
+    /// Raw `[Service]` keys from the escape hatch, in file order.
+    pub service: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `run:` a shell line or script, given to `/bin/sh -c`.
+    Shell(String),
+    /// `exec:` an argument vector, run without a shell.
+    Exec(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum When {
+    #[default]
+    AllSuccess,
+    Always,
+    OnFailure,
+}
+
+impl When {
+    pub const NAMES: [&'static str; 3] = ["all_success", "always", "on_failure"];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            When::AllSuccess => "all_success",
+            When::Always => "always",
+            When::OnFailure => "on_failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backoff {
+    #[default]
+    Fixed,
+    Exponential,
+}
+
+impl Backoff {
+    pub const NAMES: [&'static str; 2] = ["fixed", "exponential"];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backoff::Fixed => "fixed",
+            Backoff::Exponential => "exponential",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hardening {
+    #[default]
+    None,
+    Basic,
+    Strict,
+}
+
+impl Hardening {
+    pub const NAMES: [&'static str; 3] = ["none", "basic", "strict"];
+}

@@ -1,0 +1,144 @@
+//! Names: which workflow and task names are valid, and the unit names they map to.
+//!
+//! A task's unit is `flow-<workflow>--<task>.service`. Names may not contain `--` nor start
+//! or end with `-`, so the first `--` always separates workflow from task and no two
+//! different (workflow, task) pairs can produce the same unit name. flow's own per-workflow
+//! units use `.` (`flow-<workflow>.begin.service`), which names cannot contain, so they
+//! cannot collide with a task either.
+
+/// Longest workflow or task name: keeps unit names far below systemd's 255-byte limit.
+pub const MAX_NAME_LEN: usize = 64;
+
+fn check(kind: &str, name: &str) -> Result<(), (String, String)> {
+    let rule =
+        "use letters, digits, `_` and `-`, starting with a letter or digit (e.g. `nightly-backup`)";
+    let problem = if name.is_empty() {
+        Some("is empty".to_string())
+    } else if name.len() > MAX_NAME_LEN {
+        Some(format!("is longer than {MAX_NAME_LEN} characters"))
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        Some(format!("contains `{c}`"))
+    } else if name.starts_with('-') || name.ends_with('-') {
+        Some("starts or ends with `-`".to_string())
+    } else if name.contains("--") {
+        Some(
+            "contains `--`, which flow uses to separate workflow and task in unit names"
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err((format!("{kind} name `{name}` {p}"), rule.to_string())),
+    }
+}
+
+pub fn check_workflow(name: &str) -> Result<(), (String, String)> {
+    check("workflow", name)
+}
+
+pub fn check_task(name: &str) -> Result<(), (String, String)> {
+    check("task", name)
+}
+
+/// User and group names as systemd accepts them (its relaxed rule), or a numeric id.
+pub fn is_valid_account(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with(['-', '.'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && (name.chars().any(|c| !c.is_ascii_digit()) || name.parse::<u32>().is_ok())
+}
+
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The unit that runs a whole workflow: starting it is a run.
+pub fn run_unit(workflow: &str) -> String {
+    format!("flow-{workflow}.service")
+}
+
+/// The unit that opens each run (clears the run's state directory).
+pub fn begin_unit(workflow: &str) -> String {
+    format!("flow-{workflow}.begin.service")
+}
+
+pub fn timer_unit(workflow: &str) -> String {
+    format!("flow-{workflow}.timer")
+}
+
+pub fn task_unit(workflow: &str, task: &str) -> String {
+    format!("flow-{workflow}--{task}.service")
+}
+
+/// A script too large to inline in its unit, kept beside the units.
+pub fn task_script(workflow: &str, task: &str) -> String {
+    format!("flow-{workflow}--{task}.sh")
+}
+
+/// Per-run state, under the manager's runtime directory (`%t`: /run, or $XDG_RUNTIME_DIR).
+pub fn state_dir(workflow: &str) -> String {
+    format!("%t/flow/{workflow}")
+}
+
+/// The workflow a generated file belongs to, from its file name.
+pub fn workflow_of_file(file: &str) -> Option<&str> {
+    let rest = file.strip_prefix("flow-")?;
+    let end = rest.find("--").or_else(|| rest.find('.'))?;
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_and_invalid_names() {
+        for ok in ["backup", "nightly-backup", "a", "dump_db", "Task1", "2fa"] {
+            assert!(check_task(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a--b",
+            "a.b",
+            "a b",
+            "ä",
+            "a/b",
+            &"x".repeat(65),
+        ] {
+            assert!(check_task(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unit_names_do_not_collide() {
+        // The pairs that would collide with a single `-` separator.
+        assert_ne!(task_unit("a-b", "c"), task_unit("a", "b-c"));
+        assert_eq!(workflow_of_file(&task_unit("a-b", "c")), Some("a-b"));
+        assert_eq!(workflow_of_file(&task_unit("a", "b-c")), Some("a"));
+        assert_eq!(workflow_of_file(&run_unit("my-wf")), Some("my-wf"));
+        assert_eq!(workflow_of_file(&begin_unit("my-wf")), Some("my-wf"));
+        assert_eq!(workflow_of_file(&timer_unit("my-wf")), Some("my-wf"));
+    }
+
+    #[test]
+    fn accounts_and_env_names() {
+        assert!(is_valid_account("pi") && is_valid_account("www-data") && is_valid_account("1000"));
+        assert!(!is_valid_account("") && !is_valid_account("a b") && !is_valid_account("-x"));
+        assert!(is_env_name("RESTIC_REPOSITORY") && is_env_name("_x"));
+        assert!(!is_env_name("1A") && !is_env_name("A-B") && !is_env_name(""));
+    }
+}

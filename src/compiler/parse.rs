@@ -1,0 +1,1092 @@
+//! YAML tree → workflow model. Checks every key, type and value, and collects every
+//! problem instead of stopping at the first. References between tasks (`needs`) are kept
+//! as names here and resolved by `validate`.
+
+use std::time::Duration;
+
+use super::diagnostic::Diagnostic;
+use super::duration;
+use super::model::{Backoff, Command, Hardening, Overlap, Schedule, Task, When, Workflow};
+use super::names;
+use super::schedule::{self, ScheduleError};
+use super::service_keys::SERVICE_KEYS;
+use super::suggest;
+use super::yaml::{Node, Pos, Scalar, Span};
+
+/// Keys a task may set and `defaults` may set for every task.
+const SETTINGS_KEYS: &[&str] = &[
+    "timeout",
+    "retries",
+    "retry_delay",
+    "backoff",
+    "env",
+    "env_file",
+    "working_dir",
+    "user",
+    "group",
+    "memory_max",
+    "cpu_quota",
+    "nice",
+    "io_weight",
+    "hardening",
+    "service",
+];
+const TASK_ONLY_KEYS: &[&str] = &["run", "exec", "needs", "when", "description"];
+const WORKFLOW_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "schedule",
+    "timezone",
+    "catch_up",
+    "jitter",
+    "overlap",
+    "timeout",
+    "max_parallel",
+    "env",
+    "env_file",
+    "defaults",
+    "tasks",
+];
+const SCHEDULE_KEYS: &[&str] = &["cron", "calendar", "every"];
+
+/// `[Service]` keys that flow writes itself, and the flow key to use instead.
+const OWNED_SERVICE_KEYS: &[(&str, &str)] = &[
+    ("Type", "flow runs every task as `Type=oneshot`"),
+    ("ExecStart", "use `run` or `exec`"),
+    (
+        "RemainAfterExit",
+        "flow needs tasks to return to inactive so runs can repeat",
+    ),
+    (
+        "Restart",
+        "use `retries`: `Restart=` on a oneshot does not hold the tasks that need it",
+    ),
+    ("RestartSec", "use `retry_delay`"),
+    ("TimeoutStartSec", "use `timeout`"),
+    ("TimeoutSec", "use `timeout`"),
+    ("User", "use `user`"),
+    ("Group", "use `group`"),
+    ("WorkingDirectory", "use `working_dir`"),
+    ("Environment", "use `env`"),
+    ("EnvironmentFile", "use `env_file`"),
+    ("MemoryMax", "use `memory_max`"),
+    ("CPUQuota", "use `cpu_quota`"),
+    ("Nice", "use `nice`"),
+    ("IOWeight", "use `io_weight`"),
+];
+
+/// Largest value flow accepts for one environment variable or `exec` argument: the kernel
+/// refuses a single argument or environment string over 128 KiB at exec time.
+pub const MAX_ARG_BYTES: usize = 64 * 1024;
+
+/// A workflow as decoded, before task references are resolved.
+pub struct Parsed {
+    pub workflow: Workflow,
+    /// Per task (same order as `workflow.tasks`): the names it needs, with their positions.
+    pub needs: Vec<Vec<(String, Span)>>,
+    /// Per task: the position of its name.
+    pub task_spans: Vec<Span>,
+    /// Every task name in the file, including tasks that had errors (so that needing one of
+    /// them is not also reported as an unknown task).
+    pub declared: Vec<String>,
+}
+
+/// Decode a parsed YAML document. `default_name` is the file's stem.
+pub fn decode(root: &Node, default_name: &str, diags: &mut Vec<Diagnostic>) -> Option<Parsed> {
+    let mut d = Decoder { diags };
+    d.workflow(root, default_name)
+}
+
+/// Task-level settings as written in `defaults` or a task, before merging.
+#[derive(Default, Clone)]
+struct Settings {
+    timeout: Option<Duration>,
+    retries: Option<u32>,
+    retry_delay: Option<Duration>,
+    backoff: Option<Backoff>,
+    env: Vec<(String, String)>,
+    env_files: Vec<String>,
+    working_dir: Option<String>,
+    user: Option<String>,
+    group: Option<String>,
+    memory_max: Option<String>,
+    cpu_quota: Option<String>,
+    nice: Option<i32>,
+    io_weight: Option<u32>,
+    hardening: Option<Hardening>,
+    service: Vec<(String, String)>,
+}
+
+/// The entries of one mapping, after key checks: `(key, key span, value)`.
+struct Fields<'a> {
+    entries: Vec<(&'a str, Span, &'a Node)>,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, ..)| *k == key)
+            .map(|(_, _, v)| *v)
+    }
+}
+
+struct Decoder<'d> {
+    diags: &'d mut Vec<Diagnostic>,
+}
+
+impl Decoder<'_> {
+    fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::new(span, message));
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    fn type_error(&mut self, node: &Node, what: &str, expected: &str) {
+        let found = node.kind_name();
+        self.error(
+            node.span(),
+            format!("{what} must be {expected}, found {found}"),
+        );
+    }
+
+    /// Check a mapping's keys against `allowed`; report unknown and duplicate keys.
+    /// `other_level` names keys that belong elsewhere, with a hint where.
+    fn fields<'a>(
+        &mut self,
+        node: &'a Node,
+        what: &str,
+        allowed: &[&str],
+        other_level: &[(&[&str], &str)],
+    ) -> Option<Fields<'a>> {
+        let Node::Map(entries, _) = node else {
+            if !node.is_null() || what == "the workflow" {
+                self.type_error(node, what, "a mapping of keys");
+            }
+            return None;
+        };
+        let mut fields = Fields {
+            entries: Vec::with_capacity(entries.len()),
+        };
+        for (key, value) in entries {
+            let Node::Scalar(Scalar { value: k, span, .. }) = key else {
+                self.error(key.span(), format!("keys in {what} must be plain words"));
+                continue;
+            };
+            if !allowed.contains(&k.as_str()) {
+                let mut help = suggest::nearest(k, allowed.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"));
+                for (keys, hint) in other_level {
+                    if keys.contains(&k.as_str()) {
+                        help = Some(hint.replace("{}", k));
+                    }
+                }
+                let help = help.unwrap_or_else(|| format!("valid keys are {}", list(allowed)));
+                self.error(*span, format!("unknown key `{k}` in {what}"))
+                    .help = Some(help);
+                continue;
+            }
+            if let Some((_, first, _)) = fields.entries.iter().find(|(seen, ..)| seen == k) {
+                let line = first.start.line;
+                self.error(*span, format!("key `{k}` appears twice in {what}"))
+                    .help = Some(format!("remove one of them (the first is on line {line})"));
+                continue;
+            }
+            fields.entries.push((k.as_str(), *span, value));
+        }
+        Some(fields)
+    }
+
+    fn workflow(&mut self, root: &Node, default_name: &str) -> Option<Parsed> {
+        let task_hint: &[&str] = TASK_ONLY_KEYS;
+        let fields = self.fields(
+            root,
+            "the workflow",
+            WORKFLOW_KEYS,
+            &[(
+                task_hint,
+                "`{}` belongs to a task: put it under `tasks: NAME:`",
+            )],
+        )?;
+        let name = match fields.get("name") {
+            Some(node) => {
+                self.string(node, "`name`")
+                    .and_then(|n| match names::check_workflow(&n) {
+                        Ok(()) => Some(n),
+                        Err((msg, help)) => {
+                            self.error(node.span(), msg).help = Some(help);
+                            None
+                        }
+                    })
+            }
+            None => match names::check_workflow(default_name) {
+                Ok(()) => Some(default_name.to_string()),
+                Err((msg, help)) => {
+                    self.diags.push(
+                        Diagnostic::new(
+                            None,
+                            format!("the file name gives the workflow its name, but {msg}"),
+                        )
+                        .help(format!("rename the file or set `name:` in it; {help}")),
+                    );
+                    None
+                }
+            },
+        };
+        let description = fields
+            .get("description")
+            .and_then(|n| self.string(n, "`description`"));
+        let timezone = fields.get("timezone").and_then(|n| {
+            let tz = self.string(n, "`timezone`")?;
+            self.schedule_result(n, schedule::timezone::validate(&tz))?;
+            Some(tz)
+        });
+        let schedule = fields.get("schedule").and_then(|n| self.schedule(n));
+        let catch_up = fields
+            .get("catch_up")
+            .and_then(|n| self.bool(n, "`catch_up`"))
+            .unwrap_or(false);
+        let jitter = fields
+            .get("jitter")
+            .and_then(|n| self.duration(n, "`jitter`"));
+        let overlap = fields
+            .get("overlap")
+            .and_then(|n| {
+                self.choice(n, "`overlap`", &Overlap::NAMES, |s| match s {
+                    "skip" => Some(Overlap::Skip),
+                    "queue" => Some(Overlap::Queue),
+                    "replace" => Some(Overlap::Replace),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default();
+        let timeout = fields
+            .get("timeout")
+            .and_then(|n| self.positive_duration(n, "`timeout`"));
+        let max_parallel = fields
+            .get("max_parallel")
+            .and_then(|n| self.integer(n, "`max_parallel`", 1, 10_000))
+            .map(|v| v as u32);
+        self.schedule_consistency(&fields, schedule.as_ref(), timezone.as_deref(), catch_up);
+
+        let mut base = Settings::default();
+        if let Some(n) = fields.get("env") {
+            base.env = self.env(n);
+        }
+        if let Some(n) = fields.get("env_file") {
+            base.env_files = self.env_files(n);
+        }
+        if let Some(n) = fields.get("defaults") {
+            let wf_hint: &[&str] = WORKFLOW_KEYS;
+            if let Some(df) = self.fields(
+                n,
+                "`defaults`",
+                SETTINGS_KEYS,
+                &[
+                    (
+                        TASK_ONLY_KEYS,
+                        "`{}` cannot have a default: set it on each task",
+                    ),
+                    (wf_hint, "`{}` is a workflow key: put it at the top level"),
+                ],
+            ) {
+                let defaults = self.settings(&df);
+                base = merge(&base, &defaults);
+            }
+        }
+
+        let mut tasks = Vec::new();
+        let mut needs = Vec::new();
+        let mut task_spans = Vec::new();
+        let mut declared = Vec::new();
+        match fields.get("tasks") {
+            None => {
+                let end = root.span().start;
+                self.error(
+                    Span {
+                        start: end,
+                        end: Pos {
+                            line: end.line,
+                            col: end.col + 1,
+                        },
+                    },
+                    "the workflow has no `tasks`",
+                )
+                .help = Some(
+                    "add `tasks:` with at least one task, e.g. `tasks: {hello: {run: echo hello}}`"
+                        .into(),
+                );
+            }
+            Some(node) => match node {
+                Node::Map(entries, _) if !entries.is_empty() => {
+                    for (key, value) in entries {
+                        let Node::Scalar(Scalar {
+                            value: tname, span, ..
+                        }) = key
+                        else {
+                            self.error(key.span(), "task names must be plain words");
+                            continue;
+                        };
+                        if let Some(i) = tasks.iter().position(|t: &Task| &t.name == tname) {
+                            let line = task_spans.get(i).map_or(0, |s: &Span| s.start.line);
+                            self.error(*span, format!("task `{tname}` is defined twice"))
+                                .help = Some(format!(
+                                "rename or remove one of them (the first is on line {line})"
+                            ));
+                            continue;
+                        }
+                        declared.push(tname.clone());
+                        if let Err((msg, help)) = names::check_task(tname) {
+                            self.error(*span, msg).help = Some(help);
+                        }
+                        if let Some((task, task_needs)) = self.task(tname, value, &base, *span) {
+                            tasks.push(task);
+                            needs.push(task_needs);
+                            task_spans.push(*span);
+                        }
+                    }
+                }
+                Node::Map(..) => {
+                    self.error(node.span(), "the workflow has no tasks").help = Some(
+                        "add at least one task under `tasks:`, e.g. `hello: {run: echo hello}`"
+                            .into(),
+                    );
+                }
+                other if other.is_null() => {
+                    self.error(other.span(), "the workflow has no tasks").help = Some(
+                        "add at least one task under `tasks:`, e.g. `hello: {run: echo hello}`"
+                            .into(),
+                    );
+                }
+                Node::Seq(..) => {
+                    self.error(
+                        node.span(),
+                        "`tasks` must be a mapping from task name to task, found a list",
+                    )
+                    .help = Some("write `tasks:` then one `name:` per task, not `- name`".into());
+                }
+                other => self.type_error(other, "`tasks`", "a mapping from task name to task"),
+            },
+        }
+
+        Some(Parsed {
+            workflow: Workflow {
+                name: name?,
+                description,
+                schedule,
+                timezone,
+                catch_up,
+                jitter,
+                overlap,
+                timeout,
+                max_parallel,
+                tasks,
+            },
+            needs,
+            task_spans,
+            declared,
+        })
+    }
+
+    fn schedule_consistency(
+        &mut self,
+        fields: &Fields<'_>,
+        schedule: Option<&Schedule>,
+        tz: Option<&str>,
+        catch_up: bool,
+    ) {
+        let span_of = |key: &str| {
+            fields
+                .entries
+                .iter()
+                .find(|(k, ..)| *k == key)
+                .map(|(_, s, _)| *s)
+        };
+        for key in ["catch_up", "jitter", "timezone"] {
+            if schedule.is_none()
+                && fields.get(key).is_some()
+                && let Some(span) = span_of(key)
+            {
+                self.error(span, format!("`{key}` needs a `schedule`")).help =
+                    Some("add a `schedule:` or remove this key".into());
+            }
+        }
+        match schedule {
+            Some(Schedule::Every(_)) | Some(Schedule::Reboot) => {
+                if let Some(span) = span_of("timezone") {
+                    self.error(
+                        span,
+                        "`timezone` applies to calendar and cron schedules only",
+                    )
+                    .help = Some("remove `timezone`".into());
+                }
+                if catch_up && let Some(span) = span_of("catch_up") {
+                    self.error(
+                        span,
+                        "`catch_up` applies to calendar and cron schedules only",
+                    )
+                    .help = Some(
+                        "remove `catch_up`: interval and @reboot schedules have no missed times"
+                            .into(),
+                    );
+                }
+            }
+            Some(Schedule::Calendar(expr)) if tz.is_some() => {
+                if schedule::calendar::validate(expr).is_ok_and(|info| info.has_timezone)
+                    && let Some(span) = span_of("timezone")
+                {
+                    self.error(span, "the calendar expression already names a time zone")
+                        .help =
+                        Some("remove `timezone`, or the zone at the end of the expression".into());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn schedule(&mut self, node: &Node) -> Option<Schedule> {
+        let (kind, value) = match node {
+            Node::Scalar(_) => ("cron", node),
+            Node::Map(..) => {
+                let fields = self.fields(node, "`schedule`", SCHEDULE_KEYS, &[])?;
+                if fields.entries.len() != 1 {
+                    self.error(
+                        node.span(),
+                        "`schedule` must have exactly one of `cron`, `calendar` or `every`",
+                    );
+                    return None;
+                }
+                let (k, _, v) = fields.entries[0];
+                (k, v)
+            }
+            other => {
+                self.type_error(
+                    other,
+                    "`schedule`",
+                    "a cron expression or one of `{calendar: ...}`, `{every: ...}`",
+                );
+                return None;
+            }
+        };
+        let text = self.string(value, "`schedule`")?;
+        match kind {
+            "every" => {
+                let d = self.positive_duration(value, "`every`")?;
+                Some(Schedule::Every(d))
+            }
+            "calendar" => {
+                self.schedule_result(value, schedule::calendar::validate(&text))?;
+                Some(Schedule::Calendar(text))
+            }
+            _ => match self.schedule_result(value, schedule::cron::translate(&text))? {
+                schedule::cron::CronSchedule::Reboot => Some(Schedule::Reboot),
+                schedule::cron::CronSchedule::Calendars(calendars) => Some(Schedule::Cron {
+                    expr: text,
+                    calendars,
+                }),
+            },
+        }
+    }
+
+    /// Report a schedule error at its exact place in the scalar when the scalar is written
+    /// on one line as-is (plain), else at the whole scalar.
+    fn schedule_result<T>(&mut self, node: &Node, result: Result<T, ScheduleError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut span = node.span();
+                if let Node::Scalar(s) = node {
+                    let quote = usize::from(!s.plain);
+                    if s.span.start.line == s.span.end.line {
+                        let col = s.span.start.col
+                            + quote
+                            + s.value.get(..e.offset).map_or(0, |p| p.chars().count());
+                        let len = s
+                            .value
+                            .get(e.offset..e.offset + e.len)
+                            .map_or(1, |p| p.chars().count().max(1));
+                        span = Span {
+                            start: Pos {
+                                line: span.start.line,
+                                col,
+                            },
+                            end: Pos {
+                                line: span.start.line,
+                                col: col + len,
+                            },
+                        };
+                    }
+                }
+                self.error(span, e.message).help = e.help;
+                None
+            }
+        }
+    }
+
+    fn task(
+        &mut self,
+        name: &str,
+        node: &Node,
+        base: &Settings,
+        name_span: Span,
+    ) -> Option<(Task, Vec<(String, Span)>)> {
+        let what = format!("task `{name}`");
+        let wf_hint: &[&str] = WORKFLOW_KEYS;
+        // A bare string is a shorthand for `run:`.
+        if let Node::Scalar(s) = node
+            && !node.is_null()
+        {
+            return Some((
+                base_task(name, Command::Shell(s.value.clone()), base),
+                Vec::new(),
+            ));
+        }
+        let allowed: Vec<&str> = TASK_ONLY_KEYS
+            .iter()
+            .chain(SETTINGS_KEYS)
+            .copied()
+            .collect();
+        let Some(fields) = self.fields(
+            node,
+            &what,
+            &allowed,
+            &[(wf_hint, "`{}` is a workflow key: put it at the top level")],
+        ) else {
+            if node.is_null() {
+                self.error(name_span, format!("{what} has nothing to run"))
+                    .help =
+                    Some("give it `run: <shell command>` or `exec: [program, args...]`".into());
+            }
+            return None;
+        };
+        let command = match (fields.get("run"), fields.get("exec")) {
+            (Some(_), Some(exec)) => {
+                self.error(exec.span(), format!("{what} has both `run` and `exec`"))
+                    .help = Some(
+                    "keep one: `run` for a shell command, `exec` for a program and its arguments"
+                        .into(),
+                );
+                None
+            }
+            (Some(run), None) => self.string(run, "`run`").and_then(|script| {
+                if script.trim().is_empty() {
+                    self.error(run.span(), "`run` is empty").help =
+                        Some("write the shell command to run".into());
+                    return None;
+                }
+                if script.contains('\0') {
+                    self.error(run.span(), "`run` contains a NUL character");
+                    return None;
+                }
+                Some(Command::Shell(script))
+            }),
+            (None, Some(exec)) => self.exec(exec).map(Command::Exec),
+            (None, None) => {
+                self.error(name_span, format!("{what} has nothing to run"))
+                    .help =
+                    Some("give it `run: <shell command>` or `exec: [program, args...]`".into());
+                None
+            }
+        };
+        let needs = match fields.get("needs") {
+            None => Vec::new(),
+            Some(n) => self.names_list(n, "`needs`"),
+        };
+        let when = fields
+            .get("when")
+            .and_then(|n| {
+                self.choice(n, "`when`", &When::NAMES, |s| match s {
+                    "all_success" => Some(When::AllSuccess),
+                    "always" => Some(When::Always),
+                    "on_failure" => Some(When::OnFailure),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default();
+        let description = fields
+            .get("description")
+            .and_then(|n| self.string(n, "`description`"));
+        let own = self.settings(&fields);
+        // A task whose command is wrong still takes part in the graph checks; the error is
+        // already recorded, so nothing is emitted from this placeholder.
+        let command = command.unwrap_or(Command::Shell(String::new()));
+        let mut task = base_task(name, command, &merge(base, &own));
+        task.when = when;
+        task.description = description;
+        Some((task, needs))
+    }
+
+    fn settings(&mut self, f: &Fields<'_>) -> Settings {
+        let mut s = Settings {
+            timeout: f
+                .get("timeout")
+                .and_then(|n| self.positive_duration(n, "`timeout`")),
+            retries: f
+                .get("retries")
+                .and_then(|n| self.integer(n, "`retries`", 0, 100))
+                .map(|v| v as u32),
+            retry_delay: f
+                .get("retry_delay")
+                .and_then(|n| self.duration(n, "`retry_delay`")),
+            backoff: f.get("backoff").and_then(|n| {
+                self.choice(n, "`backoff`", &Backoff::NAMES, |s| match s {
+                    "fixed" => Some(Backoff::Fixed),
+                    "exponential" => Some(Backoff::Exponential),
+                    _ => None,
+                })
+            }),
+            hardening: f.get("hardening").and_then(|n| {
+                self.choice(n, "`hardening`", &Hardening::NAMES, |s| match s {
+                    "none" => Some(Hardening::None),
+                    "basic" => Some(Hardening::Basic),
+                    "strict" => Some(Hardening::Strict),
+                    _ => None,
+                })
+            }),
+            nice: f
+                .get("nice")
+                .and_then(|n| self.integer(n, "`nice`", -20, 19))
+                .map(|v| v as i32),
+            io_weight: f
+                .get("io_weight")
+                .and_then(|n| self.integer(n, "`io_weight`", 1, 10_000))
+                .map(|v| v as u32),
+            ..Settings::default()
+        };
+        if let Some(n) = f.get("env") {
+            s.env = self.env(n);
+        }
+        if let Some(n) = f.get("env_file") {
+            s.env_files = self.env_files(n);
+        }
+        if let Some(n) = f.get("service") {
+            s.service = self.service(n);
+        }
+        s.working_dir = f.get("working_dir").and_then(|n| {
+            let dir = self.string(n, "`working_dir`")?;
+            if dir == "~" || (dir.starts_with('/') && !dir.contains(['\n', '\0'])) {
+                Some(dir)
+            } else {
+                self.error(
+                    n.span(),
+                    format!("`working_dir` must be an absolute path, found `{dir}`"),
+                )
+                .help = Some(
+                    "start it with `/`, e.g. `/home/pi`, or write `~` for the user's home".into(),
+                );
+                None
+            }
+        });
+        for (key, slot) in [("user", &mut s.user), ("group", &mut s.group)] {
+            *slot = f.get(key).and_then(|n| {
+                let v = self.string(n, &format!("`{key}`"))?;
+                if names::is_valid_account(&v) {
+                    Some(v)
+                } else {
+                    self.error(n.span(), format!("`{v}` is not a valid {key} name"))
+                        .help = Some(format!(
+                        "use an existing {key} name like `pi` or a numeric id"
+                    ));
+                    None
+                }
+            });
+        }
+        s.memory_max = f.get("memory_max").and_then(|n| {
+            let v = self.string(n, "`memory_max`")?;
+            if is_memory_size(&v) {
+                Some(v)
+            } else {
+                self.error(n.span(), format!("`{v}` is not a memory size"))
+                    .help = Some("write bytes with a K, M, G or T suffix (powers of 1024) like `512M`, or a share of RAM like `50%`".into());
+                None
+            }
+        });
+        s.cpu_quota = f.get("cpu_quota").and_then(|n| {
+            let v = self.string(n, "`cpu_quota`")?;
+            match v.strip_suffix('%').map(str::parse::<u32>) {
+                Some(Ok(p)) if p > 0 => Some(v),
+                _ => {
+                    self.error(n.span(), format!("`{v}` is not a CPU quota"))
+                        .help = Some(
+                        "write a percentage of one CPU, e.g. `50%`; `200%` is two full CPUs".into(),
+                    );
+                    None
+                }
+            }
+        });
+        s
+    }
+
+    fn exec(&mut self, node: &Node) -> Option<Vec<String>> {
+        let Node::Seq(items, _) = node else {
+            self.type_error(node, "`exec`", "a list: the program, then its arguments");
+            return None;
+        };
+        if items.is_empty() {
+            self.error(node.span(), "`exec` is empty").help = Some(
+                "write the program and its arguments, e.g. `[/usr/bin/rsync, -a, /src, /dst]`"
+                    .into(),
+            );
+            return None;
+        }
+        let mut argv = Vec::with_capacity(items.len());
+        for item in items {
+            let arg = self.string(item, "each `exec` item")?;
+            if arg.contains('\0') {
+                self.error(item.span(), "an `exec` argument contains a NUL character");
+                return None;
+            }
+            if arg.len() > MAX_ARG_BYTES {
+                self.error(
+                    item.span(),
+                    format!(
+                        "this argument is {} bytes; the limit is {MAX_ARG_BYTES}",
+                        arg.len()
+                    ),
+                )
+                .help = Some("put large data in a file and pass its path".into());
+                return None;
+            }
+            argv.push(arg);
+        }
+        if argv[0].is_empty() || argv[0].contains(char::is_whitespace) {
+            self.error(
+                items[0].span(),
+                "the first `exec` item must be a program name or path",
+            )
+            .help = Some("for a shell command line, use `run` instead of `exec`".into());
+            return None;
+        }
+        Some(argv)
+    }
+
+    fn env(&mut self, node: &Node) -> Vec<(String, String)> {
+        let Node::Map(entries, _) = node else {
+            self.type_error(node, "`env`", "a mapping of variable names to values");
+            return Vec::new();
+        };
+        let mut env: Vec<(String, String)> = Vec::new();
+        for (k, v) in entries {
+            let Some(name) = self.string(k, "an `env` name") else {
+                continue;
+            };
+            if !names::is_env_name(&name) {
+                self.error(
+                    k.span(),
+                    format!("`{name}` is not a valid environment variable name"),
+                )
+                .help = Some("use letters, digits and `_`, not starting with a digit".into());
+                continue;
+            }
+            let value = if v.is_null() {
+                Some(String::new())
+            } else {
+                self.string(v, &format!("`env.{name}`"))
+            };
+            let Some(value) = value else { continue };
+            if value.contains('\0') || value.len() > MAX_ARG_BYTES {
+                self.error(
+                    v.span(),
+                    format!("`{name}` is too large or contains a NUL character"),
+                )
+                .help = Some(format!(
+                    "keep values under {MAX_ARG_BYTES} bytes; put large data in a file"
+                ));
+                continue;
+            }
+            if env.iter().any(|(n, _)| *n == name) {
+                self.error(k.span(), format!("`{name}` is set twice in `env`"));
+                continue;
+            }
+            env.push((name, value));
+        }
+        env
+    }
+
+    fn env_files(&mut self, node: &Node) -> Vec<String> {
+        let items: Vec<&Node> = match node {
+            Node::Seq(items, _) => items.iter().collect(),
+            other => vec![other],
+        };
+        items
+            .into_iter()
+            .filter_map(|n| {
+                let path = self.string(n, "`env_file`")?;
+                let bare = path.strip_prefix('-').unwrap_or(&path);
+                if bare.starts_with('/') && !path.contains(['\n', '\0']) {
+                    Some(path)
+                } else {
+                    self.error(n.span(), format!("`env_file` must be an absolute path, found `{path}`"))
+                        .help = Some("e.g. `/etc/flow/backup.env`; start it with `-` to allow the file to be missing".into());
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn service(&mut self, node: &Node) -> Vec<(String, String)> {
+        let Node::Map(entries, _) = node else {
+            self.type_error(
+                node,
+                "`service`",
+                "a mapping of systemd `[Service]` keys to values",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let Some(key) = self.string(k, "a `service` key") else {
+                continue;
+            };
+            if let Some((_, instead)) = OWNED_SERVICE_KEYS.iter().find(|(owned, _)| *owned == key) {
+                self.error(k.span(), format!("flow sets `{key}` itself"))
+                    .help = Some((*instead).to_string());
+                continue;
+            }
+            if !SERVICE_KEYS.contains(&key.as_str()) {
+                let help = suggest::nearest(&key, SERVICE_KEYS.iter().copied()).map_or_else(
+                    || {
+                        "see systemd.exec(5), systemd.service(5) and systemd.resource-control(5)"
+                            .to_string()
+                    },
+                    |s| format!("did you mean `{s}`?"),
+                );
+                self.error(k.span(), format!("`{key}` is not a systemd [Service] key"))
+                    .help = Some(help);
+                continue;
+            }
+            let values: Vec<&Node> = match v {
+                Node::Seq(items, _) => items.iter().collect(),
+                other => vec![other],
+            };
+            for value in values {
+                let Some(text) = self.string(value, &format!("`service.{key}`")) else {
+                    continue;
+                };
+                if text.contains(['\n', '\r', '\0']) {
+                    self.error(value.span(), format!("`service.{key}` must be one line"));
+                    continue;
+                }
+                out.push((key.clone(), text));
+            }
+        }
+        out
+    }
+
+    fn names_list(&mut self, node: &Node, what: &str) -> Vec<(String, Span)> {
+        let items: Vec<&Node> = match node {
+            Node::Seq(items, _) => items.iter().collect(),
+            Node::Scalar(_) if !node.is_null() => vec![node],
+            _ => {
+                self.type_error(node, what, "a list of task names");
+                return Vec::new();
+            }
+        };
+        items
+            .into_iter()
+            .filter_map(|n| {
+                self.string(n, "a task name in `needs`")
+                    .map(|s| (s, n.span()))
+            })
+            .collect()
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node {
+            Node::Scalar(s) if !node.is_null() => Some(s.value.clone()),
+            _ => {
+                self.type_error(node, what, "a string");
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node {
+            Node::Scalar(s) if s.plain => {
+                let v = super::yaml::parse_bool(&s.value);
+                if v.is_none() {
+                    self.type_error(node, what, "`true` or `false`");
+                }
+                v
+            }
+            _ => {
+                self.type_error(node, what, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
+        let value = match node {
+            Node::Scalar(s) if s.plain => s.value.parse::<i64>().ok(),
+            _ => None,
+        };
+        match value {
+            Some(v) if (min..=max).contains(&v) => Some(v),
+            Some(v) => {
+                self.error(
+                    node.span(),
+                    format!("{what} must be between {min} and {max}, found {v}"),
+                );
+                None
+            }
+            None => {
+                self.type_error(node, what, "a whole number");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = match node {
+            Node::Scalar(s) if !node.is_null() => s.value.clone(),
+            _ => {
+                self.type_error(node, what, "a duration like `30s` or `5m`");
+                return None;
+            }
+        };
+        match duration::parse(&text) {
+            Ok(d) => Some(d),
+            Err(msg) => {
+                self.error(node.span(), format!("{what}: {msg}")).help =
+                    Some(duration::HELP.into());
+                None
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let d = self.duration(node, what)?;
+        if d.is_zero() {
+            let help = if what == "`every`" {
+                "write an interval such as `15m` or `1h`"
+            } else {
+                "leave the key out for no limit"
+            };
+            self.error(node.span(), format!("{what} must be longer than zero"))
+                .help = Some(help.into());
+            return None;
+        }
+        Some(d)
+    }
+
+    fn choice<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        names: &[&str],
+        pick: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let text = self.string(node, what)?;
+        let v = pick(&text);
+        if v.is_none() {
+            let help = suggest::nearest(&text, names.iter().copied()).map_or_else(
+                || format!("use one of {}", list(names)),
+                |s| format!("did you mean `{s}`?"),
+            );
+            self.error(
+                node.span(),
+                format!("{what} must be one of {}, found `{text}`", list(names)),
+            )
+            .help = Some(help);
+        }
+        v
+    }
+}
+
+fn base_task(name: &str, command: Command, s: &Settings) -> Task {
+    Task {
+        name: name.to_string(),
+        description: None,
+        command,
+        needs: Vec::new(),
+        when: When::AllSuccess,
+        timeout: s.timeout,
+        retries: s.retries.unwrap_or(0),
+        retry_delay: s.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
+        backoff: s.backoff.unwrap_or_default(),
+        env: s.env.clone(),
+        env_files: s.env_files.clone(),
+        working_dir: s.working_dir.clone(),
+        user: s.user.clone(),
+        group: s.group.clone(),
+        memory_max: s.memory_max.clone(),
+        cpu_quota: s.cpu_quota.clone(),
+        nice: s.nice,
+        io_weight: s.io_weight,
+        hardening: s.hardening.unwrap_or_default(),
+        service: s.service.clone(),
+    }
+}
+
+/// The delay before a retry when `retry_delay` is not set.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// `over` wins; `env` and `service` merge by name; `env_file`s accumulate.
+fn merge(base: &Settings, over: &Settings) -> Settings {
+    let mut env = base.env.clone();
+    for (k, v) in &over.env {
+        match env.iter_mut().find(|(n, _)| n == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
+    }
+    let overridden: Vec<&str> = over.service.iter().map(|(k, _)| k.as_str()).collect();
+    let mut service: Vec<(String, String)> = base
+        .service
+        .iter()
+        .filter(|(k, _)| !overridden.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    service.extend(over.service.iter().cloned());
+    Settings {
+        timeout: over.timeout.or(base.timeout),
+        retries: over.retries.or(base.retries),
+        retry_delay: over.retry_delay.or(base.retry_delay),
+        backoff: over.backoff.or(base.backoff),
+        env,
+        env_files: base
+            .env_files
+            .iter()
+            .chain(&over.env_files)
+            .cloned()
+            .collect(),
+        working_dir: over
+            .working_dir
+            .clone()
+            .or_else(|| base.working_dir.clone()),
+        user: over.user.clone().or_else(|| base.user.clone()),
+        group: over.group.clone().or_else(|| base.group.clone()),
+        memory_max: over.memory_max.clone().or_else(|| base.memory_max.clone()),
+        cpu_quota: over.cpu_quota.clone().or_else(|| base.cpu_quota.clone()),
+        nice: over.nice.or(base.nice),
+        io_weight: over.io_weight.or(base.io_weight),
+        hardening: over.hardening.or(base.hardening),
+        service,
+    }
+}
+
+/// systemd's memory sizes: bytes with an optional K/M/G/T suffix (base 1024), a
+/// percentage, or `infinity`.
+fn is_memory_size(v: &str) -> bool {
+    if v == "infinity" {
+        return true;
+    }
+    if let Some(p) = v.strip_suffix('%') {
+        return p.parse::<f64>().is_ok_and(|p| p > 0.0 && p <= 100.0);
+    }
+    let number = v.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(v);
+    !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && number.parse::<f64>().is_ok_and(|n| n > 0.0)
+}
+
+/// `a`, `b` or `c` as "`a`, `b`, `c`".
+fn list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,349 @@
+//! Runs as systemd sees them: the installed workflow read back from its unit files, a run
+//! started and followed live over D-Bus, and the state of the last run read from unit
+//! properties. Works without the supervisor.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::compiler::names;
+use crate::install::InstalledFile;
+use crate::systemd::watch::{Event, unit_path};
+use crate::systemd::{JobResult, Systemd, SystemdError, UnitState};
+
+/// A workflow as installed: read from its generated unit files, not from the YAML (which
+/// may have changed since it was applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledWorkflow {
+    pub name: String,
+    pub source: String,
+    pub tasks: Vec<TaskInfo>,
+    /// The timer, when the workflow has a schedule, and the schedule as written.
+    pub timer: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    pub name: String,
+    pub unit: String,
+    /// Names of the tasks it needs.
+    pub needs: Vec<String>,
+    pub when: String,
+}
+
+impl InstalledWorkflow {
+    pub fn run_unit(&self) -> String {
+        names::run_unit(&self.name)
+    }
+
+    pub fn begin_unit(&self) -> String {
+        names::begin_unit(&self.name)
+    }
+}
+
+/// Every installed workflow, by name.
+pub fn installed_workflows(files: &BTreeMap<String, InstalledFile>) -> Vec<InstalledWorkflow> {
+    let mut names: Vec<&str> = files
+        .keys()
+        .filter_map(|f| names::workflow_of_file(f))
+        .collect();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| installed_workflow(files, n))
+        .collect()
+}
+
+/// One installed workflow, if its run unit is there.
+pub fn installed_workflow(
+    files: &BTreeMap<String, InstalledFile>,
+    name: &str,
+) -> Option<InstalledWorkflow> {
+    let run = files.get(&names::run_unit(name))?;
+    let prefix = format!("flow-{name}--");
+    // Task order: as the run unit lists them, which is the YAML's order.
+    let units: Vec<String> = values(&run.contents, "Wants")
+        .filter(|u| u.starts_with(&prefix))
+        .collect();
+    let tasks = units
+        .iter()
+        .filter_map(|unit| {
+            let file = files.get(unit)?;
+            let task = unit
+                .strip_prefix(&prefix)?
+                .strip_suffix(".service")?
+                .to_string();
+            let needs = values(&file.contents, "Requires")
+                .chain(values(&file.contents, "Wants"))
+                .filter_map(|u| {
+                    u.strip_prefix(&prefix)?
+                        .strip_suffix(".service")
+                        .map(str::to_string)
+                })
+                .collect();
+            let when = values(&file.contents, "When")
+                .next()
+                .unwrap_or_else(|| "all_success".into());
+            Some(TaskInfo {
+                name: task,
+                unit: unit.clone(),
+                needs,
+                when,
+            })
+        })
+        .collect();
+    let timer = files.get(&names::timer_unit(name)).map(|t| {
+        let schedule = values(&t.contents, "Cron")
+            .chain(values(&t.contents, "Calendar"))
+            .chain(values(&t.contents, "Every").map(|e| format!("every {e}")))
+            .next()
+            .unwrap_or_default();
+        (names::timer_unit(name), schedule)
+    });
+    Some(InstalledWorkflow {
+        name: name.to_string(),
+        source: run.source.clone(),
+        tasks,
+        timer,
+    })
+}
+
+/// The values of `key=` lines in a unit file.
+fn values<'a>(contents: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    contents
+        .lines()
+        .filter_map(move |l| l.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
+}
+
+/// What became of a task in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    Pending,
+    Running,
+    Succeeded,
+    /// Exited with this status.
+    Failed(i32),
+    Killed(i32),
+    TimedOut,
+    OutOfMemory,
+    /// Not run: a task it needs did not succeed.
+    UpstreamFailed,
+    /// Not run because its condition was not met (an `on_failure` task when all succeeded).
+    Skipped,
+    Canceled,
+    /// No record of it in the last run.
+    Unknown,
+}
+
+impl TaskState {
+    pub fn label(&self) -> String {
+        match self {
+            TaskState::Pending => "pending".into(),
+            TaskState::Running => "running".into(),
+            TaskState::Succeeded => "succeeded".into(),
+            TaskState::Failed(code) => format!("failed (exit {code})"),
+            TaskState::Killed(sig) => format!("failed (signal {sig})"),
+            TaskState::TimedOut => "timed out".into(),
+            TaskState::OutOfMemory => "failed (out of memory)".into(),
+            TaskState::UpstreamFailed => "skipped (upstream failed)".into(),
+            TaskState::Skipped => "skipped (not needed)".into(),
+            TaskState::Canceled => "canceled".into(),
+            TaskState::Unknown => "-".into(),
+        }
+    }
+
+    pub fn is_final(&self) -> bool {
+        !matches!(self, TaskState::Pending | TaskState::Running)
+    }
+
+    /// Whether the run can still count as succeeded with this task in this state.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, TaskState::Succeeded | TaskState::Skipped)
+    }
+
+    /// The short machine name, for `--json`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed(_) | TaskState::Killed(_) => "failed",
+            TaskState::TimedOut => "timeout",
+            TaskState::OutOfMemory => "out_of_memory",
+            TaskState::UpstreamFailed => "upstream_failed",
+            TaskState::Skipped => "skipped",
+            TaskState::Canceled => "canceled",
+            TaskState::Unknown => "unknown",
+        }
+    }
+}
+
+/// A task's state from its unit's properties after its start job ended.
+pub fn finished_state(job: &JobResult, unit: &UnitState) -> TaskState {
+    match job {
+        JobResult::Dependency => TaskState::UpstreamFailed,
+        JobResult::Canceled => TaskState::Canceled,
+        JobResult::Skipped => TaskState::Skipped,
+        JobResult::Timeout => TaskState::TimedOut,
+        _ => state_from_result(unit),
+    }
+}
+
+fn state_from_result(unit: &UnitState) -> TaskState {
+    match unit.result.as_deref() {
+        Some("success") => TaskState::Succeeded,
+        Some("exec-condition") | Some("condition") => TaskState::Skipped,
+        Some("timeout") => TaskState::TimedOut,
+        Some("oom-kill") => TaskState::OutOfMemory,
+        Some("signal") | Some("core-dump") => {
+            if unit.exec_main_status == 9 && unit.exec_main_code == 2 {
+                // The kernel's OOM killer sends SIGKILL; systemd 252 reports `signal`.
+                TaskState::Killed(9)
+            } else {
+                TaskState::Killed(unit.exec_main_status)
+            }
+        }
+        Some("exit-code") => TaskState::Failed(unit.exec_main_status),
+        Some(_) => TaskState::Failed(unit.exec_main_status),
+        None => TaskState::Unknown,
+    }
+}
+
+/// One task's record in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRun {
+    pub name: String,
+    pub state: TaskState,
+    pub started: Option<Instant>,
+    pub duration: Option<Duration>,
+    pub invocation_id: Option<String>,
+}
+
+/// Start a run and follow it until every task reached a final state; `progress` is called
+/// at each change with the task's index. A run already going is joined, not restarted.
+pub fn start_and_follow(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+    mut progress: impl FnMut(usize, &TaskRun),
+) -> Result<Vec<TaskRun>, SystemdError> {
+    let mut runs: Vec<TaskRun> = wf
+        .tasks
+        .iter()
+        .map(|t| TaskRun {
+            name: t.name.clone(),
+            state: TaskState::Pending,
+            started: None,
+            duration: None,
+            invocation_id: None,
+        })
+        .collect();
+    // Keep every task's state readable after it ends (systemd unloads unreferenced units).
+    for t in &wf.tasks {
+        sd.ref_unit(&t.unit)?;
+    }
+    let paths: Vec<String> = wf.tasks.iter().map(|t| unit_path(&t.unit)).collect();
+    let mut watch = sd.watch()?;
+    let run_unit = wf.run_unit();
+    sd.start_unit_no_wait(&run_unit)?;
+    while let Some(event) = watch.next_event() {
+        match event {
+            Event::ActiveState { unit_path, state } => {
+                if let Some(i) = paths.iter().position(|p| *p == unit_path)
+                    && state == "activating"
+                    && runs[i].state == TaskState::Pending
+                {
+                    runs[i].state = TaskState::Running;
+                    runs[i].started = Some(Instant::now());
+                    progress(i, &runs[i]);
+                }
+            }
+            Event::JobRemoved { unit, result } => {
+                if unit == run_unit {
+                    break;
+                }
+                let Some(i) = wf.tasks.iter().position(|t| t.unit == unit) else {
+                    continue;
+                };
+                let state = sd.unit_state(&unit)?;
+                runs[i].state = finished_state(&result, &state);
+                runs[i].duration = runs[i].started.map(|s| s.elapsed());
+                if runs[i].state != TaskState::UpstreamFailed
+                    && runs[i].state != TaskState::Canceled
+                {
+                    runs[i].invocation_id = state.invocation_id.clone();
+                }
+                progress(i, &runs[i]);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The state of each task in the current or last run, from systemd alone. A task that did
+/// not start since the run began did not run in it.
+pub fn last_run(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+) -> Result<Vec<(TaskRun, UnitState)>, SystemdError> {
+    let run = sd.unit_state(&wf.run_unit())?;
+    let begin = sd.unit_state(&wf.begin_unit())?;
+    let running = run.active_state == "activating" || has_job(sd, &wf.run_unit())?;
+    let run_start = begin.exec_main_start_timestamp;
+    let mut out = Vec::with_capacity(wf.tasks.len());
+    for t in &wf.tasks {
+        let unit = sd.unit_state(&t.unit)?;
+        let in_this_run = match (
+            unit.exec_main_start_timestamp
+                .or(unit.inactive_exit_timestamp),
+            run_start,
+        ) {
+            (Some(started), Some(begun)) => started >= begun,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let state = if unit.active_state == "activating" || unit.active_state == "deactivating" {
+            TaskState::Running
+        } else if in_this_run {
+            state_from_result(&unit)
+        } else if running {
+            TaskState::Pending
+        } else if unit.result.is_some() && run_start.is_some() {
+            TaskState::UpstreamFailed
+        } else {
+            TaskState::Unknown
+        };
+        let duration = match (
+            unit.exec_main_start_timestamp,
+            unit.exec_main_exit_timestamp,
+        ) {
+            (Some(a), Some(b)) if in_this_run && b >= a => Some(Duration::from_micros(b - a)),
+            _ => None,
+        };
+        let invocation_id = if in_this_run {
+            unit.invocation_id.clone()
+        } else {
+            None
+        };
+        out.push((
+            TaskRun {
+                name: t.name.clone(),
+                state,
+                started: None,
+                duration,
+                invocation_id,
+            },
+            unit,
+        ));
+    }
+    Ok(out)
+}
+
+fn has_job(sd: &Systemd, unit: &str) -> Result<bool, SystemdError> {
+    Ok(sd.list_jobs()?.iter().any(|j| j.unit == unit))
+}
+
+/// Read the installed workflow `name` from `dir`.
+pub fn load(dir: &Path, name: &str) -> Result<Option<InstalledWorkflow>, std::io::Error> {
+    let files = crate::install::installed(dir)?;
+    Ok(installed_workflow(&files, name))
+}

@@ -1,0 +1,612 @@
+//! A small client for the systemd manager over D-Bus.
+//!
+//! It covers what flow needs and nothing more: reload, start/stop a unit and wait for the
+//! job's result, enable/disable unit files, and read the state of a unit. It works the same
+//! against the host's system bus, a user's session bus, or a sandbox's bus given by address
+//! (see [`crate::sandbox::Sandbox::bus_address`]).
+//!
+//! Waiting for a job is event-driven: the `JobRemoved` stream is opened before the job is
+//! queued, so a job that finishes at once is never missed.
+//!
+//! systemd unloads a unit as soon as it is inactive and nothing references it, and with
+//! it goes everything about its last run (`Result`, exit status, `InvocationID`,
+//! timestamps): a finished oneshot looks as if it never ran. Starting a unit through this
+//! client therefore pins it first (`RefUnit`); the pin lasts as long as the connection, or
+//! until [`Systemd::unref_unit`].
+
+mod proxy;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use zbus::blocking::Connection;
+use zbus::proxy::CacheProperties;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+use proxy::ManagerProxy;
+
+const SERVICE: &str = "org.freedesktop.systemd1";
+/// How long one method call may take. Calls return quickly (a start returns a job path, not
+/// the job's end); only a wedged manager exceeds this, and then an error beats hanging.
+const METHOD_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Which manager to talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The system manager, over the system bus.
+    System,
+    /// The calling user's manager, over the session bus.
+    User,
+    /// A bus at a D-Bus address, such as `unix:path=/run/dbus/system_bus_socket`.
+    Address(String),
+}
+
+impl fmt::Display for Bus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bus::System => f.write_str("system bus"),
+            Bus::User => f.write_str("user (session) bus"),
+            Bus::Address(a) => write!(f, "bus at {a}"),
+        }
+    }
+}
+
+/// What went wrong talking to systemd. Messages say what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdError {
+    #[error(
+        "cannot reach systemd's {bus}: {error}\n  \
+         is systemd running as PID 1? (`flow try` runs workflows in a throwaway systemd)"
+    )]
+    Connect { bus: Bus, error: Box<zbus::Error> },
+    #[error("systemd has no unit named {name}: check the name, or write the unit file and reload")]
+    NoSuchUnit { name: String },
+    #[error(
+        "systemd denied {action}: {message}\n  run as root (sudo ...), or use --user for your own units"
+    )]
+    AccessDenied { action: String, message: String },
+    #[error("systemd refused {action}: {message}")]
+    Refused { action: String, message: String },
+    #[error("talking to systemd failed during {action}: {error}")]
+    Bus {
+        action: String,
+        error: Box<zbus::Error>,
+    },
+    #[error(
+        "the connection to systemd closed while waiting for {action}\n  \
+         did the manager exit or restart?"
+    )]
+    Disconnected { action: String },
+}
+
+impl SystemdError {
+    fn from_call(action: impl Into<String>, error: zbus::Error) -> SystemdError {
+        let action = action.into();
+        if let zbus::Error::MethodError(name, message, _) = &error {
+            let message = message.clone().unwrap_or_default();
+            return match name.as_str() {
+                "org.freedesktop.systemd1.NoSuchUnit" => SystemdError::NoSuchUnit {
+                    name: unit_in(&action),
+                },
+                "org.freedesktop.DBus.Error.AccessDenied"
+                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
+                    SystemdError::AccessDenied { action, message }
+                }
+                _ => SystemdError::Refused { action, message },
+            };
+        }
+        SystemdError::Bus {
+            action,
+            error: Box::new(error),
+        }
+    }
+}
+
+/// The unit named inside an action string such as `start foo.service`.
+fn unit_in(action: &str) -> String {
+    action.rsplit(' ').next().unwrap_or(action).to_string()
+}
+
+/// How a job ended, as systemd reports it in `JobRemoved`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    Done,
+    Canceled,
+    Timeout,
+    Failed,
+    /// A unit this one `Requires=` failed; this unit did not run.
+    Dependency,
+    /// A condition was not met (or the job did not apply); the unit did not run.
+    Skipped,
+    Invalid,
+    Assert,
+    Unsupported,
+    Collected,
+    Once,
+    /// A result this version of flow does not know (newer systemd).
+    Other(String),
+}
+
+impl JobResult {
+    /// Parses systemd's result string; unknown strings are kept in [`JobResult::Other`].
+    pub fn parse(s: &str) -> JobResult {
+        match s {
+            "done" => JobResult::Done,
+            "canceled" => JobResult::Canceled,
+            "timeout" => JobResult::Timeout,
+            "failed" => JobResult::Failed,
+            "dependency" => JobResult::Dependency,
+            "skipped" => JobResult::Skipped,
+            "invalid" => JobResult::Invalid,
+            "assert" => JobResult::Assert,
+            "unsupported" => JobResult::Unsupported,
+            "collected" => JobResult::Collected,
+            "once" => JobResult::Once,
+            other => JobResult::Other(other.to_string()),
+        }
+    }
+
+    /// systemd's own spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobResult::Done => "done",
+            JobResult::Canceled => "canceled",
+            JobResult::Timeout => "timeout",
+            JobResult::Failed => "failed",
+            JobResult::Dependency => "dependency",
+            JobResult::Skipped => "skipped",
+            JobResult::Invalid => "invalid",
+            JobResult::Assert => "assert",
+            JobResult::Unsupported => "unsupported",
+            JobResult::Collected => "collected",
+            JobResult::Once => "once",
+            JobResult::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for JobResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A finished job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub id: u32,
+    /// The job's object path.
+    pub job: String,
+    pub unit: String,
+    pub result: JobResult,
+}
+
+/// A snapshot of a unit's state. Timestamps are µs since the Unix epoch; `None` where
+/// systemd reports 0 (never happened) or the property does not apply to the unit type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitState {
+    pub name: String,
+    /// `loaded`, `not-found`, `bad-setting`, `error`, `masked`.
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// `success`, `exit-code`, `signal`, `timeout`, ... (services, timers, sockets, mounts...).
+    pub result: Option<String>,
+    /// The current or last activation's ID, 32 lowercase hex digits.
+    pub invocation_id: Option<String>,
+    pub exec_main_start_timestamp: Option<u64>,
+    pub exec_main_exit_timestamp: Option<u64>,
+    /// `CLD_EXITED` (1), `CLD_KILLED` (2) or `CLD_DUMPED` (3); 0 if the service never ran.
+    pub exec_main_code: i32,
+    /// The exit status, or the signal number when killed.
+    pub exec_main_status: i32,
+    pub inactive_exit_timestamp: Option<u64>,
+    pub active_enter_timestamp: Option<u64>,
+    pub inactive_enter_timestamp: Option<u64>,
+    /// Timers: when the timer elapses next on the realtime clock.
+    pub next_elapse_realtime: Option<u64>,
+}
+
+/// One unit as `ListUnitsByPatterns` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitSummary {
+    pub name: String,
+    pub description: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// A job queued for the unit: its id and type (`start`, `stop`, ...).
+    pub job: Option<(u32, String)>,
+}
+
+/// A queued job as `ListJobs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    pub id: u32,
+    pub unit: String,
+    pub job_type: String,
+    /// `waiting` or `running`.
+    pub state: String,
+}
+
+/// One file change made by enable or disable: `symlink` or `unlink`, the file, its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFileChange {
+    pub kind: String,
+    pub file: String,
+    pub destination: String,
+}
+
+/// A connection to one systemd manager.
+pub struct Systemd {
+    conn: Connection,
+    manager: ManagerProxy<'static>,
+}
+
+impl Systemd {
+    /// Connects and subscribes to the manager's signals (needed to wait for jobs).
+    pub fn connect(bus: Bus) -> Result<Systemd, SystemdError> {
+        let builder = match &bus {
+            Bus::System => zbus::blocking::connection::Builder::system(),
+            Bus::User => zbus::blocking::connection::Builder::session(),
+            Bus::Address(a) => zbus::blocking::connection::Builder::address(a.as_str()),
+        };
+        let conn = builder
+            .and_then(|b| b.method_timeout(METHOD_TIMEOUT).build())
+            .map_err(|error| SystemdError::Connect {
+                bus: bus.clone(),
+                error: Box::new(error),
+            })?;
+        let manager = ManagerProxy::builder(&conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .map_err(|e| SystemdError::from_call("creating the manager proxy", e))?;
+        // A bus client gets no JobRemoved signals unless it subscribed; the subscription ends
+        // with the connection.
+        manager.subscribe().map_err(|error| match error {
+            // The bus is up but systemd is not on it: the same advice as a failed connect.
+            zbus::Error::MethodError(ref name, _, _)
+                if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown"
+                    || name.as_str() == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
+            {
+                SystemdError::Connect {
+                    bus: bus.clone(),
+                    error: Box::new(error),
+                }
+            }
+            e => SystemdError::from_call("subscribe", e),
+        })?;
+        Ok(Systemd { conn, manager })
+    }
+
+    /// Re-reads all unit files (`systemctl daemon-reload`); returns once the reload is done.
+    pub fn reload(&self) -> Result<(), SystemdError> {
+        self.manager
+            .reload()
+            .map_err(|e| SystemdError::from_call("daemon reload", e))
+    }
+
+    /// Starts a unit (mode `replace`) and waits until its job is removed. The unit is
+    /// pinned (see the module docs) so that its state can be read after it finished.
+    pub fn start_unit(&self, name: &str) -> Result<JobOutcome, SystemdError> {
+        self.ref_unit(name)?;
+        self.run_job(&format!("start {name}"), |m| m.start_unit(name, "replace"))
+    }
+
+    /// Queues a start job and returns without waiting for it. Pins the unit, like
+    /// [`Systemd::start_unit`].
+    pub fn start_unit_no_wait(&self, name: &str) -> Result<(), SystemdError> {
+        self.ref_unit(name)?;
+        self.manager
+            .start_unit(name, "replace")
+            .map(|_| ())
+            .map_err(|e| SystemdError::from_call(format!("start {name}"), e))
+    }
+
+    /// Stops a unit (mode `replace`) and waits until its job is removed.
+    pub fn stop_unit(&self, name: &str) -> Result<JobOutcome, SystemdError> {
+        self.run_job(&format!("stop {name}"), |m| m.stop_unit(name, "replace"))
+    }
+
+    /// Queues a job with `queue` and waits for its `JobRemoved` signal.
+    fn run_job(
+        &self,
+        action: &str,
+        queue: impl FnOnce(&ManagerProxy<'static>) -> zbus::Result<OwnedObjectPath>,
+    ) -> Result<JobOutcome, SystemdError> {
+        // The stream (and its bus match rule) must exist before the job does: a job that
+        // fails at once is removed before StartUnit's reply is even read.
+        let signals = self
+            .manager
+            .receive_job_removed()
+            .map_err(|e| SystemdError::from_call(format!("{action} (watching jobs)"), e))?;
+        let job = queue(&self.manager).map_err(|e| SystemdError::from_call(action, e))?;
+        for signal in signals {
+            let args = signal.args().map_err(|e| {
+                SystemdError::from_call(format!("{action} (reading JobRemoved)"), e)
+            })?;
+            if args.job().as_str() == job.as_str() {
+                return Ok(JobOutcome {
+                    id: *args.id(),
+                    job: job.to_string(),
+                    unit: args.unit().to_string(),
+                    result: JobResult::parse(args.result()),
+                });
+            }
+        }
+        Err(SystemdError::Disconnected {
+            action: action.to_string(),
+        })
+    }
+
+    /// Enables unit files (`EnableUnitFiles`, not runtime, force). Call [`Systemd::reload`]
+    /// afterwards, as `systemctl enable` does, so the manager sees the new links.
+    pub fn enable_unit_files(&self, names: &[String]) -> Result<Vec<UnitFileChange>, SystemdError> {
+        let files: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.manager
+            .enable_unit_files(&files, false, true)
+            .map(|(_, changes)| changes.into_iter().map(change).collect())
+            .map_err(|e| SystemdError::from_call(format!("enable {}", names.join(" ")), e))
+    }
+
+    /// Disables unit files (`DisableUnitFiles`, not runtime). Reload afterwards.
+    pub fn disable_unit_files(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<UnitFileChange>, SystemdError> {
+        let files: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.manager
+            .disable_unit_files(&files, false)
+            .map(|changes| changes.into_iter().map(change).collect())
+            .map_err(|e| SystemdError::from_call(format!("disable {}", names.join(" ")), e))
+    }
+
+    /// Reads a unit's state. Loads the unit if needed, so a unit that never ran (or does
+    /// not exist: `load_state` says `not-found`) still answers.
+    pub fn unit_state(&self, name: &str) -> Result<UnitState, SystemdError> {
+        let action = format!("read the state of {name}");
+        let path = self
+            .manager
+            .load_unit(name)
+            .map_err(|e| SystemdError::from_call(&action, e))?;
+        let unit = self.properties(&path, "org.freedesktop.systemd1.Unit", &action)?;
+        let mut state = UnitState {
+            name: name.to_string(),
+            load_state: string(&unit, "LoadState").unwrap_or_default(),
+            active_state: string(&unit, "ActiveState").unwrap_or_default(),
+            sub_state: string(&unit, "SubState").unwrap_or_default(),
+            invocation_id: bytes(&unit, "InvocationID")
+                .filter(|id| !id.is_empty())
+                .map(|id| hex(&id)),
+            inactive_exit_timestamp: usec(&unit, "InactiveExitTimestamp"),
+            active_enter_timestamp: usec(&unit, "ActiveEnterTimestamp"),
+            inactive_enter_timestamp: usec(&unit, "InactiveEnterTimestamp"),
+            ..UnitState::default()
+        };
+        if state.load_state != "loaded" {
+            // A unit that is not loaded has no type-specific interface to read.
+            return Ok(state);
+        }
+        let Some(iface) = type_interface(name) else {
+            return Ok(state);
+        };
+        let typed = self.properties(&path, iface, &action)?;
+        state.result = string(&typed, "Result");
+        state.exec_main_start_timestamp = usec(&typed, "ExecMainStartTimestamp");
+        state.exec_main_exit_timestamp = usec(&typed, "ExecMainExitTimestamp");
+        state.exec_main_code = int(&typed, "ExecMainCode").unwrap_or(0);
+        state.exec_main_status = int(&typed, "ExecMainStatus").unwrap_or(0);
+        state.next_elapse_realtime = usec(&typed, "NextElapseUSecRealtime");
+        Ok(state)
+    }
+
+    /// Lists loaded units whose names match any of the shell-style patterns.
+    pub fn list_units_by_patterns(
+        &self,
+        patterns: &[&str],
+    ) -> Result<Vec<UnitSummary>, SystemdError> {
+        let rows = self
+            .manager
+            .list_units_by_patterns(&[], patterns)
+            .map_err(|e| SystemdError::from_call("list units", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UnitSummary {
+                name: r.0,
+                description: r.1,
+                load_state: r.2,
+                active_state: r.3,
+                sub_state: r.4,
+                job: (r.7 != 0).then_some((r.7, r.8)),
+            })
+            .collect())
+    }
+
+    /// Lists the jobs queued or running right now.
+    pub fn list_jobs(&self) -> Result<Vec<JobSummary>, SystemdError> {
+        let rows: Vec<(
+            u32,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            OwnedObjectPath,
+        )> = self
+            .manager
+            .inner()
+            .call("ListJobs", &())
+            .map_err(|e| SystemdError::from_call("list jobs", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, unit, job_type, state, _, _)| JobSummary {
+                id,
+                unit,
+                job_type,
+                state,
+            })
+            .collect())
+    }
+
+    /// Opens a stream of job ends and unit state changes. Open it before starting anything
+    /// whose progress should be seen.
+    pub fn watch(&self) -> Result<watch::Watch, SystemdError> {
+        watch::Watch::open(&self.conn)
+    }
+
+    /// Keeps a unit loaded, with the state of its last run, while this connection lives.
+    /// Each call adds one reference.
+    pub fn ref_unit(&self, name: &str) -> Result<(), SystemdError> {
+        self.manager
+            .ref_unit(name)
+            .map_err(|e| SystemdError::from_call(format!("pin {name}"), e))
+    }
+
+    /// Drops one reference taken by [`Systemd::ref_unit`] (or a start through this client).
+    pub fn unref_unit(&self, name: &str) -> Result<(), SystemdError> {
+        self.manager
+            .unref_unit(name)
+            .map_err(|e| SystemdError::from_call(format!("unpin {name}"), e))
+    }
+
+    /// Clears a unit's failed state (`systemctl reset-failed NAME`).
+    pub fn reset_failed_unit(&self, name: &str) -> Result<(), SystemdError> {
+        self.manager
+            .reset_failed_unit(name)
+            .map_err(|e| SystemdError::from_call(format!("reset-failed {name}"), e))
+    }
+
+    /// The manager's overall state: `starting`, `running`, `degraded`, ...
+    pub fn system_state(&self) -> Result<String, SystemdError> {
+        self.manager
+            .system_state()
+            .map_err(|e| SystemdError::from_call("read the system state", e))
+    }
+
+    /// All properties of one interface of a unit object, in one call.
+    fn properties(
+        &self,
+        path: &OwnedObjectPath,
+        interface: &str,
+        action: &str,
+    ) -> Result<HashMap<String, OwnedValue>, SystemdError> {
+        let props = zbus::blocking::Proxy::new(
+            &self.conn,
+            SERVICE,
+            path.as_ref(),
+            "org.freedesktop.DBus.Properties",
+        )
+        .map_err(|e| SystemdError::from_call(action, e))?;
+        props
+            .call("GetAll", &(interface,))
+            .map_err(|e| SystemdError::from_call(action, e))
+    }
+}
+
+/// The interface that carries `Result` and friends for a unit, by the unit's suffix.
+fn type_interface(name: &str) -> Option<&'static str> {
+    let suffix = name.rsplit_once('.')?.1;
+    Some(match suffix {
+        "service" => "org.freedesktop.systemd1.Service",
+        "timer" => "org.freedesktop.systemd1.Timer",
+        "socket" => "org.freedesktop.systemd1.Socket",
+        "mount" => "org.freedesktop.systemd1.Mount",
+        "path" => "org.freedesktop.systemd1.Path",
+        "swap" => "org.freedesktop.systemd1.Swap",
+        "scope" => "org.freedesktop.systemd1.Scope",
+        "automount" => "org.freedesktop.systemd1.Automount",
+        _ => return None,
+    })
+}
+
+fn change((kind, file, destination): (String, String, String)) -> UnitFileChange {
+    UnitFileChange {
+        kind,
+        file,
+        destination,
+    }
+}
+
+fn string(props: &HashMap<String, OwnedValue>, key: &str) -> Option<String> {
+    props
+        .get(key)
+        .and_then(|v| v.downcast_ref::<&str>().ok())
+        .map(str::to_string)
+}
+
+fn int(props: &HashMap<String, OwnedValue>, key: &str) -> Option<i32> {
+    props.get(key).and_then(|v| v.downcast_ref::<i32>().ok())
+}
+
+/// A µs timestamp; 0 and `USEC_INFINITY` both mean "none".
+fn usec(props: &HashMap<String, OwnedValue>, key: &str) -> Option<u64> {
+    props
+        .get(key)
+        .and_then(|v| v.downcast_ref::<u64>().ok())
+        .filter(|&t| t != 0 && t != u64::MAX)
+}
+
+fn bytes(props: &HashMap<String, OwnedValue>, key: &str) -> Option<Vec<u8>> {
+    props
+        .get(key)
+        .and_then(|v| v.try_clone().ok())
+        .and_then(|v| Vec::<u8>::try_from(v).ok())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_results_round_trip() {
+        for s in [
+            "done",
+            "canceled",
+            "timeout",
+            "failed",
+            "dependency",
+            "skipped",
+            "invalid",
+            "assert",
+            "unsupported",
+            "collected",
+            "once",
+            "brand-new",
+        ] {
+            assert_eq!(JobResult::parse(s).as_str(), s);
+        }
+        assert_eq!(
+            JobResult::parse("brand-new"),
+            JobResult::Other("brand-new".into())
+        );
+    }
+
+    #[test]
+    fn unit_types_map_to_interfaces() {
+        assert_eq!(
+            type_interface("a.service"),
+            Some("org.freedesktop.systemd1.Service")
+        );
+        assert_eq!(
+            type_interface("a.b.timer"),
+            Some("org.freedesktop.systemd1.Timer")
+        );
+        assert_eq!(type_interface("a.target"), None);
+        assert_eq!(type_interface("noext"), None);
+    }
+
+    #[test]
+    fn invocation_ids_are_lower_hex() {
+        assert_eq!(hex(&[0x00, 0xab, 0x10]), "00ab10");
+    }
+
+    #[test]
+    fn errors_name_the_unit() {
+        assert_eq!(unit_in("start foo.service"), "foo.service");
+    }
+}

@@ -1,0 +1,235 @@
+//! The `flow` binary as a user runs it: exit codes, messages, files written.
+//! (Commands that need a running systemd are tested end to end in the sandbox.)
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn flow() -> Command {
+    Command::cargo_bin("flow").expect("the flow binary")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+const GOOD: &str = "tasks:\n  a: echo a\n  b:\n    needs: [a]\n    run: echo b\n";
+
+#[test]
+fn validate_reports_every_problem_of_every_file_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "one.yaml",
+        "tasks:\n  a:\n    need: [b]\n    run: echo\n",
+    );
+    write(
+        dir.path(),
+        "two.yml",
+        "tasks:\n  a:\n    timeout: 5x\n    run: echo\n",
+    );
+    write(dir.path(), "good.yaml", GOOD);
+    flow()
+        .arg("validate")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("one.yaml:3:5")
+                .and(predicate::str::contains("did you mean `needs`?")),
+        )
+        .stderr(predicate::str::contains("two.yml:3:14"))
+        .stderr(predicate::str::contains("2 workflow files are invalid"));
+}
+
+#[test]
+fn validate_accepts_a_good_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(dir.path(), "good.yaml", GOOD);
+    flow()
+        .arg("validate")
+        .arg(&f)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "workflow `good` is valid (2 tasks)",
+        ));
+}
+
+#[test]
+fn missing_file_is_a_system_error() {
+    flow()
+        .args(["validate", "/nonexistent/flow.yaml"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "cannot read /nonexistent/flow.yaml",
+        ));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    flow().arg("frobnicate").assert().code(2);
+}
+
+#[test]
+fn compile_writes_units_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(dir.path(), "good.yaml", GOOD);
+    let out = dir.path().join("out");
+    flow()
+        .arg("compile")
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "flow-good--a.service",
+            "flow-good--b.service",
+            "flow-good.begin.service",
+            "flow-good.service"
+        ]
+    );
+}
+
+#[test]
+fn compile_of_invalid_file_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(dir.path(), "bad.yaml", "tasks: {}\n");
+    let out = dir.path().join("out");
+    flow()
+        .arg("compile")
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    assert!(!out.exists());
+}
+
+#[test]
+fn apply_plan_remove_lifecycle_in_a_unit_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wf = dir.path().join("workflows");
+    let units = dir.path().join("units");
+    std::fs::create_dir_all(&wf).expect("mkdir");
+    std::fs::create_dir_all(&units).expect("mkdir");
+    // A unit flow did not make must survive everything.
+    write(
+        &units,
+        "flow-handmade.service",
+        "[Service]\nExecStart=/bin/true\n",
+    );
+    let f = write(&wf, "site.yaml", GOOD);
+    let apply = |expect: &str| {
+        flow()
+            .arg("apply")
+            .arg(&wf)
+            .arg("--unit-dir")
+            .arg(&units)
+            .arg("--no-reload")
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(expect.to_string()));
+    };
+    apply("add workflow site");
+    assert!(units.join("flow-site--a.service").is_file());
+    apply("Nothing to change");
+
+    // Plan shows a diff of exactly the changed unit.
+    write(&wf, "site.yaml", &GOOD.replace("echo b", "echo bee"));
+    flow()
+        .arg("plan")
+        .arg(&wf)
+        .arg("--unit-dir")
+        .arg(&units)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("change workflow site"))
+        .stdout(
+            predicate::str::contains("+ExecStart=/bin/sh -c \"echo bee\"")
+                .and(predicate::str::contains("flow-site--a.service").not()),
+        );
+    let a_before = std::fs::metadata(units.join("flow-site--a.service"))
+        .expect("a")
+        .modified()
+        .expect("mtime");
+    apply("~ flow-site--b.service");
+    let a_after = std::fs::metadata(units.join("flow-site--a.service"))
+        .expect("a")
+        .modified()
+        .expect("mtime");
+    assert_eq!(a_before, a_after, "an unchanged unit is not rewritten");
+
+    // Removing the YAML file removes the workflow on the next apply.
+    std::fs::remove_file(&f).expect("rm");
+    write(&wf, "other.yaml", GOOD);
+    apply("remove workflow site");
+    assert!(!units.join("flow-site--a.service").exists());
+    assert!(units.join("flow-handmade.service").exists());
+
+    flow()
+        .args(["remove", "other", "--no-reload", "--unit-dir"])
+        .arg(&units)
+        .assert()
+        .success();
+    let left: Vec<_> = std::fs::read_dir(&units)
+        .expect("units")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(left, ["flow-handmade.service"]);
+}
+
+#[test]
+fn apply_writes_nothing_when_any_file_is_invalid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let units = dir.path().join("units");
+    write(dir.path(), "good.yaml", GOOD);
+    write(dir.path(), "bad.yaml", "tasks:\n  a: {}\n");
+    flow()
+        .arg("apply")
+        .arg(dir.path())
+        .arg("--unit-dir")
+        .arg(&units)
+        .arg("--no-reload")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nothing was changed"));
+    assert!(!units.exists() || std::fs::read_dir(&units).expect("dir").next().is_none());
+}
+
+#[test]
+fn graph_as_dot_and_mermaid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "g.yaml",
+        "tasks:\n  a: echo a\n  b:\n    needs: [a]\n    when: always\n    run: echo b\n",
+    );
+    flow()
+        .arg("graph")
+        .arg(&f)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\"a\" -> \"b\" [label=\"always\", style=dashed];",
+        ));
+    flow()
+        .arg("graph")
+        .arg(&f)
+        .args(["--format", "mermaid"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("t0 -. always .-> t1"));
+}
