@@ -195,3 +195,88 @@ tasks:
     let active = sh(&sb, "systemctl is-active flow-slow--slow.service");
     assert_ne!(active.stdout.trim(), "active");
 }
+
+/// Runs with retries while the supervisor is killed with SIGKILL at 20 moments and
+/// restarted: every run and attempt is recorded exactly once, none stays running.
+#[test]
+fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    let yaml = "
+tasks:
+  prep:
+    run: sleep 0.2
+  flaky:
+    needs: [prep]
+    run: |
+      f=$FLOW_RUN_DIR/count
+      n=$(cat $f 2>/dev/null || echo 0); n=$((n+1)); echo $n > $f
+      [ $n -ge 3 ]
+    retries: 3
+    retry_delay: 300ms
+  side:
+    needs: [prep]
+    run: sleep 0.3
+  last:
+    needs: [flaky, side]
+    run: echo done
+";
+    let Some(sb) = setup(&[("crashy", yaml)]) else {
+        return;
+    };
+    let runs = 7;
+    let mut kills = 0;
+    // A simple deterministic spread of kill moments (ms after the run started).
+    let moments = [
+        50u64, 400, 700, 150, 900, 250, 1100, 600, 30, 800, 350, 1300, 500, 1000, 200, 750, 450,
+        1200, 100, 650, 950,
+    ];
+    for run in 1..=runs {
+        sh(&sb, "systemctl start --no-block flow-crashy.service").ok();
+        for _ in 0..3 {
+            if kills >= 20 {
+                break;
+            }
+            let ms = moments[kills % moments.len()];
+            std::thread::sleep(Duration::from_millis(ms));
+            sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
+            kills += 1;
+            std::thread::sleep(Duration::from_millis(50));
+            start_supervisor(&sb);
+        }
+        wait_run(&sb, "crashy", run, Duration::from_secs(60));
+    }
+    assert_eq!(kills, 20);
+    let hist = sh(&sb, &format!("flow history crashy --json --db {DB}")).ok();
+    let hist: serde_json::Value = serde_json::from_str(&hist.stdout).expect("json");
+    let all = hist.as_array().expect("runs");
+    assert_eq!(all.len(), runs as usize, "{hist:#}");
+    for r in all {
+        assert_eq!(r["result"], "succeeded", "{hist:#}");
+        let id = r["id"].as_i64().expect("id");
+        let v = wait_run(&sb, "crashy", id, Duration::from_secs(5));
+        assert_eq!(results(&v, "prep"), ["success"], "run {id}: {v:#}");
+        assert_eq!(
+            results(&v, "flaky"),
+            ["exit-code 1", "exit-code 1", "success"],
+            "run {id}: {v:#}"
+        );
+        assert_eq!(results(&v, "side"), ["success"], "run {id}: {v:#}");
+        assert_eq!(results(&v, "last"), ["success"], "run {id}: {v:#}");
+    }
+    sh(&sb, "systemctl stop supervisor-test.service").ok();
+    // A copy of the database and its WAL, read on the host.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for ext in ["", "-wal"] {
+        let bytes = sb
+            .command("cat")
+            .arg(format!("{DB}{ext}"))
+            .output()
+            .expect("cat")
+            .stdout;
+        std::fs::write(dir.path().join(format!("h.db{ext}")), bytes).expect("write copy");
+    }
+    let (db, warning) =
+        flow::store::Store::open_rw(&dir.path().join("h.db")).expect("open the copy");
+    assert!(warning.is_none(), "{warning:?}");
+    let check = db.integrity_check().expect("integrity_check");
+    assert_eq!(check, "ok");
+}

@@ -33,6 +33,11 @@ pub struct JobEnd {
 
 /// Job ends of `units` since `since_us`, oldest first.
 pub fn job_ends(units: &[String], since_us: u64) -> std::io::Result<Vec<JobEnd>> {
+    // Have journald write what it has received, so a job that ended a moment ago is there.
+    let _ = Command::new("journalctl")
+        .arg("--sync")
+        .stderr(std::process::Stdio::null())
+        .status();
     let mut cmd = Command::new("journalctl");
     cmd.args(["--no-pager", "-o", "json", "--output-fields=MESSAGE_ID,UNIT,INVOCATION_ID,JOB_RESULT,EXIT_CODE,EXIT_STATUS,UNIT_RESULT,CPU_USAGE_NSEC"])
         .arg(format!(

@@ -480,9 +480,32 @@ impl Supervisor {
             )));
             t.st = St::Final(Final::Canceled);
         } else if marker(&runtime, wf, &task.name, "ok").exists() {
-            // Skipped by its `.ok` condition: it succeeded in this run already (an
-            // activation this supervisor did not see, e.g. while it was down).
-            run.tasks[i].st = St::Final(Final::Succeeded);
+            // Skipped by its `.ok` condition: it succeeded in this run already, in an
+            // activation this supervisor did not see (it was down, and the unit was
+            // unloaded since). The journal has it.
+            let t = &mut run.tasks[i];
+            t.st = St::Final(Final::Succeeded);
+            let seen = journal::job_ends(std::slice::from_ref(&task.unit), run.begin_us)
+                .unwrap_or_default()
+                .into_iter()
+                .rfind(|e| e.state.invocation_id.is_some() && e.result == "done");
+            if let Some(e) = seen
+                && e.state.invocation_id != t.last_inv
+            {
+                t.attempts += 1;
+                t.last_inv = e.state.invocation_id.clone();
+                writes.push(Write::Attempt(Attempt {
+                    run_id: run.id,
+                    task: task.name.clone(),
+                    attempt: t.attempts,
+                    invocation_id: e.state.invocation_id.clone(),
+                    started_us: e.state.inactive_exit_timestamp.map(|v| v as i64),
+                    ended_us: Some(e.at_us as i64),
+                    result: "success".into(),
+                    cpu_ns: e.state.cpu_usage_nsec.map(|v| v as i64),
+                    memory_peak: None,
+                }));
+            }
         }
         // Otherwise (job `dependency`, or skipped by a `.done` condition) the task stays
         // pending: `advance` decides once its upstreams are final.
