@@ -280,3 +280,68 @@ tasks:
     let check = db.integrity_check().expect("integrity_check");
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn retry_reruns_only_what_failed_and_retention_prunes() {
+    let yaml = "
+tasks:
+  first:
+    run: echo first >> /var/tmp/first
+  fixme:
+    needs: [first]
+    run: test -e /var/tmp/fixed
+  after:
+    needs: [fixme]
+    run: echo after >> /var/tmp/after
+";
+    let Some(sb) = common::sandbox() else {
+        return;
+    };
+    install_flow(&sb);
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/fix.yaml"),
+        yaml.as_bytes(),
+    )
+    .expect("write workflow");
+    sh(&sb, "flow apply").ok();
+    // Keep at most 2 runs.
+    sh(
+        &sb,
+        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise --keep-runs 2",
+    )
+    .ok();
+    sh(&sb, "systemctl start flow-fix.service").ok();
+    let v = wait_run(&sb, "fix", 1, Duration::from_secs(20));
+    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(results(&v, "after"), ["upstream_failed"], "{v:#}");
+    // Not the last run / not failed: refused with a reason.
+    let bad = sh(&sb, &format!("flow retry fix 9 --db {DB}"));
+    assert!(
+        !bad.success() && bad.stderr.contains("no run 9"),
+        "{}",
+        bad.stderr
+    );
+    sh(&sb, "touch /var/tmp/fixed").ok();
+    sh(&sb, &format!("flow retry fix 1 --db {DB}")).ok();
+    let v = wait_run(&sb, "fix", 2, Duration::from_secs(20));
+    assert_eq!(v["run"]["trigger"], "retry", "{v:#}");
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(results(&v, "fixme"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "after"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "first"), Vec::<String>::new(), "{v:#}");
+    assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
+    // Two more runs: retention keeps the newest 2.
+    for n in 3..=4 {
+        sh(&sb, "systemctl start flow-fix.service").ok();
+        wait_run(&sb, "fix", n, Duration::from_secs(20));
+    }
+    let hist = sh(&sb, &format!("flow history fix --json --db {DB}")).ok();
+    let hist: serde_json::Value = serde_json::from_str(&hist.stdout).expect("json");
+    let ids: Vec<i64> = hist
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [4, 3], "{hist:#}");
+}

@@ -417,3 +417,86 @@ pub fn stats(name: Option<&str>, json: bool, db: &DbArgs) -> Result<Exit, CliErr
     }
     Ok(Exit::Success)
 }
+
+/// `flow retry NAME RUN`: runs the tasks of a failed run that did not succeed again, in a
+/// new run (trigger `retry`); what succeeded stays done. Only the workflow's last run can
+/// be retried: its state directory holds which tasks succeeded.
+pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
+    let s = db.open()?;
+    let r = find_run(&s, name, Some(run))?;
+    let last = s
+        .last_run(name)
+        .map_err(|e| CliError::System(e.to_string()))?;
+    if last.as_ref().map(|l| l.id) != Some(r.id) {
+        return Err(CliError::Invalid(format!(
+            "run {run} of `{name}` is not its last run; only the last run can be retried \
+             (start a new one with `flow run {name}`)"
+        )));
+    }
+    match r.result.as_deref() {
+        None => {
+            return Err(CliError::Invalid(format!(
+                "run {run} of `{name}` is still going; wait for it, or `flow cancel {name}`"
+            )));
+        }
+        Some("succeeded") | Some("skipped") => {
+            return Err(CliError::Invalid(format!(
+                "run {run} of `{name}` did not fail: nothing to retry"
+            )));
+        }
+        _ => {}
+    }
+    let dir = workflows::units_dir(false);
+    let wf = crate::runs::load(&dir, name)
+        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?
+        .ok_or_else(|| {
+            CliError::Invalid(format!(
+                "workflow `{name}` is not installed; run `flow apply`"
+            ))
+        })?;
+    let state = Path::new("/run/flow").join(name);
+    if !state.is_dir() {
+        return Err(CliError::Invalid(format!(
+            "the state of run {run} is gone ({} does not exist: a reboot?); start a new run with `flow run {name}`",
+            state.display()
+        )));
+    }
+    let ok = |t: &str| state.join(format!("{t}.ok")).exists();
+    for t in wf.tasks.iter().filter(|t| !ok(&t.name)) {
+        let done = state.join(format!("{}.done", t.name));
+        if done.exists() {
+            std::fs::remove_file(&done)
+                .map_err(|e| CliError::io(format!("cannot remove {}", done.display()), e))?;
+        }
+    }
+    // Start only the failed tasks whose upstreams all succeeded: the supervisor starts the
+    // rest once they are final (starting a downstream unit now would pull its upstream in).
+    let roots: Vec<&crate::runs::TaskInfo> = wf
+        .tasks
+        .iter()
+        .filter(|t| !ok(&t.name) && t.needs.iter().all(|n| ok(n)))
+        .collect();
+    if roots.is_empty() {
+        println!("Nothing to retry: every task of run {run} succeeded.");
+        return Ok(Exit::Success);
+    }
+    let sd = crate::systemd::Systemd::connect(Bus::System)
+        .map_err(|e| CliError::System(e.to_string()))?;
+    // Tells the supervisor that the task starts that follow are a retry of this run.
+    let request = Path::new("/run/flow").join(format!("{name}.retry"));
+    std::fs::write(&request, run.to_string())
+        .map_err(|e| CliError::io(format!("cannot write {}", request.display()), e))?;
+    for t in &roots {
+        sd.start_unit_no_wait(&t.unit)
+            .map_err(|e| CliError::System(e.to_string()))?;
+    }
+    println!(
+        "Retrying {} of run {run}; follow with `flow history {name}`.",
+        roots
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Exit::Success)
+}

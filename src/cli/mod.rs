@@ -159,6 +159,13 @@ pub enum Command {
         #[command(flatten)]
         db: history::DbArgs,
     },
+    /// Run the tasks of a failed run that did not succeed again (a new run, trigger `retry`).
+    Retry {
+        name: String,
+        run: i64,
+        #[command(flatten)]
+        db: history::DbArgs,
+    },
     /// Success rate and p50/p95 duration per task, and the last failures.
     Stats {
         name: Option<String>,
@@ -237,6 +244,7 @@ pub fn main() -> ExitCode {
             json,
             db,
         } => history::history(name.as_deref(), failed, since.as_deref(), json, limit, &db),
+        Command::Retry { name, run, db } => history::retry(&name, run, &db),
         Command::Stats { name, json, db } => history::stats(name.as_deref(), json, &db),
         Command::List { at } => run::list(&at),
         Command::Cancel { name, at } => run::cancel(&name, &at),

@@ -292,11 +292,25 @@ impl Supervisor {
             .or_else(|| self.defs.get(name).cloned())
     }
 
-    /// A start job for a run unit while a run is going: the overlap rule.
+    /// A start job for a run unit while a run is going: the overlap rule. A start job for
+    /// a task outside any run (`flow retry`): a run of the tasks that did not succeed.
     fn on_job_new(&mut self, unit: &str) -> Result<(), SupervisorError> {
         let Some(def) = self.workflow_of(unit) else {
             return Ok(());
         };
+        if def.task_index(unit).is_some() && !self.runs.contains_key(&def.name) {
+            // `flow retry` leaves this request before starting units; a task started by
+            // hand (or by a run whose begin job is not seen yet) is not a retry.
+            let request = self
+                .cfg
+                .runtime_dir
+                .join("flow")
+                .join(format!("{}.retry", def.name));
+            if std::fs::remove_file(&request).is_ok() {
+                self.open_retry_run(&def);
+            }
+            return Ok(());
+        }
         if unit != def.begin_unit() || !self.runs.contains_key(&def.name) {
             return Ok(());
         }
@@ -411,6 +425,48 @@ impl Supervisor {
         };
         self.runs.insert(def.name.clone(), run);
         Ok(())
+    }
+
+    /// A run that re-runs what did not succeed in the last one: tasks with a success
+    /// marker of that run stay done.
+    fn open_retry_run(&mut self, def: &Arc<WorkflowDef>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let now = store::now_us();
+        let trigger = self
+            .expected
+            .remove(&def.name)
+            .unwrap_or_else(|| "retry".into());
+        self.write(Write::Run {
+            id,
+            workflow: def.name.clone(),
+            trigger,
+            started_us: now,
+            begin: None,
+        });
+        let tasks = def
+            .tasks
+            .iter()
+            .map(|t| TaskRun {
+                attempts: 0,
+                last_inv: None,
+                st: if marker(&self.cfg.runtime_dir, &def.name, &t.name, "ok").exists() {
+                    St::Final(Final::Succeeded)
+                } else {
+                    St::Pending
+                },
+            })
+            .collect();
+        self.runs.insert(
+            def.name.clone(),
+            ActiveRun {
+                id,
+                def: def.clone(),
+                begin_us: now as u64,
+                tasks,
+                deadline: def.timeout.map(|t| Instant::now() + t),
+            },
+        );
     }
 
     /// Records how a task's start job ended.
