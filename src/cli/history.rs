@@ -159,9 +159,14 @@ fn parse_since(text: &str) -> Result<i64, CliError> {
 fn datetime(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
+            if cfg!(test) {
+                // Snapshots must not depend on the machine's time zone.
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            } else {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            }
         })
         .unwrap_or_default()
 }
@@ -499,4 +504,91 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
             .join(", ")
     );
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_772_000_000_000_000; // 2026-02-25 06:13:20 UTC
+
+    fn run(id: i64, wf: &str, trigger: &str, secs: Option<i64>, result: Option<&str>) -> Run {
+        Run {
+            id,
+            workflow: wf.into(),
+            trigger: trigger.into(),
+            started_us: T0 + id * 3_600_000_000,
+            ended_us: secs.map(|s| T0 + id * 3_600_000_000 + s * 1_000_000),
+            result: result.map(str::to_string),
+        }
+    }
+
+    fn attempt(task: &str, n: u32, at: i64, ms: i64, result: &str, inv: bool) -> Attempt {
+        Attempt {
+            run_id: 7,
+            task: task.into(),
+            attempt: n,
+            invocation_id: inv.then(|| format!("{task}{n}").repeat(8)[..32].to_string()),
+            started_us: inv.then_some(T0 + at * 1000),
+            ended_us: Some(T0 + (at + ms) * 1000),
+            result: result.into(),
+            cpu_ns: None,
+            memory_peak: None,
+        }
+    }
+
+    #[test]
+    fn history_table() {
+        let runs = vec![
+            run(9, "backup", "timer", None, None),
+            run(8, "backup", "retry", Some(75), Some("succeeded")),
+            run(7, "backup", "timer", Some(3), Some("failed")),
+            run(6, "nightly-report", "manual", Some(0), Some("skipped")),
+        ];
+        insta::assert_snapshot!(format_history(&runs));
+        insta::assert_snapshot!("history_empty", format_history(&[]));
+    }
+
+    #[test]
+    fn status_with_attempts() {
+        let r = run(7, "backup", "timer", Some(3), Some("failed"));
+        let a = vec![
+            attempt("dump-db", 1, 0, 420, "success", true),
+            attempt("snapshot", 1, 500, 80, "exit-code 1", true),
+            attempt("snapshot", 2, 1600, 90, "exit-code 1", true),
+            attempt("snapshot", 3, 3700, 95, "signal 15", true),
+            attempt("prune", 1, 3800, 0, "upstream_failed", false),
+            attempt("alert", 1, 3800, 30, "success", true),
+        ];
+        insta::assert_snapshot!(format_run(&r, &a));
+    }
+
+    #[test]
+    fn stats_table() {
+        let stats = vec![
+            TaskStats {
+                workflow: "backup".into(),
+                task: "dump-db".into(),
+                runs: 40,
+                succeeded: 40,
+                p50_ms: Some(420),
+                p95_ms: Some(1310),
+            },
+            TaskStats {
+                workflow: "backup".into(),
+                task: "snapshot".into(),
+                runs: 52,
+                succeeded: 37,
+                p50_ms: Some(95_000),
+                p95_ms: Some(182_000),
+            },
+        ];
+        let r = run(7, "backup", "timer", Some(3), Some("failed"));
+        let a = vec![
+            attempt("snapshot", 3, 3700, 95, "exit-code 1", true),
+            attempt("prune", 1, 3800, 0, "upstream_failed", false),
+        ];
+        insta::assert_snapshot!(format_stats(&stats, &[(r, a)]));
+        insta::assert_snapshot!("stats_empty", format_stats(&[], &[]));
+    }
 }

@@ -61,8 +61,29 @@ pub fn run(file: &Path, keep: bool) -> Result<Exit, CliError> {
             "`flow apply` failed in the sandbox".into(),
         ));
     }
+    // The supervisor, as the package runs it, so retries and deadlines work here too.
+    let supervised = sb
+        .command("systemd-run")
+        .args([
+            "--unit=flow-supervisor",
+            "-p",
+            "Type=notify",
+            INSIDE_FLOW,
+            "supervise",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !supervised {
+        eprintln!("warning: the supervisor did not start in the sandbox: no retries, no history");
+    }
     println!();
-    let code = flow(&["run", &wf.name, "--wait"])?;
+    let mut code = flow(&["run", &wf.name, "--wait"])?;
+    if supervised && let Some(run) = wait_for_history(&sb, &wf.name) {
+        println!("\nHistory (retries included):");
+        code = flow(&["status", &wf.name, &run.to_string()])?;
+    }
     println!("\nLogs:");
     flow(&["logs", &wf.name])?;
     if let Some(schedule) = &wf.schedule {
@@ -81,6 +102,27 @@ pub fn run(file: &Path, keep: bool) -> Result<Exit, CliError> {
     } else {
         Exit::Failure
     })
+}
+
+/// The run's number once the supervisor recorded its end (retries may outlast `run --wait`).
+fn wait_for_history(sb: &Sandbox, name: &str) -> Option<i64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    while std::time::Instant::now() < deadline {
+        let out = sb
+            .command(INSIDE_FLOW)
+            .args(["history", name, "--json", "-n", "1"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(run) = runs.get(0)
+            && !run["result"].is_null()
+        {
+            return run["id"].as_i64();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    None
 }
 
 fn print_next_fires(sb: &Sandbox, schedule: &Schedule, tz: Option<&str>) {
