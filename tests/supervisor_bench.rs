@@ -1,0 +1,191 @@
+//! Supervisor benchmarks (figures in docs/benchmarks.md, `## Supervisor`). Ignored by
+//! default; run with
+//! `cargo test --release --test supervisor_bench -- --ignored --nocapture --test-threads=1`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{install_flow, sh, wait_until};
+use flow::store::{Attempt, Store};
+
+/// Sum of voluntary + involuntary context switches over all threads of a process inside
+/// the sandbox, and its VmRSS in KiB.
+fn probe(sb: &flow::sandbox::Sandbox, pid: &str) -> (u64, u64) {
+    let out = sh(
+        sb,
+        &format!(
+            "cat /proc/{pid}/task/*/status | awk '/ctxt_switches/ {{s += $2}} END {{print s}}'; \
+             awk '/VmRSS/ {{print $2}}' /proc/{pid}/status"
+        ),
+    )
+    .ok();
+    let mut l = out.stdout.lines();
+    let sw = l
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    let rss = l
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    (sw, rss)
+}
+
+#[test]
+#[ignore = "benchmark"]
+fn idle_memory_and_wakeups() {
+    let Some(sb) = common::sandbox() else { return };
+    install_flow(&sb);
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/idle.yaml"),
+        b"schedule: '@daily'\ntasks:\n  a:\n    run: 'true'\n",
+    )
+    .expect("write");
+    sh(&sb, "flow apply").ok();
+    sh(
+        &sb,
+        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise",
+    )
+    .ok();
+    // One run first, so the idle figure is after real work, not a fresh process.
+    sh(&sb, "systemctl start flow-idle.service").ok();
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = sh(&sb, "systemctl show -p MainPID --value supervisor-test")
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let (sw0, rss0) = probe(&sb, &pid);
+    let secs = std::env::var("IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    std::thread::sleep(Duration::from_secs(secs));
+    let (sw1, rss1) = probe(&sb, &pid);
+    eprintln!(
+        "supervisor idle: VmRSS {rss0} KiB -> {rss1} KiB, context switches over {secs} s (all threads): {}",
+        sw1 - sw0
+    );
+    assert!(rss1 <= 8 * 1024, "idle RSS {rss1} KiB over 8 MiB");
+    assert_eq!(sw1 - sw0, 0, "the supervisor woke up while idle");
+}
+
+#[test]
+#[ignore = "benchmark"]
+fn ingest_a_thousand_task_workflow() {
+    let Some(sb) = common::sandbox() else { return };
+    install_flow(&sb);
+    let n = 1000;
+    let mut yaml = String::from("tasks:\n");
+    for i in 0..n {
+        yaml.push_str(&format!("  t{i}:\n    run: 'true'\n"));
+    }
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/big.yaml"),
+        yaml.as_bytes(),
+    )
+    .expect("write");
+    sh(&sb, "flow apply").ok();
+    sh(
+        &sb,
+        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise",
+    )
+    .ok();
+    let start = Instant::now();
+    sh(&sb, "systemctl start flow-big.service").ok();
+    let systemd_done = start.elapsed();
+    let v: serde_json::Value = wait_until("the run recorded", Duration::from_secs(300), || {
+        let out = sh(&sb, "flow status big 1 --json 2>/dev/null");
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        v["run"]["result"].as_str().is_some().then_some(v)
+    });
+    let recorded = start.elapsed();
+    let attempts = v["attempts"].as_array().map(Vec::len).unwrap_or(0);
+    let ok = v["attempts"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["result"] == "success").count())
+        .unwrap_or(0);
+    // Each task: a start job (JobNew) and its end (JobRemoved): two transitions.
+    let transitions = 2 * n;
+    eprintln!(
+        "1000-task run: systemd finished in {:.2}s, all recorded after {:.2}s; {attempts} attempts ({ok} success); \
+         {:.0} transitions/s end to end",
+        systemd_done.as_secs_f64(),
+        recorded.as_secs_f64(),
+        transitions as f64 / recorded.as_secs_f64()
+    );
+    assert_eq!(v["run"]["result"], "succeeded");
+    assert_eq!(attempts, n);
+    assert_eq!(ok, n);
+}
+
+#[test]
+#[ignore = "benchmark"]
+fn history_over_100k_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.db");
+    let (mut s, _) = Store::open_rw(&path).expect("open");
+    let t0 = 1_700_000_000_000_000i64;
+    s.batch(|s| {
+        for i in 0..100_000i64 {
+            let wf = format!("wf{}", i % 20);
+            let id = s.insert_run(&wf, "timer", t0 + i * 60_000_000, None)?;
+            for task in ["a", "b", "c"] {
+                s.insert_attempt(&Attempt {
+                    run_id: id,
+                    task: task.into(),
+                    attempt: 1,
+                    invocation_id: None,
+                    started_us: Some(t0 + i * 60_000_000),
+                    ended_us: Some(t0 + i * 60_000_000 + 1_000_000),
+                    result: "success".into(),
+                    cpu_ns: None,
+                    memory_peak: None,
+                })?;
+            }
+            s.finish_run(
+                id,
+                t0 + i * 60_000_000 + 3_000_000,
+                if i % 13 == 0 { "failed" } else { "succeeded" },
+            )?;
+        }
+        Ok(())
+    })
+    .expect("fill");
+    drop(s);
+    let bin = env!("CARGO_BIN_EXE_flow");
+    let db = path.to_string_lossy().to_string();
+    let cases: [&[&str]; 4] = [
+        &["history"],
+        &["history", "wf7"],
+        &["history", "--failed"],
+        &["history", "wf3", "--since", "2023-12-01"],
+    ];
+    for args in cases {
+        let mut times: Vec<Duration> = (0..11)
+            .map(|_| {
+                let t = Instant::now();
+                let out = std::process::Command::new(bin)
+                    .args(args)
+                    .args(["--db", &db])
+                    .output()
+                    .expect("run flow");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        eprintln!(
+            "flow {} over 100,000 runs: median {:.1} ms, max {:.1} ms (whole process)",
+            args.join(" "),
+            times[5].as_secs_f64() * 1000.0,
+            times[10].as_secs_f64() * 1000.0
+        );
+        assert!(times[5] < Duration::from_millis(50));
+    }
+}
