@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod journal;
+
 use crate::compiler::names;
 use crate::install::InstalledFile;
 use crate::systemd::watch::{Event, unit_path};
@@ -29,6 +31,9 @@ pub struct TaskInfo {
     /// Names of the tasks it needs.
     pub needs: Vec<String>,
     pub when: String,
+    /// Whether the unit has a `MemoryMax=`: a SIGKILL then most likely came from the
+    /// kernel's OOM killer (see [`out_of_memory`]).
+    pub memory_max: bool,
 }
 
 impl InstalledWorkflow {
@@ -84,11 +89,13 @@ pub fn installed_workflow(
             let when = values(&file.contents, "When")
                 .next()
                 .unwrap_or_else(|| "all_success".into());
+            let memory_max = values(&file.contents, "MemoryMax").next().is_some();
             Some(TaskInfo {
                 name: task,
                 unit: unit.clone(),
                 needs,
                 when,
+                memory_max,
             })
         })
         .collect();
@@ -175,6 +182,16 @@ impl TaskState {
             TaskState::Canceled => "canceled",
             TaskState::Unknown => "unknown",
         }
+    }
+}
+
+/// A task killed by SIGKILL under a `MemoryMax=` was, in all likelihood, killed by the
+/// kernel's OOM killer: systemd 252 does not always notice (it reports `signal`, or
+/// `exit-code` 137 when a shell ran the command that was killed), so flow says so itself.
+pub fn out_of_memory(task: &TaskInfo, state: TaskState) -> TaskState {
+    match state {
+        TaskState::Killed(9) | TaskState::Failed(137) if task.memory_max => TaskState::OutOfMemory,
+        other => other,
     }
 }
 
@@ -265,7 +282,7 @@ pub fn start_and_follow(
                     continue;
                 };
                 let state = sd.unit_state(&unit)?;
-                runs[i].state = finished_state(&result, &state);
+                runs[i].state = out_of_memory(&wf.tasks[i], finished_state(&result, &state));
                 runs[i].duration = runs[i].started.map(|s| s.elapsed());
                 if runs[i].state != TaskState::UpstreamFailed
                     && runs[i].state != TaskState::Canceled
@@ -279,67 +296,61 @@ pub fn start_and_follow(
     Ok(runs)
 }
 
-/// The state of each task in the current or last run, from systemd alone. A task that did
-/// not start since the run began did not run in it.
+/// Why the last run could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LastRunError {
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error("cannot read the journal (journalctl): {0}\n  is systemd installed?")]
+    Journal(std::io::Error),
+}
+
+/// The state of each task in the current or last run, from systemd alone (works without
+/// the supervisor): what is running now from the manager, what finished from the journal
+/// (see [`journal`]: a finished unit may already be unloaded). `user`: the user's manager.
 pub fn last_run(
     sd: &Systemd,
     wf: &InstalledWorkflow,
-) -> Result<Vec<(TaskRun, UnitState)>, SystemdError> {
-    let run = sd.unit_state(&wf.run_unit())?;
-    let begin = sd.unit_state(&wf.begin_unit())?;
-    let running = run.active_state == "activating" || has_job(sd, &wf.run_unit())?;
-    let run_start = begin.exec_main_start_timestamp;
+    user: bool,
+) -> Result<Vec<TaskRun>, LastRunError> {
+    // One call for the live state of every loaded unit of the workflow.
+    let loaded = sd.list_units_by_patterns(&[&format!("flow-{}*", wf.name)])?;
+    let live = |unit: &str| loaded.iter().find(|u| u.name == unit);
+    let run_unit = wf.run_unit();
+    let running =
+        live(&run_unit).is_some_and(|u| u.job.is_some() || u.active_state == "activating");
+    let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
+    let journal =
+        journal::last_run(user, &wf.begin_unit(), &units).map_err(LastRunError::Journal)?;
     let mut out = Vec::with_capacity(wf.tasks.len());
     for t in &wf.tasks {
-        let unit = sd.unit_state(&t.unit)?;
-        let in_this_run = match (
-            unit.exec_main_start_timestamp
-                .or(unit.inactive_exit_timestamp),
-            run_start,
-        ) {
-            (Some(started), Some(begun)) => started >= begun,
-            (Some(_), None) => true,
-            _ => false,
+        let rec = journal.tasks.get(&t.unit);
+        let active = live(&t.unit).map(|u| u.active_state.as_str());
+        let queued = live(&t.unit).is_some_and(|u| u.job.is_some());
+        let state = match (active, rec.and_then(|r| r.state.clone())) {
+            (Some("activating" | "deactivating"), _) => TaskState::Running,
+            // A start job queued again after an end in this run (a retry): waiting.
+            (_, Some(_)) if queued && running => TaskState::Pending,
+            (_, Some(state)) => out_of_memory(t, state),
+            (_, None) if running => TaskState::Pending,
+            // The run ended and this task never got a start job's end: it was not reached
+            // (the run was stopped), or the journal lost the line.
+            (_, None) if journal.begun.is_some() => TaskState::Canceled,
+            (_, None) => TaskState::Unknown,
         };
-        let state = if unit.active_state == "activating" || unit.active_state == "deactivating" {
-            TaskState::Running
-        } else if in_this_run {
-            state_from_result(&unit)
-        } else if running {
-            TaskState::Pending
-        } else if unit.result.is_some() && run_start.is_some() {
-            TaskState::UpstreamFailed
-        } else {
-            TaskState::Unknown
-        };
-        let duration = match (
-            unit.exec_main_start_timestamp,
-            unit.exec_main_exit_timestamp,
-        ) {
-            (Some(a), Some(b)) if in_this_run && b >= a => Some(Duration::from_micros(b - a)),
+        let duration = rec.and_then(|r| match (r.started, r.ended) {
+            (Some(a), Some(b)) if b >= a => Some(Duration::from_micros(b - a)),
             _ => None,
-        };
-        let invocation_id = if in_this_run {
-            unit.invocation_id.clone()
-        } else {
-            None
-        };
-        out.push((
-            TaskRun {
-                name: t.name.clone(),
-                state,
-                started: None,
-                duration,
-                invocation_id,
-            },
-            unit,
-        ));
+        });
+        out.push(TaskRun {
+            name: t.name.clone(),
+            state,
+            started: None,
+            duration,
+            invocation_id: rec.and_then(|r| r.invocation_id.clone()),
+        });
     }
     Ok(out)
-}
-
-fn has_job(sd: &Systemd, unit: &str) -> Result<bool, SystemdError> {
-    Ok(sd.list_jobs()?.iter().any(|j| j.unit == unit))
 }
 
 /// Read the installed workflow `name` from `dir`.
