@@ -2,7 +2,7 @@
 //! started and followed live over D-Bus, and the state of the last run read from unit
 //! properties. Works without the supervisor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -238,6 +238,9 @@ pub struct TaskRun {
 
 /// Start a run and follow it until every task reached a final state; `progress` is called
 /// at each change with the task's index. A run already going is joined, not restarted.
+///
+/// Everything comes from the manager's signals: a call to systemd for each task while the
+/// run goes would keep PID 1 busy between one task and the next.
 pub fn start_and_follow(
     sd: &Systemd,
     wf: &InstalledWorkflow,
@@ -254,19 +257,43 @@ pub fn start_and_follow(
             invocation_id: None,
         })
         .collect();
-    // Keep every task's state readable after it ends (systemd unloads unreferenced units).
-    for t in &wf.tasks {
-        sd.ref_unit(&t.unit)?;
-    }
-    let paths: Vec<String> = wf.tasks.iter().map(|t| unit_path(&t.unit)).collect();
+    // What the signals said of each task's unit in this run.
+    let mut seen: Vec<UnitState> = vec![UnitState::default(); wf.tasks.len()];
+    let paths: HashMap<String, usize> = wf
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (unit_path(&t.unit), i))
+        .collect();
+    let units: HashMap<&str, usize> = wf
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.unit.as_str(), i))
+        .collect();
     let mut watch = sd.watch()?;
     let run_unit = wf.run_unit();
     sd.start_unit_no_wait(&run_unit)?;
     while let Some(event) = watch.next_event() {
         match event {
-            Event::ActiveState { unit_path, state } => {
-                if let Some(i) = paths.iter().position(|p| *p == unit_path)
-                    && state == "activating"
+            Event::Changed { unit_path, changes } => {
+                let Some(&i) = paths.get(&unit_path) else {
+                    continue;
+                };
+                let s = &mut seen[i];
+                if let Some(v) = changes.invocation_id {
+                    s.invocation_id = Some(v);
+                }
+                if let Some(v) = changes.result {
+                    s.result = Some(v);
+                }
+                if let Some(v) = changes.exec_main_code {
+                    s.exec_main_code = v;
+                }
+                if let Some(v) = changes.exec_main_status {
+                    s.exec_main_status = v;
+                }
+                if changes.active_state.as_deref() == Some("activating")
                     && runs[i].state == TaskState::Pending
                 {
                     runs[i].state = TaskState::Running;
@@ -278,16 +305,24 @@ pub fn start_and_follow(
                 if unit == run_unit {
                     break;
                 }
-                let Some(i) = wf.tasks.iter().position(|t| t.unit == unit) else {
+                let Some(&i) = units.get(unit.as_str()) else {
                     continue;
                 };
-                let state = sd.unit_state(&unit)?;
-                runs[i].state = out_of_memory(&wf.tasks[i], finished_state(&result, &state));
+                if seen[i].result.is_none() && matches!(result, JobResult::Done | JobResult::Failed)
+                {
+                    // No signal said how it ended (not expected from systemd 252): ask.
+                    let state = sd.unit_state(&unit)?;
+                    seen[i].result = state.result;
+                    seen[i].exec_main_code = state.exec_main_code;
+                    seen[i].exec_main_status = state.exec_main_status;
+                    seen[i].invocation_id = seen[i].invocation_id.take().or(state.invocation_id);
+                }
+                runs[i].state = out_of_memory(&wf.tasks[i], finished_state(&result, &seen[i]));
                 runs[i].duration = runs[i].started.map(|s| s.elapsed());
                 if runs[i].state != TaskState::UpstreamFailed
                     && runs[i].state != TaskState::Canceled
                 {
-                    runs[i].invocation_id = state.invocation_id.clone();
+                    runs[i].invocation_id = seen[i].invocation_id.clone();
                 }
                 progress(i, &runs[i]);
             }
