@@ -17,12 +17,23 @@ use flow::sandbox::Sandbox;
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("the run benchmarks boot a systemd sandbox and need root");
-        std::process::exit(if std::env::var("CI").as_deref() == Ok("true") { 1 } else { 0 });
+        std::process::exit(if std::env::var("CI").as_deref() == Ok("true") {
+            1
+        } else {
+            0
+        });
     }
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(7);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7);
     boot_times(10);
     let sb = Sandbox::boot().expect("boot a sandbox");
-    sb.copy_in(Path::new(env!("CARGO_BIN_EXE_flow")), Path::new("/usr/local/bin/flow")).expect("install flow");
+    sb.copy_in(
+        Path::new(env!("CARGO_BIN_EXE_flow")),
+        Path::new("/usr/local/bin/flow"),
+    )
+    .expect("install flow");
     compare(&sb, "chain100", &chain(100), rounds, true);
     compare(&sb, "dag1000", &random_dag(1000, 42), rounds.min(5), false);
 }
@@ -50,7 +61,14 @@ fn boot_times(n: usize) {
 type Dag = Vec<(String, Vec<usize>)>;
 
 fn chain(n: usize) -> Dag {
-    (0..n).map(|i| (format!("t{i:04}"), if i == 0 { vec![] } else { vec![i - 1] })).collect()
+    (0..n)
+        .map(|i| {
+            (
+                format!("t{i:04}"),
+                if i == 0 { vec![] } else { vec![i - 1] },
+            )
+        })
+        .collect()
 }
 
 fn random_dag(n: usize, seed: u64) -> Dag {
@@ -82,19 +100,33 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
             yaml.push_str(&format!("    needs: [{}]\n", needs.join(", ")));
         }
     }
-    sb.write_file(Path::new(&format!("/etc/flow/workflows/{name}.yaml")), yaml).expect("write yaml");
+    sb.write_file(Path::new(&format!("/etc/flow/workflows/{name}.yaml")), yaml)
+        .expect("write yaml");
     // The hand-written baseline: the same DAG as plain oneshots and a target.
     let mut wants = String::new();
     for (task, ups) in dag {
         let mut unit = String::from("[Unit]\n");
         for &u in ups {
-            unit.push_str(&format!("Requires=hand-{name}-{0}.service\nAfter=hand-{name}-{0}.service\n", dag[u].0));
+            unit.push_str(&format!(
+                "Requires=hand-{name}-{0}.service\nAfter=hand-{name}-{0}.service\n",
+                dag[u].0
+            ));
         }
         unit.push_str("[Service]\nType=oneshot\nExecStart=/bin/true\n");
-        sb.write_file(Path::new(&format!("/etc/systemd/system/hand-{name}-{task}.service")), unit).expect("write unit");
-        wants.push_str(&format!("Wants=hand-{name}-{task}.service\nAfter=hand-{name}-{task}.service\n"));
+        sb.write_file(
+            Path::new(&format!("/etc/systemd/system/hand-{name}-{task}.service")),
+            unit,
+        )
+        .expect("write unit");
+        wants.push_str(&format!(
+            "Wants=hand-{name}-{task}.service\nAfter=hand-{name}-{task}.service\n"
+        ));
     }
-    sb.write_file(Path::new(&format!("/etc/systemd/system/hand-{name}.target")), format!("[Unit]\n{wants}")).expect("write target");
+    sb.write_file(
+        Path::new(&format!("/etc/systemd/system/hand-{name}.target")),
+        format!("[Unit]\n{wants}"),
+    )
+    .expect("write target");
     inside(sb, "/usr/local/bin/flow", &["apply"]);
     inside(sb, "systemctl", &["daemon-reload"]);
 
@@ -108,7 +140,11 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
         hand_times.push(t.elapsed());
         inside(sb, "systemctl", &["stop", &target]);
         let t = Instant::now();
-        inside(sb, "/usr/local/bin/flow", &["run", name, "--wait", "--json"]);
+        inside(
+            sb,
+            "/usr/local/bin/flow",
+            &["run", name, "--wait", "--json"],
+        );
         flow_times.push(t.elapsed());
         if edges {
             gaps.extend(edge_gaps(sb, name, dag));
@@ -138,8 +174,15 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
 /// For each chain edge of flow's last run: downstream ExecMainStartTimestamp minus upstream
 /// ExecMainExitTimestamp, in ms.
 fn edge_gaps(sb: &Sandbox, name: &str, dag: &Dag) -> Vec<f64> {
-    let units: Vec<String> = dag.iter().map(|(t, _)| format!("flow-{name}--{t}.service")).collect();
-    let mut args = vec!["show", "-p", "ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic"];
+    let units: Vec<String> = dag
+        .iter()
+        .map(|(t, _)| format!("flow-{name}--{t}.service"))
+        .collect();
+    let mut args = vec![
+        "show",
+        "-p",
+        "ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic",
+    ];
     args.extend(units.iter().map(String::as_str));
     let out = inside(sb, "systemctl", &args);
     // `systemctl show` prints one block per unit, separated by blank lines, in order.
@@ -147,9 +190,20 @@ fn edge_gaps(sb: &Sandbox, name: &str, dag: &Dag) -> Vec<f64> {
         .split("\n\n")
         .map(|b| {
             let get = |k: &str| {
-                b.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix('=')?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+                b.lines()
+                    .find_map(|l| {
+                        l.strip_prefix(k)?
+                            .strip_prefix('=')?
+                            .trim()
+                            .parse::<f64>()
+                            .ok()
+                    })
+                    .unwrap_or(0.0)
             };
-            (get("ExecMainStartTimestampMonotonic"), get("ExecMainExitTimestampMonotonic"))
+            (
+                get("ExecMainStartTimestampMonotonic"),
+                get("ExecMainExitTimestampMonotonic"),
+            )
         })
         .collect();
     let mut gaps = Vec::new();
@@ -167,8 +221,16 @@ fn edge_gaps(sb: &Sandbox, name: &str, dag: &Dag) -> Vec<f64> {
 }
 
 fn inside(sb: &Sandbox, program: &str, args: &[&str]) -> String {
-    let out = sb.command(program).args(args).output().expect("run inside the sandbox");
-    assert!(out.status.success() || program.ends_with("flow"), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = sb
+        .command(program)
+        .args(args)
+        .output()
+        .expect("run inside the sandbox");
+    assert!(
+        out.status.success() || program.ends_with("flow"),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

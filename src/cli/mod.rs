@@ -70,8 +70,8 @@ pub enum Command {
     },
     /// Run a workflow end to end in a throwaway systemd (needs root; the host is not touched).
     Try {
-        /// The workflow file.
-        file: PathBuf,
+        /// The workflow file [default: a built-in example, a nightly backup of /etc].
+        file: Option<PathBuf>,
         /// Leave the sandbox running afterwards and print how to enter it.
         #[arg(long)]
         keep: bool,
@@ -173,7 +173,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => install::plan(&args),
         Command::Apply(args) => install::apply(&args),
         Command::Remove { name, target } => install::remove(&name, &target),
-        Command::Try { file, keep } => try_run::run(&file, keep),
+        Command::Try { file, keep } => try_run::run(file.as_deref(), keep),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { out } => docs::manpage(&out),
         Command::Run { name, wait, at } => run::run(&name, wait, &at),
