@@ -62,11 +62,12 @@ flow logs backup \-\-task snapshot
 .RE
 .fi
 .PP
-Try an example end to end in a throwaway systemd, without touching the system:
+Try a workflow end to end in a throwaway systemd, without touching the system (as root;
+without a file, a built-in example):
 .PP
 .nf
 .RS 4
-flow try /usr/share/doc/flow/examples/hello.yaml
+flow try /usr/share/doc/flow/examples/health\-check.yaml
 .RE
 .fi
 .SH "SEE ALSO"
