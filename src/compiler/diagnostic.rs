@@ -96,7 +96,11 @@ pub fn nth_line(source: &str, n: usize) -> Option<&str> {
     let mut rest = source;
     for _ in 1..n {
         let end = rest.find(['\n', '\r'])?;
-        let skip = if rest[end..].starts_with("\r\n") { 2 } else { 1 };
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
         rest = &rest[end + skip..];
     }
     Some(&rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())])

@@ -34,7 +34,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         let number = &rest[..digits];
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if whole.is_empty() || fraction.contains('.') || (number.contains('.') && fraction.is_empty())
+        if whole.is_empty()
+            || fraction.contains('.')
+            || (number.contains('.') && fraction.is_empty())
         {
             return Err(format!("`{number}` is not a number"));
         }
@@ -166,7 +168,11 @@ mod tests {
 
     #[test]
     fn huge_values_say_too_large() {
-        for text in ["3651d", "18446744073709551616", "1s 99999999999999999999999999d"] {
+        for text in [
+            "3651d",
+            "18446744073709551616",
+            "1s 99999999999999999999999999d",
+        ] {
             let err = parse(text).expect_err(text);
             assert!(err.starts_with("duration too large"), "{text}: {err}");
         }

@@ -159,12 +159,33 @@ mod tests {
 
     #[test]
     fn accounts_and_env_names() {
-        for ok in ["pi", "www-data", "_x", "A1", "0", "1000", "65534", "4294967294"] {
+        for ok in [
+            "pi",
+            "www-data",
+            "_x",
+            "A1",
+            "0",
+            "1000",
+            "65534",
+            "4294967294",
+        ] {
             assert_eq!(check_account(ok), Ok(()), "{ok}");
         }
         for bad in [
-            "", "a b", "-x", "1a", "a.b", "a@b", "x$", "65535", "4294967295", "4294967296", "0123",
-            "-1", "ünï", &"a".repeat(32),
+            "",
+            "a b",
+            "-x",
+            "1a",
+            "a.b",
+            "a@b",
+            "x$",
+            "65535",
+            "4294967295",
+            "4294967296",
+            "0123",
+            "-1",
+            "ünï",
+            &"a".repeat(32),
         ] {
             assert!(check_account(bad).is_err(), "{bad}");
         }

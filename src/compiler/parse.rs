@@ -244,9 +244,7 @@ impl Decoder<'_> {
                 }
             },
         };
-        let description = fields
-            .get("description")
-            .and_then(|n| self.description(n));
+        let description = fields.get("description").and_then(|n| self.description(n));
         let timezone = fields.get("timezone").and_then(|n| {
             let tz = self.string(n, "`timezone`")?;
             self.schedule_result(n, schedule::timezone::validate(&tz))?;
@@ -548,10 +546,7 @@ impl Decoder<'_> {
             && !node.is_null()
         {
             let script = self.script(node)?;
-            return Some((
-                base_task(name, Command::Shell(script), base),
-                Vec::new(),
-            ));
+            return Some((base_task(name, Command::Shell(script), base), Vec::new()));
         }
         let allowed: Vec<&str> = TASK_ONLY_KEYS
             .iter()
@@ -604,9 +599,7 @@ impl Decoder<'_> {
                 })
             })
             .unwrap_or_default();
-        let description = fields
-            .get("description")
-            .and_then(|n| self.description(n));
+        let description = fields.get("description").and_then(|n| self.description(n));
         let own = self.settings(&fields);
         // A task whose command is wrong still takes part in the graph checks; the error is
         // already recorded, so nothing is emitted from this placeholder.
@@ -950,8 +943,9 @@ impl Decoder<'_> {
                 bad as u32
             )
         };
-        self.error(node.span(), message).help =
-            Some("remove it (an escape such as `\\0` or `\\uFFFF` in a quoted string writes one)".into());
+        self.error(node.span(), message).help = Some(
+            "remove it (an escape such as `\\0` or `\\uFFFF` in a quoted string writes one)".into(),
+        );
         None
     }
 
@@ -1167,7 +1161,11 @@ fn is_memory_size(v: &str) -> bool {
         {
             return None;
         }
-        let f = if fraction.is_empty() { 0 } else { fraction.parse().ok()? };
+        let f = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().ok()?
+        };
         Some((whole.parse().ok()?, f, fraction.len() as u32))
     };
     if let Some(p) = v.strip_suffix('%') {
@@ -1293,7 +1291,11 @@ fn check_raw_value(value: &str) -> Result<(), String> {
         if c == '%' {
             match chars.next() {
                 Some(s) if SPECIFIERS.contains(s) => {}
-                Some(s) => return Err(format!("has `%{s}`, which is not a systemd specifier (write `%%` for `%`)")),
+                Some(s) => {
+                    return Err(format!(
+                        "has `%{s}`, which is not a systemd specifier (write `%%` for `%`)"
+                    ));
+                }
                 None => return Err("ends with `%` (write `%%` for a literal `%`)".into()),
             }
         }
