@@ -1,6 +1,7 @@
 //! The `flow` command line: argument definitions here, one module per command.
 
 mod compile;
+mod docs;
 mod exit;
 mod graph;
 mod history;
@@ -70,11 +71,22 @@ pub enum Command {
     },
     /// Run a workflow end to end in a throwaway systemd (needs root; the host is not touched).
     Try {
-        /// The workflow file.
-        file: PathBuf,
+        /// The workflow file [default: a built-in example, a nightly backup of /etc].
+        file: Option<PathBuf>,
         /// Leave the sandbox running afterwards and print how to enter it.
         #[arg(long)]
         keep: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the flow(1) man page, generated from these definitions, into a directory.
+    #[command(hide = true)]
+    Manpage {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Start a run of an installed workflow.
     Run {
@@ -210,7 +222,9 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => install::plan(&args),
         Command::Apply(args) => install::apply(&args),
         Command::Remove { name, target } => install::remove(&name, &target),
-        Command::Try { file, keep } => try_run::run(&file, keep),
+        Command::Try { file, keep } => try_run::run(file.as_deref(), keep),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Manpage { out } => docs::manpage(&out),
         Command::Run { name, wait, at } => run::run(&name, wait, &at),
         Command::Status {
             name,

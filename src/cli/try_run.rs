@@ -7,27 +7,40 @@ use std::process::Stdio;
 
 use super::exit::{CliError, Exit};
 use super::workflows;
-use crate::compiler::{self, model::Schedule};
+use crate::compiler::{self, diagnostic, model::Schedule};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
 /// Where the sandbox's copy of flow lives.
 const INSIDE_FLOW: &str = "/usr/local/bin/flow";
 
-pub fn run(file: &Path, keep: bool) -> Result<Exit, CliError> {
-    // Check the file before booting anything: errors print as from `flow validate`.
-    let compiled =
-        workflows::compile_all(&[file.to_path_buf()], Path::new(workflows::SYSTEM_UNITS))?;
-    let Some(wf) = compiled.into_iter().next().map(|c| c.workflow) else {
-        return Err(CliError::Invalid("no workflow".into()));
+/// The workflow `flow try` runs when given no file: the backup example, which needs
+/// nothing but a Debian base system.
+const DEFAULT_NAME: &str = "backup.yaml";
+const DEFAULT_WORKFLOW: &str = include_str!("../../examples/backup.yaml");
+
+pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
+    let (shown, text) = match file {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::io(format!("cannot read {}", path.display()), e))?,
+        ),
+        None => {
+            eprintln!("No file given: trying the built-in example `{DEFAULT_NAME}`.");
+            (DEFAULT_NAME.to_string(), DEFAULT_WORKFLOW.to_string())
+        }
     };
+    // Check the file before booting anything: errors print as from `flow validate`.
+    let wf = compiler::check(&shown, &text).map_err(|diags| {
+        eprintln!("{}", diagnostic::render_all(&diags, &shown, &text));
+        CliError::Invalid("the workflow is invalid: nothing was run".into())
+    })?;
     let exe =
         std::env::current_exe().map_err(|e| CliError::io("cannot find the flow binary", e))?;
-    let text = std::fs::read(file)
-        .map_err(|e| CliError::io(format!("cannot read {}", file.display()), e))?;
     let file_name = file
-        .file_name()
+        .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("{}.yaml", wf.name));
+        .unwrap_or_else(|| DEFAULT_NAME.to_string());
 
     ignore_interrupts_here();
     let started = std::time::Instant::now();
@@ -43,7 +56,7 @@ pub fn run(file: &Path, keep: bool) -> Result<Exit, CliError> {
     let box_err = |e: crate::sandbox::SandboxError| CliError::System(e.to_string());
     sb.copy_in(&exe, Path::new(INSIDE_FLOW)).map_err(box_err)?;
     let inside_yaml = format!("{}/{file_name}", workflows::SYSTEM_WORKFLOWS);
-    sb.write_file(Path::new(&inside_yaml), &text)
+    sb.write_file(Path::new(&inside_yaml), text.as_bytes())
         .map_err(box_err)?;
 
     let flow = |args: &[&str]| -> Result<i32, CliError> {
@@ -84,6 +97,9 @@ pub fn run(file: &Path, keep: bool) -> Result<Exit, CliError> {
         println!("\nHistory (retries included):");
         code = flow(&["status", &wf.name, &run.to_string()])?;
     }
+    // journald reads a task's stdout stream on its own schedule and `journalctl --sync`
+    // does not wait for stream data (systemd 252): give the last lines a moment to land.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     println!("\nLogs:");
     flow(&["logs", &wf.name])?;
     if let Some(schedule) = &wf.schedule {
@@ -167,7 +183,11 @@ fn print_next_fires(sb: &Sandbox, schedule: &Schedule, tz: Option<&str>) {
             .collect(),
         Err(_) => Vec::new(),
     };
-    times.sort();
+    // "Thu 2026-11-26 02:30:00 UTC": order by what follows the weekday.
+    times.sort_by(|a, b| {
+        let key = |t: &String| t.split_once(' ').map(|(_, rest)| rest.to_string());
+        key(a).cmp(&key(b))
+    });
     times.dedup();
     println!("Next runs:");
     for t in times.iter().take(3) {
