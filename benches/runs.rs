@@ -129,55 +129,90 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
     .expect("write target");
     inside(sb, "/usr/local/bin/flow", &["apply"]);
     inside(sb, "systemctl", &["daemon-reload"]);
+    // Keep every unit loaded, so that each run's timestamps can be read after it (systemd
+    // unloads inactive units nobody references). Same for both sides.
+    let sd = sb.systemd().expect("connect to the sandbox");
+    let flow_units: Vec<String> = dag
+        .iter()
+        .map(|(t, _)| format!("flow-{name}--{t}.service"))
+        .collect();
+    let hand_units: Vec<String> = dag
+        .iter()
+        .map(|(t, _)| format!("hand-{name}-{t}.service"))
+        .collect();
+    if edges {
+        for u in flow_units.iter().chain(&hand_units) {
+            sd.ref_unit(u).expect("pin a unit");
+        }
+    }
 
     let mut flow_times = Vec::new();
     let mut hand_times = Vec::new();
-    let mut gaps: Vec<f64> = Vec::new();
+    let mut flow_gaps: Vec<f64> = Vec::new();
+    let mut hand_gaps: Vec<f64> = Vec::new();
     let target = format!("hand-{name}.target");
-    for _ in 0..rounds {
+    // Round 0 warms up (unit loading, page cache) and is not counted.
+    for round in 0..=rounds {
         let t = Instant::now();
         inside(sb, "systemctl", &["start", &target]);
-        hand_times.push(t.elapsed());
+        let hand = t.elapsed();
         inside(sb, "systemctl", &["stop", &target]);
+        if edges {
+            hand_gaps.extend(edge_gaps(sb, &hand_units, dag));
+        }
         let t = Instant::now();
-        inside(
+        let out = inside(
             sb,
             "/usr/local/bin/flow",
             &["run", name, "--wait", "--json"],
         );
-        flow_times.push(t.elapsed());
+        let flow = t.elapsed();
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("flow run --json");
+        let ok = v["tasks"].as_array().map_or(0, |a| {
+            a.iter().filter(|t| t["state"] == "succeeded").count()
+        });
+        assert!(
+            v["succeeded"] == true && ok == dag.len(),
+            "flow's run did not succeed: {ok} of {} tasks",
+            dag.len()
+        );
         if edges {
-            gaps.extend(edge_gaps(sb, name, dag));
+            flow_gaps.extend(edge_gaps(sb, &flow_units, dag));
+        }
+        if round > 0 {
+            hand_times.push(hand);
+            flow_times.push(flow);
         }
     }
     flow_times.sort();
     hand_times.sort();
     let (f, h) = (flow_times[rounds / 2], hand_times[rounds / 2]);
     println!(
-        "{name}: flow run --wait median {:.0} ms, hand-written systemctl start median {:.0} ms, ratio {:.2} ({rounds} rounds each, alternating)",
+        "{name}: flow run --wait median {:.0} ms, hand-written systemctl start median {:.0} ms, ratio {:.2} ({rounds} rounds each, alternating; every flow run checked: {} tasks succeeded)",
         ms(f),
         ms(h),
-        ms(f) / ms(h)
+        ms(f) / ms(h),
+        dag.len()
     );
-    if edges && !gaps.is_empty() {
+    for (who, gaps) in [("flow", &mut flow_gaps), ("hand-written", &mut hand_gaps)] {
+        if !edges || gaps.is_empty() {
+            continue;
+        }
         gaps.sort_by(f64::total_cmp);
         let p = |q: f64| gaps[((gaps.len() - 1) as f64 * q) as usize];
         println!(
-            "{name}: per-edge latency (upstream exit → downstream start) median {:.2} ms, p99 {:.2} ms, over {} edges",
+            "{name}: {who} per-edge latency (upstream exit → downstream start) median {:.2} ms, p99 {:.2} ms, max {:.2} ms, over {} edges",
             p(0.5),
             p(0.99),
+            p(1.0),
             gaps.len()
         );
     }
 }
 
-/// For each chain edge of flow's last run: downstream ExecMainStartTimestamp minus upstream
-/// ExecMainExitTimestamp, in ms.
-fn edge_gaps(sb: &Sandbox, name: &str, dag: &Dag) -> Vec<f64> {
-    let units: Vec<String> = dag
-        .iter()
-        .map(|(t, _)| format!("flow-{name}--{t}.service"))
-        .collect();
+/// For each edge of the last run of these units (one per task, in DAG order): downstream
+/// ExecMainStartTimestampMonotonic minus upstream ExecMainExitTimestampMonotonic, in ms.
+fn edge_gaps(sb: &Sandbox, units: &[String], dag: &Dag) -> Vec<f64> {
     let mut args = vec![
         "show",
         "-p",
@@ -187,6 +222,7 @@ fn edge_gaps(sb: &Sandbox, name: &str, dag: &Dag) -> Vec<f64> {
     let out = inside(sb, "systemctl", &args);
     // `systemctl show` prints one block per unit, separated by blank lines, in order.
     let blocks: Vec<(f64, f64)> = out
+        .trim_end()
         .split("\n\n")
         .map(|b| {
             let get = |k: &str| {
@@ -206,15 +242,24 @@ fn edge_gaps(sb: &Sandbox, name: &str, dag: &Dag) -> Vec<f64> {
             )
         })
         .collect();
+    assert_eq!(
+        blocks.len(),
+        units.len(),
+        "systemctl show printed {} blocks for {} units",
+        blocks.len(),
+        units.len()
+    );
     let mut gaps = Vec::new();
     for (i, (_, ups)) in dag.iter().enumerate() {
         for &u in ups {
-            if let (Some(down), Some(up)) = (blocks.get(i), blocks.get(u))
-                && down.0 > 0.0
-                && up.1 > 0.0
-            {
-                gaps.push((down.0 - up.1) / 1000.0);
-            }
+            let (down, up) = (blocks[i], blocks[u]);
+            assert!(
+                down.0 > 0.0 && up.1 > 0.0,
+                "no timestamps for {} or {}",
+                units[i],
+                units[u]
+            );
+            gaps.push((down.0 - up.1) / 1000.0);
         }
     }
     gaps

@@ -161,8 +161,7 @@ fn json_runs(wf: &InstalledWorkflow, runs: &[TaskRun]) -> serde_json::Value {
 pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
-    let states = runs::last_run(&sd, &wf).map_err(sys)?;
-    let runs: Vec<TaskRun> = states.into_iter().map(|(t, _)| t).collect();
+    let runs = runs::last_run(&sd, &wf, w.user).map_err(sys)?;
     if w.json {
         println!("{}", json_runs(&wf, &runs));
         return Ok(Exit::Success);
@@ -220,11 +219,11 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
         }
     } else {
         let sd = w.connect()?;
-        let states = runs::last_run(&sd, &wf).map_err(sys)?;
+        let states = runs::last_run(&sd, &wf, w.user).map_err(sys)?;
         let ids: Vec<String> = states
             .iter()
-            .filter(|(t, _)| task.is_none_or(|want| t.name == want))
-            .filter_map(|(t, _)| t.invocation_id.clone())
+            .filter(|t| task.is_none_or(|want| t.name == want))
+            .filter_map(|t| t.invocation_id.clone())
             .collect();
         if ids.is_empty() {
             println!(
@@ -329,16 +328,12 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             _ => next.unwrap_or_else(|| "-".into()),
         };
         let last = match &sd {
-            Some(sd) => match runs::last_run(sd, wf) {
-                Ok(states) if states.iter().all(|(t, _)| t.state == TaskState::Unknown) => {
+            Some(sd) => match runs::last_run(sd, wf, w.user) {
+                Ok(states) if states.iter().all(|t| t.state == TaskState::Unknown) => {
                     "never run".to_string()
                 }
-                Ok(states) if states.iter().any(|(t, _)| !t.state.is_final()) => {
-                    "running".to_string()
-                }
-                Ok(states) if states.iter().all(|(t, _)| t.state.is_ok()) => {
-                    "succeeded".to_string()
-                }
+                Ok(states) if states.iter().any(|t| !t.state.is_final()) => "running".to_string(),
+                Ok(states) if states.iter().all(|t| t.state.is_ok()) => "succeeded".to_string(),
                 Ok(_) => "failed".to_string(),
                 Err(_) => "?".into(),
             },

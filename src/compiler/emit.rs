@@ -156,7 +156,7 @@ fn timer_unit(wf: &Workflow, schedule: &Schedule, opts: &EmitOptions) -> UnitFil
     let tz = wf
         .timezone
         .as_deref()
-        .map(|tz| format!(" {tz}"))
+        .map(|tz| format!(" {}", raw(tz)))
         .unwrap_or_default();
     let t = u.section("Timer");
     match schedule {
@@ -184,8 +184,14 @@ fn timer_unit(wf: &Workflow, schedule: &Schedule, opts: &EmitOptions) -> UnitFil
     if let Some(j) = wf.jitter {
         t.set("RandomizedDelaySec", to_systemd(j));
     }
-    // The default accuracy of one minute would start runs up to a minute late.
-    t.set("AccuracySec", "1s")
+    // The default accuracy of one minute would start runs up to a minute late. An `every`
+    // schedule counts from the last run's start, so any lateness adds up run after run (at
+    // 1s, `every: 2s` fired every 3s): it gets 1ms.
+    let accuracy = match schedule {
+        Schedule::Every(_) => "1ms",
+        _ => "1s",
+    };
+    t.set("AccuracySec", accuracy)
         .set("Unit", names::run_unit(&wf.name));
     u.section("Install").set("WantedBy", "timers.target");
     let x = u.section("X-Flow");

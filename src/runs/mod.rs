@@ -2,9 +2,11 @@
 //! started and followed live over D-Bus, and the state of the last run read from unit
 //! properties. Works without the supervisor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+pub mod journal;
 
 use crate::compiler::names;
 use crate::install::InstalledFile;
@@ -29,6 +31,9 @@ pub struct TaskInfo {
     /// Names of the tasks it needs.
     pub needs: Vec<String>,
     pub when: String,
+    /// Whether the unit has a `MemoryMax=`: a SIGKILL then most likely came from the
+    /// kernel's OOM killer (see [`out_of_memory`]).
+    pub memory_max: bool,
 }
 
 impl InstalledWorkflow {
@@ -84,11 +89,13 @@ pub fn installed_workflow(
             let when = values(&file.contents, "When")
                 .next()
                 .unwrap_or_else(|| "all_success".into());
+            let memory_max = values(&file.contents, "MemoryMax").next().is_some();
             Some(TaskInfo {
                 name: task,
                 unit: unit.clone(),
                 needs,
                 when,
+                memory_max,
             })
         })
         .collect();
@@ -178,6 +185,16 @@ impl TaskState {
     }
 }
 
+/// A task killed by SIGKILL under a `MemoryMax=` was, in all likelihood, killed by the
+/// kernel's OOM killer: systemd 252 does not always notice (it reports `signal`, or
+/// `exit-code` 137 when a shell ran the command that was killed), so flow says so itself.
+pub fn out_of_memory(task: &TaskInfo, state: TaskState) -> TaskState {
+    match state {
+        TaskState::Killed(9) | TaskState::Failed(137) if task.memory_max => TaskState::OutOfMemory,
+        other => other,
+    }
+}
+
 /// A task's state from its unit's properties after its start job ended.
 pub fn finished_state(job: &JobResult, unit: &UnitState) -> TaskState {
     match job {
@@ -221,6 +238,9 @@ pub struct TaskRun {
 
 /// Start a run and follow it until every task reached a final state; `progress` is called
 /// at each change with the task's index. A run already going is joined, not restarted.
+///
+/// Everything comes from the manager's signals: a call to systemd for each task while the
+/// run goes would keep PID 1 busy between one task and the next.
 pub fn start_and_follow(
     sd: &Systemd,
     wf: &InstalledWorkflow,
@@ -237,19 +257,43 @@ pub fn start_and_follow(
             invocation_id: None,
         })
         .collect();
-    // Keep every task's state readable after it ends (systemd unloads unreferenced units).
-    for t in &wf.tasks {
-        sd.ref_unit(&t.unit)?;
-    }
-    let paths: Vec<String> = wf.tasks.iter().map(|t| unit_path(&t.unit)).collect();
+    // What the signals said of each task's unit in this run.
+    let mut seen: Vec<UnitState> = vec![UnitState::default(); wf.tasks.len()];
+    let paths: HashMap<String, usize> = wf
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (unit_path(&t.unit), i))
+        .collect();
+    let units: HashMap<&str, usize> = wf
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.unit.as_str(), i))
+        .collect();
     let mut watch = sd.watch()?;
     let run_unit = wf.run_unit();
     sd.start_unit_no_wait(&run_unit)?;
     while let Some(event) = watch.next_event() {
         match event {
-            Event::ActiveState { unit_path, state } => {
-                if let Some(i) = paths.iter().position(|p| *p == unit_path)
-                    && state == "activating"
+            Event::Changed { unit_path, changes } => {
+                let Some(&i) = paths.get(&unit_path) else {
+                    continue;
+                };
+                let s = &mut seen[i];
+                if let Some(v) = changes.invocation_id {
+                    s.invocation_id = Some(v);
+                }
+                if let Some(v) = changes.result {
+                    s.result = Some(v);
+                }
+                if let Some(v) = changes.exec_main_code {
+                    s.exec_main_code = v;
+                }
+                if let Some(v) = changes.exec_main_status {
+                    s.exec_main_status = v;
+                }
+                if changes.active_state.as_deref() == Some("activating")
                     && runs[i].state == TaskState::Pending
                 {
                     runs[i].state = TaskState::Running;
@@ -261,16 +305,24 @@ pub fn start_and_follow(
                 if unit == run_unit {
                     break;
                 }
-                let Some(i) = wf.tasks.iter().position(|t| t.unit == unit) else {
+                let Some(&i) = units.get(unit.as_str()) else {
                     continue;
                 };
-                let state = sd.unit_state(&unit)?;
-                runs[i].state = finished_state(&result, &state);
+                if seen[i].result.is_none() && matches!(result, JobResult::Done | JobResult::Failed)
+                {
+                    // No signal said how it ended (not expected from systemd 252): ask.
+                    let state = sd.unit_state(&unit)?;
+                    seen[i].result = state.result;
+                    seen[i].exec_main_code = state.exec_main_code;
+                    seen[i].exec_main_status = state.exec_main_status;
+                    seen[i].invocation_id = seen[i].invocation_id.take().or(state.invocation_id);
+                }
+                runs[i].state = out_of_memory(&wf.tasks[i], finished_state(&result, &seen[i]));
                 runs[i].duration = runs[i].started.map(|s| s.elapsed());
                 if runs[i].state != TaskState::UpstreamFailed
                     && runs[i].state != TaskState::Canceled
                 {
-                    runs[i].invocation_id = state.invocation_id.clone();
+                    runs[i].invocation_id = seen[i].invocation_id.clone();
                 }
                 progress(i, &runs[i]);
             }
@@ -279,67 +331,61 @@ pub fn start_and_follow(
     Ok(runs)
 }
 
-/// The state of each task in the current or last run, from systemd alone. A task that did
-/// not start since the run began did not run in it.
+/// Why the last run could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LastRunError {
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error("cannot read the journal (journalctl): {0}\n  is systemd installed?")]
+    Journal(std::io::Error),
+}
+
+/// The state of each task in the current or last run, from systemd alone (works without
+/// the supervisor): what is running now from the manager, what finished from the journal
+/// (see [`journal`]: a finished unit may already be unloaded). `user`: the user's manager.
 pub fn last_run(
     sd: &Systemd,
     wf: &InstalledWorkflow,
-) -> Result<Vec<(TaskRun, UnitState)>, SystemdError> {
-    let run = sd.unit_state(&wf.run_unit())?;
-    let begin = sd.unit_state(&wf.begin_unit())?;
-    let running = run.active_state == "activating" || has_job(sd, &wf.run_unit())?;
-    let run_start = begin.exec_main_start_timestamp;
+    user: bool,
+) -> Result<Vec<TaskRun>, LastRunError> {
+    // One call for the live state of every loaded unit of the workflow.
+    let loaded = sd.list_units_by_patterns(&[&format!("flow-{}*", wf.name)])?;
+    let live = |unit: &str| loaded.iter().find(|u| u.name == unit);
+    let run_unit = wf.run_unit();
+    let running =
+        live(&run_unit).is_some_and(|u| u.job.is_some() || u.active_state == "activating");
+    let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
+    let journal =
+        journal::last_run(user, &wf.begin_unit(), &units).map_err(LastRunError::Journal)?;
     let mut out = Vec::with_capacity(wf.tasks.len());
     for t in &wf.tasks {
-        let unit = sd.unit_state(&t.unit)?;
-        let in_this_run = match (
-            unit.exec_main_start_timestamp
-                .or(unit.inactive_exit_timestamp),
-            run_start,
-        ) {
-            (Some(started), Some(begun)) => started >= begun,
-            (Some(_), None) => true,
-            _ => false,
+        let rec = journal.tasks.get(&t.unit);
+        let active = live(&t.unit).map(|u| u.active_state.as_str());
+        let queued = live(&t.unit).is_some_and(|u| u.job.is_some());
+        let state = match (active, rec.and_then(|r| r.state.clone())) {
+            (Some("activating" | "deactivating"), _) => TaskState::Running,
+            // A start job queued again after an end in this run (a retry): waiting.
+            (_, Some(_)) if queued && running => TaskState::Pending,
+            (_, Some(state)) => out_of_memory(t, state),
+            (_, None) if running => TaskState::Pending,
+            // The run ended and this task never got a start job's end: it was not reached
+            // (the run was stopped), or the journal lost the line.
+            (_, None) if journal.begun.is_some() => TaskState::Canceled,
+            (_, None) => TaskState::Unknown,
         };
-        let state = if unit.active_state == "activating" || unit.active_state == "deactivating" {
-            TaskState::Running
-        } else if in_this_run {
-            state_from_result(&unit)
-        } else if running {
-            TaskState::Pending
-        } else if unit.result.is_some() && run_start.is_some() {
-            TaskState::UpstreamFailed
-        } else {
-            TaskState::Unknown
-        };
-        let duration = match (
-            unit.exec_main_start_timestamp,
-            unit.exec_main_exit_timestamp,
-        ) {
-            (Some(a), Some(b)) if in_this_run && b >= a => Some(Duration::from_micros(b - a)),
+        let duration = rec.and_then(|r| match (r.started, r.ended) {
+            (Some(a), Some(b)) if b >= a => Some(Duration::from_micros(b - a)),
             _ => None,
-        };
-        let invocation_id = if in_this_run {
-            unit.invocation_id.clone()
-        } else {
-            None
-        };
-        out.push((
-            TaskRun {
-                name: t.name.clone(),
-                state,
-                started: None,
-                duration,
-                invocation_id,
-            },
-            unit,
-        ));
+        });
+        out.push(TaskRun {
+            name: t.name.clone(),
+            state,
+            started: None,
+            duration,
+            invocation_id: rec.and_then(|r| r.invocation_id.clone()),
+        });
     }
     Ok(out)
-}
-
-fn has_job(sd: &Systemd, unit: &str) -> Result<bool, SystemdError> {
-    Ok(sd.list_jobs()?.iter().any(|j| j.unit == unit))
 }
 
 /// Read the installed workflow `name` from `dir`.

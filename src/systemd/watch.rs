@@ -15,9 +15,28 @@ use super::{JobResult, SystemdError};
 pub enum Event {
     /// A job ended: the unit and how.
     JobRemoved { unit: String, result: JobResult },
-    /// A unit's ActiveState changed (`activating`, `active`, `deactivating`, `inactive`,
-    /// `failed`). `unit_path` is its object path (see [`unit_path`]).
-    ActiveState { unit_path: String, state: String },
+    /// Properties of a unit changed. `unit_path` is its object path (see [`unit_path`]).
+    /// systemd sends a unit's changes before the `JobRemoved` of its job, so a follower
+    /// knows how a task ended without asking (no call that would keep PID 1 busy).
+    Changed { unit_path: String, changes: Changes },
+}
+
+/// The changed properties flow follows; `None`: not in this signal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// `activating`, `active`, `deactivating`, `inactive`, `failed`.
+    pub active_state: Option<String>,
+    pub invocation_id: Option<String>,
+    /// A service's `Result` (`success`, `exit-code`, `signal`, `timeout`, ...).
+    pub result: Option<String>,
+    pub exec_main_code: Option<i32>,
+    pub exec_main_status: Option<i32>,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
 }
 
 /// Signals from the manager, as [`Event`]s.
@@ -71,16 +90,36 @@ impl Watch {
                     else {
                         continue;
                     };
-                    if iface != "org.freedesktop.systemd1.Unit" {
-                        continue;
-                    }
-                    if let Some(state) = changed
-                        .get("ActiveState")
-                        .and_then(|v| String::try_from(v.clone()).ok())
-                    {
-                        return Some(Event::ActiveState {
+                    let text = |k: &str| {
+                        changed
+                            .get(k)
+                            .and_then(|v| v.downcast_ref::<&str>().ok())
+                            .map(str::to_string)
+                    };
+                    let int = |k: &str| changed.get(k).and_then(|v| v.downcast_ref::<i32>().ok());
+                    let changes = match iface.as_str() {
+                        "org.freedesktop.systemd1.Unit" => Changes {
+                            active_state: text("ActiveState"),
+                            invocation_id: changed
+                                .get("InvocationID")
+                                .and_then(|v| v.try_clone().ok())
+                                .and_then(|v| Vec::<u8>::try_from(v).ok())
+                                .filter(|id| !id.is_empty())
+                                .map(|id| super::hex(&id)),
+                            ..Changes::default()
+                        },
+                        "org.freedesktop.systemd1.Service" => Changes {
+                            result: text("Result"),
+                            exec_main_code: int("ExecMainCode"),
+                            exec_main_status: int("ExecMainStatus"),
+                            ..Changes::default()
+                        },
+                        _ => continue,
+                    };
+                    if !changes.is_empty() {
+                        return Some(Event::Changed {
                             unit_path: path,
-                            state,
+                            changes,
                         });
                     }
                 }

@@ -192,3 +192,5 @@ pub fn journal_messages(sb: &Sandbox, unit: &str, at_least: usize) -> Vec<String
         },
     )
 }
+
+pub mod flowbox;

@@ -1,0 +1,170 @@
+//! End-to-end: what a task runs is exactly what the YAML says (quotes, `$`, `%`,
+//! backslashes, unicode, heredocs, spaces in values and paths), as whom and where, and its
+//! output is in the journal, findable by workflow, task and invocation.
+
+mod common;
+
+use common::flowbox::FlowBox;
+
+#[test]
+fn commands_env_and_paths_arrive_byte_for_byte() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.sh("mkdir -p '/srv/out' '/srv/dir with space'");
+    fb.write(
+        "/srv/env file.env",
+        "FROM_FILE=file value with $dollar and 100%\n",
+    );
+    // Each task writes into /srv/out; the expected bytes follow from the YAML by the shell's
+    // own rules, written out by hand here.
+    let yaml = r#"tasks:
+  quotes:
+    run: printf '%s\n' 'single $HOME %n \ back' "double \"q\" \\ 100%" > /srv/out/quotes
+  unicode:
+    run: echo 'ünïcødé ✓ 日本語 — ok' > /srv/out/unicode
+  heredoc:
+    run: |
+      cat > /srv/out/heredoc <<'EOF'
+      line one with $HOME and `backticks`
+        indented %n %% \n \\ "quoted" 'single'
+      last line ✓
+      EOF
+      x=42
+      cat >> /srv/out/heredoc <<EOF
+      expanded $x and \$x
+      EOF
+  argv:
+    exec: [/usr/bin/printf, "%s|", "a b", "c\"d", "$HOME", "100%", 'back\slash', "%n"]
+  argv-out:
+    needs: [argv]
+    run: 'true'
+  env:
+    env:
+      SPACED: "has  two  spaces"
+      PCT: "100%"
+      DOLLAR: "$HOME and ${X}"
+      QUOTES: "it's \"quoted\""
+      BACK: 'a\b\\c'
+    env_file: "/srv/env file.env"
+    working_dir: "/srv/dir with space"
+    run: printf '%s\n' "$SPACED" "$PCT" "$DOLLAR" "$QUOTES" "$BACK" "$FROM_FILE" "$(pwd)" > /srv/out/env
+"#;
+    fb.apply("exact", yaml);
+    let r = fb.run_wait("exact");
+    assert!(r.succeeded, "{r:?}");
+    let read = |f: &str| fb.read_string(&format!("/srv/out/{f}"));
+    assert_eq!(
+        read("quotes"),
+        "single $HOME %n \\ back\ndouble \"q\" \\ 100%\n"
+    );
+    assert_eq!(read("unicode"), "ünïcødé ✓ 日本語 — ok\n");
+    assert_eq!(
+        read("heredoc"),
+        "line one with $HOME and `backticks`\n  indented %n %% \\n \\\\ \"quoted\" 'single'\nlast line ✓\nexpanded 42 and $x\n"
+    );
+    assert_eq!(
+        read("env"),
+        "has  two  spaces\n100%\n$HOME and ${X}\nit's \"quoted\"\na\\b\\\\c\nfile value with $dollar and 100%\n/srv/dir with space\n"
+    );
+    // An exec argv goes to the program untouched; its output is in the journal.
+    let lines = common::journal_messages(&fb.sb, "flow-exact--argv.service", 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "a b|c\"d|$HOME|100%|back\\slash|%n|"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn user_working_dir_env_and_env_file_take_effect_and_secrets_stay_out_of_units() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.sh("mkdir -p /srv/work /srv/id && chmod 777 /srv/id");
+    fb.write(
+        "/etc/flow/secret.env",
+        "API_TOKEN=s3cr3t-token-4711\nPLAIN=from-file\n",
+    );
+    fb.sh("chmod 600 /etc/flow/secret.env");
+    fb.apply(
+        "ident",
+        "env: {GREETING: hello}
+tasks:
+  as-nobody:
+    user: nobody
+    run: 'id -un > /srv/id/user; id -u >> /srv/id/user'
+  where:
+    working_dir: /srv/work
+    env: {LOCAL: task-level}
+    env_file: /etc/flow/secret.env
+    run: 'pwd > out; echo \"$GREETING $LOCAL $PLAIN ${#API_TOKEN}\" >> out; printf %s \"$API_TOKEN\" | rev >> out'
+",
+    );
+    let r = fb.run_wait("ident");
+    assert!(r.succeeded, "{r:?}");
+    assert_eq!(fb.read_string("/srv/id/user"), "nobody\n65534\n");
+    assert_eq!(
+        fb.read_string("/srv/work/out"),
+        "/srv/work\nhello task-level from-file 17\n1174-nekot-t3rc3s"
+    );
+    // The secret is read at run time: no unit file, nor what systemd shows of a unit, has it.
+    let grep = common::sh(
+        &fb.sb,
+        "grep -rl s3cr3t-token-4711 /etc/systemd /run/systemd",
+    );
+    assert!(
+        !grep.success(),
+        "the secret is in a unit file: {}",
+        grep.stdout
+    );
+    let shown =
+        fb.sh("systemctl show flow-ident--where.service; systemctl cat flow-ident--where.service");
+    assert!(!shown.contains("s3cr3t"), "systemctl shows the secret");
+    assert!(shown.contains("/etc/flow/secret.env"));
+}
+
+#[test]
+fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "talk",
+        "tasks:
+  hello: {run: 'echo hello-line-1; echo hello-line-2'}
+  bye: {needs: [hello], run: 'echo bye-line >&2'}
+",
+    );
+    let first = fb.run_wait("talk");
+    let r = fb.run_wait("talk");
+    assert!(first.succeeded && r.succeeded, "{r:?}");
+    let messages = |args: &[&str]| -> Vec<String> {
+        common::wait_until("journal lines", std::time::Duration::from_secs(10), || {
+            let m: Vec<String> = common::journal(&fb.sb, args)
+                .iter()
+                .filter_map(|e| e["MESSAGE"].as_str().map(str::to_string))
+                .collect();
+            (!m.is_empty()).then_some(m)
+        })
+    };
+    let by_wf = messages(&["FLOW_WORKFLOW=talk"]);
+    assert_eq!(
+        by_wf
+            .iter()
+            .filter(|m| m.starts_with("hello-line") || *m == "bye-line")
+            .count(),
+        6,
+        "two runs of three lines: {by_wf:?}"
+    );
+    let by_task = messages(&["FLOW_WORKFLOW=talk", "FLOW_TASK=bye"]);
+    assert_eq!(by_task, vec!["bye-line", "bye-line"]);
+    let inv = r.invocation("hello");
+    let by_id = messages(&[&format!("_SYSTEMD_INVOCATION_ID={inv}")]);
+    assert_eq!(by_id, vec!["hello-line-1", "hello-line-2"]);
+    // `flow logs` prints the last run's lines, each with its task.
+    let logs = fb.flow(&["logs", "talk"]).ok().stdout;
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), 3, "{logs}");
+    assert!(lines[0].ends_with(" hello | hello-line-1"), "{logs}");
+    assert!(lines[1].ends_with(" hello | hello-line-2"), "{logs}");
+    assert!(lines[2].ends_with(" bye | bye-line"), "{logs}");
+    let only = fb.flow(&["logs", "talk", "--task", "bye"]).ok().stdout;
+    assert_eq!(only.lines().count(), 1, "{only}");
+    assert!(only.trim_end().ends_with(" bye | bye-line"), "{only}");
+}

@@ -1,0 +1,142 @@
+//! End-to-end: schedules fire on a real systemd and `pause`/`resume` stop and restart them;
+//! `apply` is idempotent, changes only what changed, and `remove` leaves nothing behind.
+
+mod common;
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::flowbox::FlowBox;
+
+fn fires(fb: &FlowBox) -> usize {
+    if !fb.exists("/srv/ticks") {
+        return 0;
+    }
+    fb.read_string("/srv/ticks").lines().count()
+}
+
+#[test]
+fn a_schedule_fires_and_pause_resume_stop_and_restart_it() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "tick",
+        "schedule: {every: 2s}
+tasks:
+  tick: {run: 'date +%s.%N >> /srv/ticks'}
+",
+    );
+    sleep(Duration::from_secs(7));
+    let n = fires(&fb);
+    assert!(n >= 3, "a 2 s schedule fired {n} times in 7 s");
+
+    fb.flow(&["pause", "tick"]).ok();
+    // A run that was already going may still finish.
+    sleep(Duration::from_millis(300));
+    let paused = fires(&fb);
+    sleep(Duration::from_secs(4));
+    assert_eq!(fires(&fb), paused, "the schedule fired while paused");
+    let list = fb.flow(&["list"]).ok().stdout;
+    assert!(list.contains("paused"), "{list}");
+
+    fb.flow(&["resume", "tick"]).ok();
+    sleep(Duration::from_secs(5));
+    let resumed = fires(&fb);
+    assert!(
+        resumed >= paused + 2,
+        "after resume the schedule fired {} times in 5 s",
+        resumed - paused
+    );
+}
+
+#[test]
+fn catch_up_and_jitter_become_timer_settings() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "nightly",
+        "schedule: '30 2 * * *'
+catch_up: true
+jitter: 5m
+tasks:
+  job: {run: 'true'}
+",
+    );
+    fb.apply(
+        "plain",
+        "schedule: '30 2 * * *'
+tasks:
+  job: {run: 'true'}
+",
+    );
+    let keys = [
+        "Persistent",
+        "RandomizedDelayUSec",
+        "ActiveState",
+        "TimersCalendar",
+    ];
+    let get = |unit: &str, k: &str| {
+        fb.show(unit, &keys)
+            .into_iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    };
+    assert_eq!(get("flow-nightly.timer", "Persistent"), "yes");
+    assert_eq!(get("flow-nightly.timer", "RandomizedDelayUSec"), "5min");
+    assert_eq!(get("flow-nightly.timer", "ActiveState"), "active");
+    assert!(
+        get("flow-nightly.timer", "TimersCalendar").contains("*-*-* 02:30:00"),
+        "{}",
+        get("flow-nightly.timer", "TimersCalendar")
+    );
+    assert_eq!(get("flow-plain.timer", "Persistent"), "no");
+    assert_eq!(get("flow-plain.timer", "RandomizedDelayUSec"), "0");
+}
+
+/// `path mtime inode` of each flow unit file, sorted.
+fn unit_files(fb: &FlowBox, wf: &str) -> Vec<String> {
+    let out = fb.sh(&format!(
+        "cd /etc/systemd/system && for f in flow-{wf}.* flow-{wf}--*; do [ -e \"$f\" ] && stat -c '%n %Y.%y %i' \"$f\"; done; true"
+    ));
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn apply_reapply_edit_and_remove() {
+    let Some(fb) = FlowBox::new() else { return };
+    let v1 = "tasks:
+  a: {run: 'echo one > /srv/a'}
+  b: {needs: [a], run: 'echo b > /srv/b'}
+";
+    fb.apply("life", v1);
+    let before = unit_files(&fb, "life");
+    assert_eq!(before.len(), 4, "{before:?}");
+    assert!(fb.run_wait("life").succeeded);
+    assert_eq!(fb.read_string("/srv/a"), "one\n");
+
+    // Re-applying the same file changes nothing: same files, same inodes and times.
+    sleep(Duration::from_millis(20));
+    let again = fb.flow(&["apply"]).ok();
+    assert_eq!(unit_files(&fb, "life"), before, "{}", again.stdout);
+
+    // Editing one task rewrites only that task's unit, and the next run uses it.
+    fb.apply("life", &v1.replace("echo one", "echo two"));
+    let after = unit_files(&fb, "life");
+    let changed: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
+    assert_eq!(changed.len(), 1, "changed: {changed:?}");
+    assert!(
+        changed[0].starts_with("flow-life--a.service "),
+        "{changed:?}"
+    );
+    assert!(fb.run_wait("life").succeeded);
+    assert_eq!(fb.read_string("/srv/a"), "two\n");
+
+    // Removing leaves no file and no unit.
+    fb.flow(&["remove", "life"]).ok();
+    assert_eq!(unit_files(&fb, "life"), Vec::<String>::new());
+    let units = fb.sh("systemctl list-units --all --no-legend 'flow-life*'; systemctl list-unit-files --no-legend 'flow-life*'; true");
+    assert!(units.trim().is_empty(), "left behind:\n{units}");
+    let state = fb.sd.unit_state("flow-life--a.service").expect("state");
+    assert_eq!(state.load_state, "not-found");
+}

@@ -1,0 +1,292 @@
+//! End-to-end: how runs behave on a real systemd (in a sandbox): dependency order,
+//! parallelism, failures and the `when:` conditions, timeouts, re-runs, memory limits and
+//! `max_parallel`. Each test proves its point from systemd's timestamps or from what the
+//! tasks themselves wrote, never from the unit files.
+
+mod common;
+
+use common::flowbox::{FlowBox, parse_spans, task_unit};
+
+/// A task is not started before each task it needs has ended.
+fn assert_after(fb: &FlowBox, wf: &str, task: &str, needs: &[&str]) {
+    let (start, _) = fb.span(wf, task);
+    for up in needs {
+        let (_, up_end) = fb.span(wf, up);
+        assert!(
+            start >= up_end,
+            "{task} started {}µs before {up} ended",
+            up_end - start
+        );
+    }
+}
+
+#[test]
+fn diamond_and_chain_run_in_dependency_order() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "diamond",
+        "tasks:
+  a: {run: sleep 0.2}
+  b: {needs: [a], run: sleep 0.3}
+  c: {needs: [a], run: sleep 0.1}
+  d: {needs: [b, c], run: 'true'}
+",
+    );
+    let mut chain = String::from("tasks:\n");
+    let names: Vec<String> = (0..20).map(|i| format!("t{i:02}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        chain.push_str(&format!("  {n}:\n    run: 'true'\n"));
+        if i > 0 {
+            chain.push_str(&format!("    needs: [{}]\n", names[i - 1]));
+        }
+    }
+    fb.apply("chain", &chain);
+    fb.pin("diamond", &["a", "b", "c", "d"]);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    fb.pin("chain", &refs);
+
+    let r = fb.run_wait("diamond");
+    assert!(r.succeeded && r.exit == Some(0), "{r:?}");
+    assert_after(&fb, "diamond", "b", &["a"]);
+    assert_after(&fb, "diamond", "c", &["a"]);
+    assert_after(&fb, "diamond", "d", &["b", "c"]);
+    // b and c ran side by side: c started before b ended.
+    assert!(fb.span("diamond", "c").0 < fb.span("diamond", "b").1);
+
+    let r = fb.run_wait("chain");
+    assert!(r.succeeded, "{r:?}");
+    assert_eq!(
+        r.tasks.iter().filter(|t| t.state == "succeeded").count(),
+        20
+    );
+    for w in refs.windows(2) {
+        assert_after(&fb, "chain", w[1], &[w[0]]);
+    }
+}
+
+#[test]
+fn independent_tasks_run_in_parallel() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "par",
+        "tasks:
+  one: {run: sleep 1}
+  two: {run: sleep 1}
+",
+    );
+    fb.pin("par", &["one", "two"]);
+    let r = fb.run_wait("par");
+    assert!(r.succeeded, "{r:?}");
+    let (s1, e1) = fb.span("par", "one");
+    let (s2, e2) = fb.span("par", "two");
+    let first = s1.min(s2);
+    let last = e1.max(e2);
+    assert!(
+        last - first < 1_800_000,
+        "two 1 s tasks took {} ms from the first start to the last end",
+        (last - first) / 1000
+    );
+    assert!(
+        r.wall.as_millis() < 2500,
+        "flow run --wait took {:?} for two parallel 1 s tasks",
+        r.wall
+    );
+}
+
+#[test]
+fn failure_skips_downstream_and_runs_always_and_on_failure() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.sh("mkdir -p /srv/marks && chmod 777 /srv/marks");
+    fb.apply(
+        "fails",
+        "tasks:
+  first: {run: touch /srv/marks/first}
+  bad: {needs: [first], run: 'echo failing; exit 3'}
+  after-bad: {needs: [bad], run: touch /srv/marks/after-bad}
+  after-after: {needs: [after-bad], run: touch /srv/marks/after-after}
+  cleanup: {needs: [bad], when: always, run: touch /srv/marks/cleanup}
+  alert: {needs: [bad, first], when: on_failure, run: touch /srv/marks/alert}
+",
+    );
+    fb.apply(
+        "fine",
+        "tasks:
+  ok: {run: 'true'}
+  alert: {needs: [ok], when: on_failure, run: touch /srv/marks/fine-alert}
+  cleanup: {needs: [ok], when: always, run: touch /srv/marks/fine-cleanup}
+",
+    );
+    fb.pin("fails", &["bad", "cleanup", "alert"]);
+    let r = fb.run_wait("fails");
+    assert_eq!(r.exit, Some(1), "a failed run exits 1: {r:?}");
+    assert!(!r.succeeded);
+    assert_eq!(r.state("first"), "succeeded");
+    assert_eq!(r.state("bad"), "failed");
+    assert_eq!(r.state("after-bad"), "upstream_failed");
+    assert_eq!(r.state("after-after"), "upstream_failed");
+    assert_eq!(r.state("cleanup"), "succeeded");
+    assert_eq!(r.state("alert"), "succeeded");
+    assert!(fb.exists("/srv/marks/first"));
+    assert!(
+        !fb.exists("/srv/marks/after-bad"),
+        "downstream of a failure ran"
+    );
+    assert!(
+        !fb.exists("/srv/marks/after-after"),
+        "downstream of a failure ran"
+    );
+    assert!(fb.exists("/srv/marks/cleanup"));
+    assert!(fb.exists("/srv/marks/alert"));
+    assert_after(&fb, "fails", "cleanup", &["bad"]);
+    assert_after(&fb, "fails", "alert", &["bad"]);
+    assert_eq!(fb.task_state("fails", "bad").exec_main_status, 3);
+
+    let r = fb.run_wait("fine");
+    assert!(r.succeeded && r.exit == Some(0), "{r:?}");
+    assert_eq!(r.state("alert"), "skipped");
+    assert_eq!(r.state("cleanup"), "succeeded");
+    assert!(
+        !fb.exists("/srv/marks/fine-alert"),
+        "on_failure ran although all succeeded"
+    );
+    assert!(fb.exists("/srv/marks/fine-cleanup"));
+
+    // `flow status` reads the same outcome back from systemd after the run.
+    let status = fb.flow(&["status", "fails", "--json"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(status.trim()).expect("status JSON");
+    let state = |t: &str| {
+        v["tasks"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["task"] == t))
+            .map(|x| x["state"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state("first"), "succeeded", "{status}");
+    assert_eq!(state("bad"), "failed", "{status}");
+    assert_eq!(state("after-bad"), "upstream_failed", "{status}");
+    assert_eq!(state("alert"), "succeeded", "{status}");
+}
+
+#[test]
+fn a_task_over_its_timeout_is_killed_and_recorded() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "slow",
+        "tasks:
+  slow: {run: 'sleep 30; touch /srv/slow-finished', timeout: 1s}
+  next: {needs: [slow], run: touch /srv/next-ran}
+",
+    );
+    fb.pin("slow", &["slow", "next"]);
+    let r = fb.run_wait("slow");
+    assert_eq!(r.state("slow"), "timeout", "{r:?}");
+    assert_eq!(r.state("next"), "upstream_failed", "{r:?}");
+    assert_eq!(r.exit, Some(1));
+    let (start, end) = fb.span("slow", "slow");
+    let ran = (end - start) / 1000;
+    assert!(
+        (900..5000).contains(&ran),
+        "a 1 s timeout stopped the task after {ran} ms"
+    );
+    assert_eq!(
+        fb.task_state("slow", "slow").result.as_deref(),
+        Some("timeout")
+    );
+    assert!(!fb.exists("/srv/slow-finished"));
+    assert!(!fb.exists("/srv/next-ran"));
+}
+
+#[test]
+fn a_second_run_reruns_every_task_by_flow_run_and_by_systemctl() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "again",
+        "tasks:
+  a: {run: 'echo a >> /srv/again.log'}
+  b: {needs: [a], run: 'echo b >> /srv/again.log'}
+  c: {needs: [b], run: 'echo c >> /srv/again.log', when: always}
+",
+    );
+    let first = fb.run_wait("again");
+    assert!(first.succeeded, "{first:?}");
+    // Nothing of the first run is left active.
+    let active =
+        fb.sh("systemctl list-units --no-legend --state=active,activating 'flow-again*' || true");
+    assert!(
+        active.trim().is_empty(),
+        "left active after a run:\n{active}"
+    );
+    // A plain `systemctl start` of the run unit is a full run too, and blocks until done.
+    fb.sh("systemctl start flow-again.service");
+    let second = fb.run_wait("again");
+    assert!(second.succeeded, "{second:?}");
+    assert_eq!(fb.read_string("/srv/again.log"), "a\nb\nc\n".repeat(3));
+    for t in ["a", "b", "c"] {
+        assert_ne!(
+            first.invocation(t),
+            second.invocation(t),
+            "task {t} did not run again"
+        );
+    }
+}
+
+#[test]
+fn memory_max_kills_a_task_that_allocates_past_it() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "mem",
+        "tasks:
+  hog:
+    run: dd if=/dev/zero of=/dev/null bs=256M count=1
+    memory_max: 32M
+  small:
+    run: dd if=/dev/zero of=/dev/null bs=1M count=1
+    memory_max: 32M
+",
+    );
+    let r = fb.run_wait("mem");
+    assert_eq!(r.state("small"), "succeeded", "{r:?}");
+    assert_eq!(r.state("hog"), "out_of_memory", "{r:?}");
+    assert_eq!(r.exit, Some(1));
+    let status = fb.flow(&["status", "mem"]).ok().stdout;
+    assert!(status.contains("out of memory"), "{status}");
+}
+
+#[test]
+fn max_parallel_caps_the_tasks_running_at_once() {
+    let Some(fb) = FlowBox::new() else { return };
+    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    let mut yaml = String::from("max_parallel: 2\ntasks:\n");
+    for n in &names {
+        yaml.push_str(&format!(
+            "  {n}: {{run: 'echo {n} start $(date +%s.%N) >> /srv/par.log; sleep 0.5; echo {n} end $(date +%s.%N) >> /srv/par.log'}}\n"
+        ));
+    }
+    fb.apply("capped", &yaml);
+    let r = fb.run_wait("capped");
+    assert!(r.succeeded, "{r:?}");
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let spans = parse_spans(&fb.read_string("/srv/par.log"), &refs);
+    // At each task's start, count the tasks running.
+    let mut most = 0;
+    for (s, _) in &spans {
+        let running = spans.iter().filter(|(a, b)| a <= s && s < b).count();
+        most = most.max(running);
+    }
+    assert!(
+        most <= 2,
+        "{most} tasks ran at once with max_parallel: 2: {spans:?}"
+    );
+    assert_eq!(
+        most, 2,
+        "never two at once: the slots are not shared? {spans:?}"
+    );
+    let first = spans.iter().map(|s| s.0).fold(f64::MAX, f64::min);
+    let last = spans.iter().map(|s| s.1).fold(0.0, f64::max);
+    let took = last - first;
+    assert!(
+        (1.95..3.0).contains(&took),
+        "8 tasks of 0.5 s, 2 at a time, took {took:.2} s (expected about 2 s)"
+    );
+    let _ = task_unit;
+}
