@@ -6,6 +6,8 @@
 //! - [`systemd`] talks to a systemd manager over D-Bus.
 //! - [`runs`] starts runs and reads their state from systemd.
 //! - [`sandbox`] boots a throwaway systemd where PID 1 is not systemd (tests, `flow try`).
+//! - [`store`] keeps run history in SQLite; [`supervisor`] records runs and drives retries,
+//!   deadlines and overlap rules.
 //! - [`cli`] is the command line on top of all of them.
 
 pub mod cli;
@@ -13,4 +15,6 @@ pub mod compiler;
 pub mod install;
 pub mod runs;
 pub mod sandbox;
+pub mod store;
+pub mod supervisor;
 pub mod systemd;

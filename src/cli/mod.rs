@@ -4,6 +4,7 @@ mod compile;
 mod docs;
 mod exit;
 mod graph;
+mod history;
 mod install;
 mod run;
 mod slot;
@@ -96,18 +97,30 @@ pub enum Command {
         #[command(flatten)]
         at: run::Where,
     },
-    /// Show the current or last run's tasks and their states, read from systemd.
+    /// Show the current or last run's tasks and their states, read from systemd; with RUN,
+    /// that run's attempts from the history.
     Status {
         name: String,
+        /// A run number from `flow history`.
+        run: Option<i64>,
         #[command(flatten)]
         at: run::Where,
+        #[command(flatten)]
+        db: history::DbArgs,
     },
-    /// Show the journal lines of the last run's tasks.
+    /// Show the journal lines of the last run's tasks; with RUN, exactly that run's.
     Logs {
         name: String,
+        /// A run number from `flow history`.
+        run: Option<i64>,
         /// Only this task.
         #[arg(long)]
         task: Option<String>,
+        /// Only this attempt of the task (with RUN).
+        #[arg(long, requires = "run")]
+        attempt: Option<u32>,
+        #[command(flatten)]
+        db: history::DbArgs,
         /// Keep printing new lines as they come.
         #[arg(long, short)]
         follow: bool,
@@ -136,6 +149,35 @@ pub enum Command {
         name: String,
         #[command(flatten)]
         at: run::Where,
+    },
+    /// Record run history and drive retries, deadlines and overlap (flow-supervisor.service).
+    Supervise(history::SuperviseArgs),
+    /// List recorded runs, newest first.
+    History {
+        /// Only this workflow.
+        name: Option<String>,
+        /// Only runs that failed, timed out or were canceled.
+        #[arg(long)]
+        failed: bool,
+        /// Only runs that started since: a duration back (`2h`, `7d`) or a date.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many runs.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        limit: u32,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: history::DbArgs,
+    },
+    /// Success rate and p50/p95 duration per task, and the last failures.
+    Stats {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: history::DbArgs,
     },
     /// Print a workflow's task graph.
     Graph {
@@ -177,13 +219,39 @@ pub fn main() -> ExitCode {
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { out } => docs::manpage(&out),
         Command::Run { name, wait, at } => run::run(&name, wait, &at),
-        Command::Status { name, at } => run::status(&name, &at),
+        Command::Status {
+            name,
+            run: Some(id),
+            at,
+            db,
+        } => history::status(&name, Some(id), at.json, &db),
+        Command::Status { name, at, .. } => run::status(&name, &at),
+        Command::Logs {
+            name,
+            run: Some(id),
+            task,
+            attempt,
+            at,
+            db,
+            ..
+        } => history::logs(&name, id, task.as_deref(), attempt, at.user, &db),
         Command::Logs {
             name,
             task,
             follow,
             at,
+            ..
         } => run::logs(&name, task.as_deref(), follow, &at),
+        Command::Supervise(args) => history::supervise(&args),
+        Command::History {
+            name,
+            failed,
+            since,
+            limit,
+            json,
+            db,
+        } => history::history(name.as_deref(), failed, since.as_deref(), json, limit, &db),
+        Command::Stats { name, json, db } => history::stats(name.as_deref(), json, &db),
         Command::List { at } => run::list(&at),
         Command::Cancel { name, at } => run::cancel(&name, &at),
         Command::Pause { name, at } => run::pause(&name, false, &at),

@@ -10,6 +10,12 @@
 //!   `always` and `on_failure` upstreams are `Wants=`+`After=`. An `on_failure` task has an
 //!   `ExecCondition=` that lets it run only when some upstream did not succeed in this run,
 //!   which the upstreams record with a marker file when they succeed.
+//! - Every task writes `%t/flow/<wf>/<task>.ok` when it succeeds and is skipped by
+//!   `ConditionPathExists=!…/<task>.ok` if started again in the same run: the supervisor
+//!   re-starts a run's unfinished tasks after a retry, and nothing that succeeded runs twice.
+//!   A task with retries also writes `<task>.done` on success; the supervisor writes it when
+//!   the retries are exhausted. `always`/`on_failure` tasks need the `.done` of each upstream
+//!   that has retries, so they run on the final outcome, not on a failed first attempt.
 //! - `flow-<wf>.timer`: the schedule, starting `flow-<wf>.service`. A trigger that arrives
 //!   while a run is going joins that run instead of starting another (overlap `skip`).
 //! - `[X-Flow]` sections carry what the supervisor honours (retries, deadline, overlap);
@@ -51,13 +57,6 @@ pub const INLINE_SCRIPT_MAX: usize = 64 * 1024;
 
 pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
     let mut files = Vec::with_capacity(wf.tasks.len() + 3);
-    // Tasks whose success an `on_failure` task checks.
-    let mut marks_success = vec![false; wf.tasks.len()];
-    for task in wf.tasks.iter().filter(|t| t.when == When::OnFailure) {
-        for &up in &task.needs {
-            marks_success[up] = true;
-        }
-    }
     files.push(unit(names::run_unit(&wf.name), run_unit(wf, opts)));
     files.push(unit(names::begin_unit(&wf.name), begin_unit(wf, opts)));
     if let Some(schedule) = &wf.schedule {
@@ -66,7 +65,7 @@ pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
             timer_unit(wf, schedule, opts),
         ));
     }
-    for (i, task) in wf.tasks.iter().enumerate() {
+    for task in &wf.tasks {
         let script_file = match &task.command {
             Command::Shell(script) if script.len() > INLINE_SCRIPT_MAX => {
                 let name = names::task_script(&wf.name, &task.name);
@@ -83,7 +82,7 @@ pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
             }
             _ => None,
         };
-        let unit_file = task_unit(wf, task, marks_success[i], script_file.as_deref(), opts);
+        let unit_file = task_unit(wf, task, script_file.as_deref(), opts);
         files.push(unit(names::task_unit(&wf.name, &task.name), unit_file));
     }
     files
@@ -208,7 +207,6 @@ fn timer_unit(wf: &Workflow, schedule: &Schedule, opts: &EmitOptions) -> UnitFil
 fn task_unit(
     wf: &Workflow,
     task: &Task,
-    marks_success: bool,
     script_file: Option<&str>,
     opts: &EmitOptions,
 ) -> UnitFile {
@@ -230,6 +228,24 @@ fn task_unit(
     }
 
     let state = names::state_dir(&wf.name);
+    // A task that succeeded in this run is skipped by PID 1 (no fork) when it is started
+    // again: the supervisor re-starts a run's unfinished tasks after a retry, and the tasks
+    // they `Require` that already succeeded must not run twice. A condition-skipped unit
+    // satisfies `Requires=` (verified on systemd 252).
+    s.set("ConditionPathExists", format!("!{state}/{}.ok", task.name));
+    if task.when != When::AllSuccess {
+        // `always`/`on_failure` must see the final outcome of an upstream that may be
+        // retried: until its `.done` marker exists (its success, or the supervisor's record
+        // that its retries are exhausted) this task is skipped, and started again later.
+        for &up in &task.needs {
+            if wf.tasks[up].retries > 0 {
+                s.set(
+                    "ConditionPathExists",
+                    format!("{state}/{}.done", wf.tasks[up].name),
+                );
+            }
+        }
+    }
     let svc = u.section("Service");
     svc.set("Type", "oneshot");
     if task.when == When::OnFailure && !task.needs.is_empty() {
@@ -266,13 +282,16 @@ fn task_unit(
         );
     }
     svc.set("ExecStart", exec);
-    if marks_success {
-        // `+`: with full privileges, so a task running as another user can still write it.
-        svc.set(
-            "ExecStartPost",
-            format!("+/bin/touch {state}/{}.ok", task.name),
-        );
-    }
+    // `+`: with full privileges, so a task running as another user can still write it.
+    let done = if task.retries > 0 {
+        format!(" {state}/{}.done", task.name)
+    } else {
+        String::new()
+    };
+    svc.set(
+        "ExecStartPost",
+        format!("+/bin/touch {state}/{}.ok{done}", task.name),
+    );
     svc.set(
         "TimeoutStartSec",
         task.timeout

@@ -207,6 +207,12 @@ pub struct UnitState {
     pub inactive_enter_timestamp: Option<u64>,
     /// Timers: when the timer elapses next on the realtime clock.
     pub next_elapse_realtime: Option<u64>,
+    /// Timers: when the timer last elapsed (realtime µs).
+    pub last_trigger: Option<u64>,
+    /// Services: CPU time used by the last activation (needs CPU accounting).
+    pub cpu_usage_nsec: Option<u64>,
+    /// Services: peak memory of the last activation (systemd 255 and later report it).
+    pub memory_peak: Option<u64>,
 }
 
 /// One unit as `ListUnitsByPatterns` reports it.
@@ -305,6 +311,19 @@ impl Systemd {
             .map_err(|e| SystemdError::from_call(format!("start {name}"), e))
     }
 
+    /// Queues a stop job and returns without waiting for it.
+    pub fn stop_unit_no_wait(&self, name: &str) -> Result<(), SystemdError> {
+        self.manager
+            .stop_unit(name, "replace")
+            .map(|_| ())
+            .map_err(|e| SystemdError::from_call(format!("stop {name}"), e))
+    }
+
+    /// The D-Bus connection, for signal streams of one's own (the supervisor's).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Stops a unit (mode `replace`) and waits until its job is removed.
     pub fn stop_unit(&self, name: &str) -> Result<JobOutcome, SystemdError> {
         self.run_job(&format!("stop {name}"), |m| m.stop_unit(name, "replace"))
@@ -399,6 +418,9 @@ impl Systemd {
         state.exec_main_code = int(&typed, "ExecMainCode").unwrap_or(0);
         state.exec_main_status = int(&typed, "ExecMainStatus").unwrap_or(0);
         state.next_elapse_realtime = usec(&typed, "NextElapseUSecRealtime");
+        state.last_trigger = usec(&typed, "LastTriggerUSec");
+        state.cpu_usage_nsec = usec(&typed, "CPUUsageNSec");
+        state.memory_peak = usec(&typed, "MemoryPeak");
         Ok(state)
     }
 

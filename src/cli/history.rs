@@ -1,0 +1,419 @@
+//! Commands on the run history the supervisor keeps: `supervise`, `history`, `status NAME
+//! RUN`, `logs NAME RUN`, `stats`. The readers open the database read-only, so they work
+//! unprivileged wherever the file is readable, and say when the supervisor is not running.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::exit::{CliError, Exit};
+use super::workflows;
+use crate::store::{self, Attempt, Filter, Run, Store, TaskStats};
+use crate::supervisor;
+use crate::systemd::Bus;
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// The history database.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+impl DbArgs {
+    pub fn path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| Path::new(store::DEFAULT_DIR).join(store::DB_FILE))
+    }
+
+    fn open(&self) -> Result<Store, CliError> {
+        let path = self.path();
+        let s = Store::open_ro(&path).map_err(|e| CliError::System(e.to_string()))?;
+        if !supervisor_running(&path) {
+            eprintln!(
+                "note: the supervisor is not running (flow-supervisor.service): \
+                 history may be behind; start it with `systemctl start flow-supervisor`"
+            );
+        }
+        Ok(s)
+    }
+}
+
+/// Whether a supervisor has this database open for writing: it holds the WAL's shared
+/// memory file open, which no reader keeps after exit. Checked through /proc, no D-Bus.
+fn supervisor_running(db: &Path) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let db = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+    let me = std::process::id().to_string();
+    for p in procs.flatten() {
+        let name = p.file_name();
+        let name = name.to_string_lossy();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let is_supervisor = cmd.split(|&b| b == 0).any(|a| a == b"supervise");
+        if !is_supervisor {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            // Not ours to inspect (another user): a supervisor exists; assume it is this.
+            return true;
+        };
+        if fds
+            .flatten()
+            .filter_map(|f| std::fs::read_link(f.path()).ok())
+            .any(|l| l == db)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SuperviseArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Where the installed units are.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub unit_dir: Option<PathBuf>,
+    /// Keep at most this many runs per workflow.
+    #[arg(long, default_value_t = store::DEFAULT_KEEP_RUNS)]
+    pub keep_runs: u32,
+    /// Keep runs for at most this many days.
+    #[arg(long, default_value_t = store::DEFAULT_KEEP_DAYS)]
+    pub keep_days: u32,
+}
+
+pub fn supervise(a: &SuperviseArgs) -> Result<Exit, CliError> {
+    let cfg = supervisor::Config {
+        db: a.db.path(),
+        unit_dir: a
+            .unit_dir
+            .clone()
+            .unwrap_or_else(|| workflows::units_dir(false)),
+        runtime_dir: PathBuf::from("/run"),
+        bus: Bus::System,
+        keep_runs: a.keep_runs,
+        keep_days: a.keep_days,
+    };
+    supervisor::supervise(cfg).map_err(|e| CliError::System(e.to_string()))?;
+    Ok(Exit::Success)
+}
+
+pub fn history(
+    name: Option<&str>,
+    failed: bool,
+    since: Option<&str>,
+    json: bool,
+    limit: u32,
+    db: &DbArgs,
+) -> Result<Exit, CliError> {
+    let since_us = since.map(parse_since).transpose()?;
+    let s = db.open()?;
+    let runs = s
+        .history(&Filter {
+            workflow: name.map(str::to_string),
+            failed_only: failed,
+            since_us,
+            limit: Some(limit),
+        })
+        .map_err(|e| CliError::System(e.to_string()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).unwrap_or_default()
+        );
+    } else {
+        print!("{}", format_history(&runs));
+    }
+    Ok(Exit::Success)
+}
+
+/// `--since`: a duration back from now (`2h`, `7d`) or a date (`2026-03-01`).
+fn parse_since(text: &str) -> Result<i64, CliError> {
+    let t = text.trim();
+    if let Some(days) = t.strip_suffix('d').and_then(|d| d.parse::<i64>().ok()) {
+        return Ok(store::now_us() - days * 86_400_000_000);
+    }
+    if let Ok(d) = crate::compiler::duration::parse(t) {
+        return Ok(store::now_us() - d.as_micros() as i64);
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        && let Some(dt) = date.and_hms_opt(0, 0, 0)
+        && let Some(local) = dt.and_local_timezone(chrono::Local).earliest()
+    {
+        return Ok(local.timestamp_micros());
+    }
+    Err(CliError::Invalid(format!(
+        "--since `{text}` is neither a duration (e.g. `2h`, `7d`) nor a date (e.g. `2026-03-01`)"
+    )))
+}
+
+fn datetime(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn duration(from: Option<i64>, to: Option<i64>) -> String {
+    match (from, to) {
+        (Some(a), Some(b)) if b >= a => {
+            let ms = (b - a) / 1000;
+            if ms < 1000 {
+                format!("{ms}ms")
+            } else if ms < 60_000 {
+                format!("{:.1}s", ms as f64 / 1000.0)
+            } else {
+                format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+            }
+        }
+        _ => "-".into(),
+    }
+}
+
+/// The `history` table.
+pub fn format_history(runs: &[Run]) -> String {
+    let mut out = String::new();
+    if runs.is_empty() {
+        out.push_str("No runs recorded.\n");
+        return out;
+    }
+    let wfw = runs
+        .iter()
+        .map(|r| r.workflow.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = writeln!(
+        out,
+        "{:>6}  {:wfw$}  {:9}  {:19}  {:>9}  RESULT",
+        "RUN", "WORKFLOW", "TRIGGER", "START", "DURATION"
+    );
+    for r in runs {
+        let _ = writeln!(
+            out,
+            "{:>6}  {:wfw$}  {:9}  {:19}  {:>9}  {}",
+            r.id,
+            r.workflow,
+            r.trigger,
+            datetime(r.started_us),
+            duration(Some(r.started_us), r.ended_us),
+            r.result.as_deref().unwrap_or("running")
+        );
+    }
+    out
+}
+
+/// `status NAME RUN`: the run and its attempts.
+pub fn format_run(run: &Run, attempts: &[Attempt]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} run {} ({}), started {}, {}: {}",
+        run.workflow,
+        run.id,
+        run.trigger,
+        datetime(run.started_us),
+        duration(Some(run.started_us), run.ended_us),
+        run.result.as_deref().unwrap_or("running")
+    );
+    let tw = attempts
+        .iter()
+        .map(|a| a.task.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "  {:tw$}  {:>7}  {:8}  {:>9}  {:16}  INVOCATION",
+        "TASK", "ATTEMPT", "START", "DURATION", "RESULT"
+    );
+    for a in attempts {
+        let start = a
+            .started_us
+            .map(|s| datetime(s)[11..].to_string())
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "  {:tw$}  {:>7}  {:8}  {:>9}  {:16}  {}",
+            a.task,
+            a.attempt,
+            start,
+            duration(a.started_us, a.ended_us),
+            a.result,
+            a.invocation_id.as_deref().unwrap_or("-")
+        );
+    }
+    out
+}
+
+fn find_run(s: &Store, name: &str, run: Option<i64>) -> Result<Run, CliError> {
+    let found = match run {
+        Some(id) => s.run(name, id),
+        None => s.last_run(name),
+    }
+    .map_err(|e| CliError::System(e.to_string()))?;
+    found.ok_or_else(|| {
+        CliError::Invalid(match run {
+            Some(id) => {
+                format!("workflow `{name}` has no run {id}; `flow history {name}` lists its runs")
+            }
+            None => format!("no run of `{name}` is recorded yet"),
+        })
+    })
+}
+
+pub fn status(name: &str, run: Option<i64>, json: bool, db: &DbArgs) -> Result<Exit, CliError> {
+    let s = db.open()?;
+    let r = find_run(&s, name, run)?;
+    let attempts = s
+        .attempts(r.id)
+        .map_err(|e| CliError::System(e.to_string()))?;
+    if json {
+        println!("{}", serde_json::json!({"run": r, "attempts": attempts}));
+    } else {
+        print!("{}", format_run(&r, &attempts));
+    }
+    Ok(if r.result.as_deref().is_none_or(|x| x == "succeeded") {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// `logs NAME RUN [--task T] [--attempt N]`: the exact lines of each attempt, by
+/// InvocationID.
+pub fn logs(
+    name: &str,
+    run: i64,
+    task: Option<&str>,
+    attempt: Option<u32>,
+    user: bool,
+    db: &DbArgs,
+) -> Result<Exit, CliError> {
+    let s = db.open()?;
+    let r = find_run(&s, name, Some(run))?;
+    let ids: Vec<String> = s
+        .attempts(r.id)
+        .map_err(|e| CliError::System(e.to_string()))?
+        .into_iter()
+        .filter(|a| task.is_none_or(|t| a.task == t))
+        .filter(|a| attempt.is_none_or(|n| a.attempt == n))
+        .filter_map(|a| a.invocation_id)
+        .collect();
+    if ids.is_empty() {
+        println!("No logs: no matching attempt ran in run {run} of {name}.");
+        return Ok(Exit::Success);
+    }
+    let mut args: Vec<String> = vec!["-o".into(), "json".into(), "--no-pager".into()];
+    if user {
+        args.push("--user".into());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            args.push("+".into());
+        }
+        args.push(format!("_SYSTEMD_INVOCATION_ID={id}"));
+    }
+    super::run::print_journal(&args)
+}
+
+pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> String {
+    let mut out = String::new();
+    if stats.is_empty() {
+        out.push_str("No attempts recorded.\n");
+        return out;
+    }
+    let ww = stats
+        .iter()
+        .map(|s| s.workflow.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let tw = stats.iter().map(|s| s.task.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(
+        out,
+        "{:ww$}  {:tw$}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "WORKFLOW", "TASK", "ATTEMPTS", "SUCCESS", "P50", "P95"
+    );
+    let ms = |v: Option<i64>| {
+        v.map(|m| duration(Some(0), Some(m * 1000)))
+            .unwrap_or("-".into())
+    };
+    for s in stats {
+        let rate = if s.runs == 0 {
+            0.0
+        } else {
+            100.0 * s.succeeded as f64 / s.runs as f64
+        };
+        let _ = writeln!(
+            out,
+            "{:ww$}  {:tw$}  {:>8}  {:>7.1}%  {:>8}  {:>8}",
+            s.workflow,
+            s.task,
+            s.runs,
+            rate,
+            ms(s.p50_ms),
+            ms(s.p95_ms)
+        );
+    }
+    if !failures.is_empty() {
+        out.push_str("\nLast failures:\n");
+        for (r, attempts) in failures {
+            let failed: Vec<String> = attempts
+                .iter()
+                .filter(|a| a.result != "success" && a.result != "skipped")
+                .map(|a| format!("{} #{} {}", a.task, a.attempt, a.result))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} run {} {} {}: {}",
+                r.workflow,
+                r.id,
+                datetime(r.started_us),
+                r.result.as_deref().unwrap_or("-"),
+                failed.join(", ")
+            );
+        }
+    }
+    out
+}
+
+pub fn stats(name: Option<&str>, json: bool, db: &DbArgs) -> Result<Exit, CliError> {
+    let s = db.open()?;
+    let err = |e: store::StoreError| CliError::System(e.to_string());
+    let stats = s.task_stats(name).map_err(err)?;
+    let failed = s
+        .history(&Filter {
+            workflow: name.map(str::to_string),
+            failed_only: true,
+            since_us: None,
+            limit: Some(5),
+        })
+        .map_err(err)?;
+    let mut failures = Vec::new();
+    for r in failed {
+        let a = s.attempts(r.id).map_err(err)?;
+        failures.push((r, a));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"tasks": stats, "last_failures": failures.iter().map(|(r, _)| r).collect::<Vec<_>>()})
+        );
+    } else {
+        print!("{}", format_stats(&stats, &failures));
+    }
+    Ok(Exit::Success)
+}

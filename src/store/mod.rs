@@ -1,0 +1,890 @@
+//! Run history in SQLite: one row per run, one row per task attempt.
+//!
+//! Why SQLite (rusqlite with the bundled library): one file, crash-safe with WAL, readable by
+//! `flow history` without the supervisor, and no dependency on the distribution's libsqlite
+//! version. The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are applied in
+//! order, each in one transaction, so an old database is upgraded in place.
+//!
+//! Idempotence is in the schema, not in the code: a run is identified by the InvocationID of
+//! its `begin` unit and an attempt by its own InvocationID (both `UNIQUE`), and an attempt
+//! without an activation (upstream_failed, skipped, canceled) by (run, task, attempt). Writing
+//! the same fact twice — after a crash, from the journal and from unit properties — is a
+//! no-op, so recovery can never double-count.
+//!
+//! Faults: a database that is not SQLite or fails `quick_check` is renamed aside
+//! (`history.db.corrupt-<unix time>`) and a fresh one is created; the original is never
+//! deleted. A database locked by another writer is reported, not waited on forever.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+/// Where the system supervisor keeps its database.
+pub const DEFAULT_DIR: &str = "/var/lib/flow";
+pub const DB_FILE: &str = "history.db";
+
+/// Retention defaults: keep the last 1000 runs and at most 90 days of each workflow.
+pub const DEFAULT_KEEP_RUNS: u32 = 1000;
+pub const DEFAULT_KEEP_DAYS: u32 = 90;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs and attempts.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        started_us INTEGER NOT NULL,
+        ended_us INTEGER,
+        result TEXT,
+        begin_invocation TEXT UNIQUE
+     );
+     CREATE INDEX runs_by_workflow ON runs (workflow, started_us);
+     CREATE INDEX runs_by_start ON runs (started_us);
+     CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        invocation_id TEXT UNIQUE,
+        started_us INTEGER,
+        ended_us INTEGER,
+        result TEXT NOT NULL,
+        cpu_ns INTEGER,
+        memory_peak INTEGER,
+        UNIQUE (run_id, task, attempt)
+     );
+     CREATE INDEX attempts_by_run ON attempts (run_id);
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "no run history at {path}: the supervisor has not recorded anything yet\n  \
+         is flow-supervisor.service running? (`systemctl status flow-supervisor`)"
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "cannot read the run history at {path}: permission denied\n  \
+         run as root, or ask for read access to {path}"
+    )]
+    Denied { path: PathBuf },
+    #[error(
+        "the run history at {path} is locked by another process; \
+         is a second supervisor running? (`systemctl status flow-supervisor`)"
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "the run history at {path} was corrupt ({reason}); it was moved to {aside} \
+         and a new, empty history was started"
+    )]
+    MovedAside {
+        path: PathBuf,
+        aside: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "the run history at {path} has schema version {found}, newer than this flow knows \
+         ({known}): upgrade flow"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("run history at {path}: {error}")]
+    Sql {
+        path: PathBuf,
+        error: rusqlite::Error,
+    },
+    #[error("run history at {path}: {what}: {error}")]
+    Io {
+        path: PathBuf,
+        what: String,
+        error: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether a retry later may succeed (disk full, locked): the supervisor keeps the
+    /// record in memory and writes it again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Locked { .. } => true,
+            StoreError::Sql { error, .. } => matches!(
+                error.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// One run as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Run {
+    pub id: i64,
+    pub workflow: String,
+    pub trigger: String,
+    pub started_us: i64,
+    pub ended_us: Option<i64>,
+    /// `None` while running.
+    pub result: Option<String>,
+}
+
+/// One task attempt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attempt {
+    pub run_id: i64,
+    pub task: String,
+    pub attempt: u32,
+    pub invocation_id: Option<String>,
+    pub started_us: Option<i64>,
+    pub ended_us: Option<i64>,
+    /// `success`, `exit-code N`, `signal N`, `timeout`, `oom`, `upstream_failed`, `skipped`,
+    /// `canceled`.
+    pub result: String,
+    pub cpu_ns: Option<i64>,
+    pub memory_peak: Option<i64>,
+}
+
+/// What `history` selects.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub workflow: Option<String>,
+    pub failed_only: bool,
+    pub since_us: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// Per-task statistics for `flow stats`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskStats {
+    pub workflow: String,
+    pub task: String,
+    pub runs: u64,
+    pub succeeded: u64,
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database for writing, as the supervisor does. A
+    /// corrupt file is moved aside; the caller gets [`StoreError::MovedAside`] as a warning
+    /// together with the fresh store.
+    pub fn open_rw(path: &Path) -> Result<(Store, Option<StoreError>), StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::Io {
+                path: path.to_path_buf(),
+                what: format!("cannot create {}", dir.display()),
+                error,
+            })?;
+        }
+        match Store::open_checked(path) {
+            Ok(s) => Ok((s, None)),
+            Err(StoreError::Sql { error, .. }) if is_corruption(&error) => {
+                let reason = error.to_string();
+                let aside = move_aside(path)?;
+                let s = Store::open_checked(path)?;
+                Ok((
+                    s,
+                    Some(StoreError::MovedAside {
+                        path: path.to_path_buf(),
+                        aside,
+                        reason,
+                    }),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_checked(path: &Path) -> Result<Store, StoreError> {
+        let sql = |error| sql_err(path, error);
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(2)).map_err(sql)?;
+        let ok: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(sql)?;
+        if ok != "ok" {
+            return Err(StoreError::Sql {
+                path: path.to_path_buf(),
+                error: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(ok),
+                ),
+            });
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(sql)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database read-only, for the history commands (works unprivileged
+    /// where the file is readable).
+    pub fn open_ro(path: &Path) -> Result<Store, StoreError> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::Denied {
+                    path: path.to_path_buf(),
+                });
+            }
+            _ => {}
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::CannotOpen) | Some(rusqlite::ErrorCode::PermissionDenied) => {
+                StoreError::Denied {
+                    path: path.to_path_buf(),
+                }
+            }
+            _ => sql_err(path, e),
+        })?;
+        conn.busy_timeout(Duration::from_secs(2))
+            .map_err(|e| sql_err(path, e))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let v = store.version()?;
+        if v > MIGRATIONS.len() as i64 {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: v,
+                known: MIGRATIONS.len() as i64,
+            });
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, error: rusqlite::Error) -> StoreError {
+        let e = sql_err(&self.path, error);
+        if let StoreError::Sql { error, .. } = &e
+            && matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        {
+            return StoreError::Locked {
+                path: self.path.clone(),
+            };
+        }
+        e
+    }
+
+    fn version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let v = self.version()?;
+        let known = MIGRATIONS.len() as i64;
+        if v > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: v,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| sql_err(&self.path, e))?;
+            tx.execute_batch(sql).map_err(|e| sql_err(&self.path, e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(|e| sql_err(&self.path, e))?;
+            tx.commit().map_err(|e| sql_err(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Records a run; a run with the same begin InvocationID is not recorded twice. Returns
+    /// the run's id either way.
+    pub fn insert_run(
+        &self,
+        workflow: &str,
+        trigger: &str,
+        started_us: i64,
+        begin_invocation: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        if let Some(inv) = begin_invocation
+            && let Some(id) = self
+                .conn
+                .query_row(
+                    "SELECT id FROM runs WHERE begin_invocation = ?1",
+                    [inv],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.sql(e))?
+        {
+            return Ok(id);
+        }
+        self.conn
+            .execute(
+                "INSERT INTO runs (workflow, trigger, started_us, begin_invocation)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![workflow, trigger, started_us, begin_invocation],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a run under an id the caller chose (the supervisor numbers runs itself, so
+    /// that a write kept in memory during a disk-full spell needs no answer from the
+    /// database). A run whose begin InvocationID is already recorded is left alone.
+    pub fn insert_run_with_id(
+        &self,
+        id: i64,
+        workflow: &str,
+        trigger: &str,
+        started_us: i64,
+        begin_invocation: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO runs (id, workflow, trigger, started_us, begin_invocation)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, workflow, trigger, started_us, begin_invocation],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// The run recorded for a begin InvocationID.
+    pub fn run_by_begin(&self, begin_invocation: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM runs WHERE begin_invocation = ?1",
+                [begin_invocation],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The highest run id, 0 when there is none.
+    pub fn max_run_id(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM runs", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records a run that ended at once (skipped by the overlap rule).
+    pub fn insert_finished_run(
+        &self,
+        workflow: &str,
+        trigger: &str,
+        at_us: i64,
+        result: &str,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (workflow, trigger, started_us, ended_us, result)
+                 VALUES (?1, ?2, ?3, ?3, ?4)",
+                params![workflow, trigger, at_us, result],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Ends a run; a run that already ended keeps its first end.
+    pub fn finish_run(&self, id: i64, ended_us: i64, result: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET ended_us = ?2, result = ?3 WHERE id = ?1 AND result IS NULL",
+                params![id, ended_us, result],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Records an attempt; the same activation (InvocationID) or the same (run, task,
+    /// attempt) is recorded once. Returns whether a row was added.
+    pub fn insert_attempt(&self, a: &Attempt) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO attempts
+                 (run_id, task, attempt, invocation_id, started_us, ended_us, result, cpu_ns,
+                  memory_peak)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    a.run_id,
+                    a.task,
+                    a.attempt,
+                    a.invocation_id,
+                    a.started_us,
+                    a.ended_us,
+                    a.result,
+                    a.cpu_ns,
+                    a.memory_peak
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(n > 0)
+    }
+
+    /// Whether an activation is already recorded.
+    pub fn has_invocation(&self, invocation_id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM attempts WHERE invocation_id = ?1",
+                [invocation_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Runs still marked running (after a crash: to reconcile).
+    pub fn open_runs(&self) -> Result<Vec<Run>, StoreError> {
+        self.runs_where("result IS NULL", &[], None)
+    }
+
+    pub fn run(&self, workflow: &str, id: i64) -> Result<Option<Run>, StoreError> {
+        Ok(self
+            .runs_where(
+                "workflow = ?1 AND id = ?2",
+                &[&workflow as &dyn rusqlite::ToSql, &id],
+                None,
+            )?
+            .into_iter()
+            .next())
+    }
+
+    pub fn last_run(&self, workflow: &str) -> Result<Option<Run>, StoreError> {
+        Ok(self
+            .runs_where(
+                "workflow = ?1",
+                &[&workflow as &dyn rusqlite::ToSql],
+                Some(1),
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// Runs, newest first.
+    pub fn history(&self, f: &Filter) -> Result<Vec<Run>, StoreError> {
+        let mut cond = vec!["1 = 1".to_string()];
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(w) = &f.workflow {
+            args.push(Box::new(w.clone()));
+            cond.push(format!("workflow = ?{}", args.len()));
+        }
+        if f.failed_only {
+            cond.push("result IN ('failed', 'timed_out', 'canceled')".into());
+        }
+        if let Some(s) = f.since_us {
+            args.push(Box::new(s));
+            cond.push(format!("started_us >= ?{}", args.len()));
+        }
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
+        self.runs_where(&cond.join(" AND "), &refs, f.limit)
+    }
+
+    fn runs_where(
+        &self,
+        cond: &str,
+        args: &[&dyn rusqlite::ToSql],
+        limit: Option<u32>,
+    ) -> Result<Vec<Run>, StoreError> {
+        let limit = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+        let sql = format!(
+            "SELECT id, workflow, trigger, started_us, ended_us, result FROM runs
+             WHERE {cond} ORDER BY started_us DESC, id DESC{limit}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok(Run {
+                    id: r.get(0)?,
+                    workflow: r.get(1)?,
+                    trigger: r.get(2)?,
+                    started_us: r.get(3)?,
+                    ended_us: r.get(4)?,
+                    result: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// A run's attempts, in the order they started.
+    pub fn attempts(&self, run_id: i64) -> Result<Vec<Attempt>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, task, attempt, invocation_id, started_us, ended_us, result,
+                        cpu_ns, memory_peak
+                 FROM attempts WHERE run_id = ?1
+                 ORDER BY COALESCE(started_us, ended_us), id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(Attempt {
+                    run_id: r.get(0)?,
+                    task: r.get(1)?,
+                    attempt: r.get(2)?,
+                    invocation_id: r.get(3)?,
+                    started_us: r.get(4)?,
+                    ended_us: r.get(5)?,
+                    result: r.get(6)?,
+                    cpu_ns: r.get(7)?,
+                    memory_peak: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Per-task success rate and duration percentiles over the stored attempts.
+    pub fn task_stats(&self, workflow: Option<&str>) -> Result<Vec<TaskStats>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT r.workflow, a.task, a.result, a.ended_us - a.started_us
+                 FROM attempts a JOIN runs r ON r.id = a.run_id
+                 WHERE (?1 IS NULL OR r.workflow = ?1)
+                 ORDER BY r.workflow, a.task",
+            )
+            .map_err(|e| self.sql(e))?;
+        let mut rows = stmt.query([workflow]).map_err(|e| self.sql(e))?;
+        let mut out: Vec<(TaskStats, Vec<i64>)> = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            let wf: String = r.get(0).map_err(|e| self.sql(e))?;
+            let task: String = r.get(1).map_err(|e| self.sql(e))?;
+            let result: String = r.get(2).map_err(|e| self.sql(e))?;
+            let dur: Option<i64> = r.get(3).map_err(|e| self.sql(e))?;
+            if matches!(result.as_str(), "upstream_failed" | "skipped" | "canceled") {
+                continue;
+            }
+            if out
+                .last()
+                .is_none_or(|(s, _)| s.workflow != wf || s.task != task)
+            {
+                out.push((
+                    TaskStats {
+                        workflow: wf,
+                        task,
+                        runs: 0,
+                        succeeded: 0,
+                        p50_ms: None,
+                        p95_ms: None,
+                    },
+                    Vec::new(),
+                ));
+            }
+            if let Some((s, durs)) = out.last_mut() {
+                s.runs += 1;
+                if result == "success" {
+                    s.succeeded += 1;
+                    if let Some(d) = dur {
+                        durs.push(d / 1000);
+                    }
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|(mut s, mut d)| {
+                d.sort_unstable();
+                s.p50_ms = percentile(&d, 50);
+                s.p95_ms = percentile(&d, 95);
+                s
+            })
+            .collect())
+    }
+
+    /// Deletes, per workflow, runs beyond the newest `keep_runs` and runs that started
+    /// before `older_than_us`. Runs still going are kept. Returns how many were deleted.
+    pub fn prune(&self, keep_runs: u32, older_than_us: i64) -> Result<usize, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM runs WHERE result IS NOT NULL AND id IN (
+                   SELECT id FROM (
+                     SELECT id, started_us, ROW_NUMBER() OVER (
+                       PARTITION BY workflow ORDER BY started_us DESC, id DESC) AS n
+                     FROM runs)
+                   WHERE n > ?1 OR started_us < ?2)",
+                params![keep_runs, older_than_us],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(n)
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Runs `f` in one transaction (many writes, one fsync).
+    pub fn batch<T>(
+        &mut self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.sql(e))?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    // Nearest rank.
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+fn sql_err(path: &Path, error: rusqlite::Error) -> StoreError {
+    StoreError::Sql {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Renames a corrupt database (and its WAL files) aside; never deletes.
+fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let mut n = 1;
+    while aside.exists() {
+        aside = PathBuf::from(format!("{}.corrupt-{stamp}-{n}", path.display()));
+        n += 1;
+    }
+    std::fs::rename(path, &aside).map_err(|error| StoreError::Io {
+        path: path.to_path_buf(),
+        what: format!("cannot move the corrupt file aside to {}", aside.display()),
+        error,
+    })?;
+    for ext in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{ext}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
+        }
+    }
+    Ok(aside)
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(run_id: i64, task: &str, n: u32, inv: Option<&str>, result: &str) -> Attempt {
+        Attempt {
+            run_id,
+            task: task.into(),
+            attempt: n,
+            invocation_id: inv.map(str::to_string),
+            started_us: Some(1_000_000),
+            ended_us: Some(1_500_000),
+            result: result.into(),
+            cpu_ns: None,
+            memory_peak: None,
+        }
+    }
+
+    #[test]
+    fn writes_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, warn) = Store::open_rw(&dir.path().join("h.db")).unwrap();
+        assert!(warn.is_none());
+        let a = s.insert_run("wf", "manual", 1, Some("inv-begin")).unwrap();
+        let b = s.insert_run("wf", "manual", 1, Some("inv-begin")).unwrap();
+        assert_eq!(a, b);
+        assert!(
+            s.insert_attempt(&attempt(a, "t", 1, Some("i1"), "exit-code 1"))
+                .unwrap()
+        );
+        assert!(
+            !s.insert_attempt(&attempt(a, "t", 1, Some("i1"), "exit-code 1"))
+                .unwrap()
+        );
+        // Same activation under another attempt number: still once.
+        assert!(
+            !s.insert_attempt(&attempt(a, "t", 2, Some("i1"), "exit-code 1"))
+                .unwrap()
+        );
+        assert!(
+            s.insert_attempt(&attempt(a, "u", 1, None, "upstream_failed"))
+                .unwrap()
+        );
+        assert!(
+            !s.insert_attempt(&attempt(a, "u", 1, None, "upstream_failed"))
+                .unwrap()
+        );
+        assert_eq!(s.attempts(a).unwrap().len(), 2);
+        s.finish_run(a, 5, "failed").unwrap();
+        s.finish_run(a, 9, "succeeded").unwrap();
+        let r = s.run("wf", a).unwrap().unwrap();
+        assert_eq!((r.ended_us, r.result.as_deref()), (Some(5), Some("failed")));
+    }
+
+    #[test]
+    fn corrupt_database_is_moved_aside_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        std::fs::write(
+            &path,
+            b"this is not a database, but someone's precious file....",
+        )
+        .unwrap();
+        let (s, warn) = Store::open_rw(&path).unwrap();
+        let Some(StoreError::MovedAside { aside, .. }) = warn else {
+            panic!("expected MovedAside, got {warn:?}");
+        };
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            b"this is not a database, but someone's precious file...."
+        );
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn read_only_open_says_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open_ro(&dir.path().join("none.db")).err().unwrap();
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("flow-supervisor"), "{err}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        drop(Store::open_rw(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let err = Store::open_rw(&path).err().unwrap();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Store::open_rw(&dir.path().join("h.db")).unwrap();
+        for i in 0..10 {
+            let id = s.insert_run("a", "timer", i * 1000, None).unwrap();
+            if i != 0 {
+                s.finish_run(id, i * 1000 + 1, "succeeded").unwrap();
+            }
+            s.insert_attempt(&attempt(id, "t", 1, None, "success"))
+                .unwrap();
+        }
+        let b = s.insert_run("b", "timer", 5, None).unwrap();
+        s.finish_run(b, 6, "succeeded").unwrap();
+        // Keep 3 per workflow; nothing is old enough to go by age.
+        assert_eq!(s.prune(3, 0).unwrap(), 6);
+        let left = s.history(&Filter::default()).unwrap();
+        let ids: Vec<i64> = left.iter().map(|r| r.started_us).collect();
+        // a: the 3 newest plus the one still running (started at 0); b: its one run.
+        assert_eq!(ids, vec![9000, 8000, 7000, 5, 0]);
+        // Attempts went with their runs.
+        let n: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 4);
+        // By age: everything finished before 8500 goes.
+        assert_eq!(s.prune(1000, 8500).unwrap(), 3);
+    }
+
+    #[test]
+    fn stats_percentiles() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 95), Some(7));
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50), Some(50));
+        assert_eq!(percentile(&v, 95), Some(95));
+    }
+}

@@ -1,0 +1,1034 @@
+//! `flow supervise`: records runs and task attempts, and drives what systemd cannot do
+//! alone: retries with backoff, run deadlines, and (with `recover`) reconciliation after a
+//! crash.
+//!
+//! Event-driven, no polling. The manager's `JobNew`/`JobRemoved`/`Reloading` signals are
+//! subscribed to (match rule on the Manager interface only: no `PropertiesChanged` traffic of
+//! other units) before anything is read or started; a reader thread forwards them over a
+//! channel, and the main thread sleeps in `recv_timeout` until the next event or the next
+//! deadline of its own (a retry delay, a run deadline, a watchdog ping, a failed write to
+//! retry). When nothing runs and no watchdog is configured it does not wake at all.
+//!
+//! How a run is followed (the mechanism is in `compiler::emit`): a run begins when the
+//! workflow's `begin` unit finishes (its InvocationID identifies the run). When a task's
+//! start job ends, the task's unit properties tell whether it was a new activation (its
+//! `InactiveExitTimestamp` moved) and how it ended. A failed attempt with retries left is
+//! started again after its delay, together with every unfinished task downstream of it
+//! (their jobs failed with `dependency`, or their `.done` condition skipped them); tasks
+//! that already succeeded are skipped by PID 1 through their `.ok` condition. When the
+//! retries are exhausted the supervisor writes the task's `.done` marker, so `always` and
+//! `on_failure` tasks run on the final outcome.
+//!
+//! Every fact goes to SQLite at once; a write that fails (disk full, locked) stays queued in
+//! memory and is retried, so the in-memory state is never lost while the process lives.
+
+pub mod def;
+mod journal;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use zbus::MatchRule;
+use zbus::blocking::MessageIterator;
+use zbus::zvariant::ObjectPath;
+
+use crate::store::{self, Attempt, Store, StoreError};
+use crate::systemd::{Bus, Systemd, SystemdError, UnitState};
+use def::{Overlap, When, WorkflowDef};
+
+/// Where and how the supervisor works.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db: PathBuf,
+    pub unit_dir: PathBuf,
+    /// The manager's runtime directory (`%t`): `/run` for the system manager.
+    pub runtime_dir: PathBuf,
+    pub bus: Bus,
+    pub keep_runs: u32,
+    pub keep_days: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error("cannot read the installed units in {dir}: {error}")]
+    Units { dir: PathBuf, error: std::io::Error },
+    #[error("the connection to systemd closed; exiting so that systemd restarts the supervisor")]
+    Disconnected,
+}
+
+/// A signal from the manager.
+#[derive(Debug)]
+enum Signal {
+    JobNew {
+        id: u32,
+        unit: String,
+    },
+    JobRemoved {
+        id: u32,
+        unit: String,
+        result: String,
+    },
+    /// A daemon-reload finished: unit files may have changed.
+    Reloaded,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Final {
+    Succeeded,
+    Failed,
+    UpstreamFailed,
+    Skipped,
+    Canceled,
+}
+
+impl Final {
+    fn ok(self) -> bool {
+        matches!(self, Final::Succeeded | Final::Skipped)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum St {
+    Pending,
+    /// Waiting for its next attempt.
+    Retry(Instant),
+    Final(Final),
+}
+
+#[derive(Debug, Clone)]
+struct TaskRun {
+    attempts: u32,
+    /// InvocationID of the last activation seen, to tell a new one.
+    last_inv: Option<String>,
+    st: St,
+}
+
+#[derive(Debug)]
+struct ActiveRun {
+    id: i64,
+    def: Arc<WorkflowDef>,
+    begin_us: u64,
+    tasks: Vec<TaskRun>,
+    deadline: Option<Instant>,
+}
+
+/// A write to the store, kept until it succeeded.
+#[derive(Debug, Clone)]
+enum Write {
+    Run {
+        id: i64,
+        workflow: String,
+        trigger: String,
+        started_us: i64,
+        begin: Option<String>,
+    },
+    Skipped {
+        workflow: String,
+        trigger: String,
+        at_us: i64,
+    },
+    Attempt(Attempt),
+    Finish {
+        id: i64,
+        ended_us: i64,
+        result: String,
+    },
+    Prune,
+}
+
+pub struct Supervisor {
+    cfg: Config,
+    sd: Systemd,
+    store: Store,
+    defs: BTreeMap<String, Arc<WorkflowDef>>,
+    runs: HashMap<String, ActiveRun>,
+    /// Units with a start job queued, by unit name: job id.
+    queued: HashMap<String, u32>,
+    /// Runs queued by the overlap rule `queue`: workflow names.
+    waiting: Vec<String>,
+    /// Runs the supervisor itself started (`flow retry`, overlap `queue`): the trigger to
+    /// record when their begin unit finishes.
+    expected: HashMap<String, String>,
+    next_id: i64,
+    writes: VecDeque<Write>,
+    write_retry: Option<Instant>,
+    watchdog: Option<Duration>,
+}
+
+const WRITE_RETRY: Duration = Duration::from_secs(5);
+
+impl Supervisor {
+    /// Connects, subscribes, opens the store, and returns the supervisor with its signal
+    /// stream. Nothing is acted on before the stream exists.
+    fn start(cfg: Config) -> Result<(Supervisor, mpsc::Receiver<Signal>), SupervisorError> {
+        let sd = Systemd::connect(cfg.bus.clone())?;
+        let rx = listen(&sd)?;
+        let store = open_store(&cfg.db)?;
+        let next_id = store.max_run_id()? + 1;
+        // Pinged at half the interval systemd gave (WATCHDOG_USEC).
+        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut s = Supervisor {
+            defs: BTreeMap::new(),
+            cfg,
+            sd,
+            store,
+            runs: HashMap::new(),
+            queued: HashMap::new(),
+            waiting: Vec::new(),
+            expected: HashMap::new(),
+            next_id,
+            writes: VecDeque::new(),
+            write_retry: None,
+            watchdog,
+        };
+        s.reload_defs()?;
+        Ok((s, rx))
+    }
+
+    fn reload_defs(&mut self) -> Result<(), SupervisorError> {
+        self.defs = def::load_all(&self.cfg.unit_dir).map_err(|error| SupervisorError::Units {
+            dir: self.cfg.unit_dir.clone(),
+            error,
+        })?;
+        // Pin every unit whose state is read after it finished: systemd unloads inactive
+        // units nobody references, and their last result with them.
+        for d in self.defs.values() {
+            let units = std::iter::once(d.begin_unit())
+                .chain(std::iter::once(d.run_unit()))
+                .chain(d.tasks.iter().map(|t| t.unit.clone()))
+                .chain(d.timer.iter().cloned());
+            for u in units {
+                if let Err(e) = self.sd.ref_unit(&u) {
+                    eprintln!("warning: cannot pin {u}: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_loop(&mut self, rx: &mpsc::Receiver<Signal>) -> Result<(), SupervisorError> {
+        let mut next_ping = self.watchdog.map(|w| Instant::now() + w);
+        loop {
+            let wake = [next_ping, self.next_deadline(), self.write_retry]
+                .into_iter()
+                .flatten()
+                .min();
+            let got = match wake {
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(Signal::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(SupervisorError::Disconnected);
+                }
+                Ok(sig) => self.handle(sig)?,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if let (Some(w), Some(at)) = (self.watchdog, next_ping)
+                && now >= at
+            {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                next_ping = Some(now + w);
+            }
+            self.fire_timers(now)?;
+            if self.write_retry.is_some_and(|at| now >= at) {
+                self.flush();
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.runs
+            .values()
+            .flat_map(|r| {
+                r.tasks
+                    .iter()
+                    .filter_map(|t| match t.st {
+                        St::Retry(at) => Some(at),
+                        _ => None,
+                    })
+                    .chain(r.deadline)
+            })
+            .min()
+    }
+
+    fn handle(&mut self, sig: Signal) -> Result<(), SupervisorError> {
+        match sig {
+            Signal::JobNew { id, unit } => {
+                if unit.starts_with("flow-") {
+                    self.queued.insert(unit.clone(), id);
+                    self.on_job_new(&unit)?;
+                }
+            }
+            Signal::JobRemoved { id, unit, result } => {
+                if !unit.starts_with("flow-") {
+                    return Ok(());
+                }
+                if self.queued.get(&unit) == Some(&id) {
+                    self.queued.remove(&unit);
+                }
+                self.on_job_removed(&unit, &result)?;
+            }
+            Signal::Reloaded => self.reload_defs()?,
+            Signal::Closed => {}
+        }
+        Ok(())
+    }
+
+    fn workflow_of(&self, unit: &str) -> Option<Arc<WorkflowDef>> {
+        let name = crate::compiler::names::workflow_of_file(unit)?;
+        self.runs
+            .get(name)
+            .map(|r| r.def.clone())
+            .or_else(|| self.defs.get(name).cloned())
+    }
+
+    /// A start job for a run unit while a run is going: the overlap rule.
+    fn on_job_new(&mut self, unit: &str) -> Result<(), SupervisorError> {
+        let Some(def) = self.workflow_of(unit) else {
+            return Ok(());
+        };
+        if unit != def.begin_unit() || !self.runs.contains_key(&def.name) {
+            return Ok(());
+        }
+        // The begin unit is queued again while our run is still going (systemd considers
+        // the run over while a retry waits; or a trigger arrived). Beginning would wipe
+        // the run's markers, so the job is stopped and the rule applied.
+        let trigger = self.trigger_of(&def);
+        let _ = self.sd.stop_unit_no_wait(&def.run_unit());
+        let _ = self.sd.stop_unit_no_wait(&def.begin_unit());
+        match def.overlap {
+            Overlap::Skip => {
+                self.write(Write::Skipped {
+                    workflow: def.name.clone(),
+                    trigger,
+                    at_us: store::now_us(),
+                });
+            }
+            Overlap::Queue => {
+                if !self.waiting.contains(&def.name) {
+                    self.waiting.push(def.name.clone());
+                    self.expected.insert(def.name.clone(), trigger);
+                } else {
+                    self.write(Write::Skipped {
+                        workflow: def.name.clone(),
+                        trigger,
+                        at_us: store::now_us(),
+                    });
+                }
+            }
+            Overlap::Replace => {
+                self.cancel_run(&def.name, "canceled")?;
+                self.expected.insert(def.name.clone(), trigger);
+                self.sd.start_unit_no_wait(&def.run_unit())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn trigger_of(&mut self, def: &WorkflowDef) -> String {
+        if let Some(t) = self.expected.remove(&def.name) {
+            return t;
+        }
+        if let Some(timer) = &def.timer
+            && let Ok(st) = self.sd.unit_state(timer)
+            && let Some(last) = st.last_trigger
+            && (store::now_us() as u64).saturating_sub(last) < 5_000_000
+        {
+            return "timer".into();
+        }
+        "manual".into()
+    }
+
+    fn on_job_removed(&mut self, unit: &str, result: &str) -> Result<(), SupervisorError> {
+        let Some(def) = self.workflow_of(unit) else {
+            return Ok(());
+        };
+        if unit == def.begin_unit() {
+            if result == "done" {
+                self.open_run(&def)?;
+            }
+            return Ok(());
+        }
+        let Some(i) = def.task_index(unit) else {
+            return Ok(());
+        };
+        if !self.runs.contains_key(&def.name) {
+            return Ok(());
+        }
+        let state = self.sd.unit_state(unit)?;
+        self.task_ended(&def.name, i, result, &state)?;
+        self.advance(&def.name)?;
+        Ok(())
+    }
+
+    fn open_run(&mut self, def: &Arc<WorkflowDef>) -> Result<(), SupervisorError> {
+        let begin = self.sd.unit_state(&def.begin_unit())?;
+        let begin_us = begin
+            .exec_main_start_timestamp
+            .or(begin.inactive_exit_timestamp)
+            .unwrap_or(store::now_us() as u64);
+        if self.runs.contains_key(&def.name) {
+            // A begin we did not stop in time: the old run's markers are gone.
+            self.cancel_run(&def.name, "canceled")?;
+        }
+        let trigger = self.trigger_of(def);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.write(Write::Run {
+            id,
+            workflow: def.name.clone(),
+            trigger,
+            started_us: begin_us as i64,
+            begin: begin.invocation_id.clone(),
+        });
+        let run = ActiveRun {
+            id,
+            def: def.clone(),
+            begin_us,
+            tasks: def
+                .tasks
+                .iter()
+                .map(|_| TaskRun {
+                    attempts: 0,
+                    last_inv: None,
+                    st: St::Pending,
+                })
+                .collect(),
+            deadline: def.timeout.map(|t| {
+                let elapsed = (store::now_us() as u64).saturating_sub(begin_us);
+                Instant::now() + t.saturating_sub(Duration::from_micros(elapsed))
+            }),
+        };
+        self.runs.insert(def.name.clone(), run);
+        Ok(())
+    }
+
+    /// Records how a task's start job ended.
+    fn task_ended(
+        &mut self,
+        wf: &str,
+        i: usize,
+        job: &str,
+        unit: &UnitState,
+    ) -> Result<(), SupervisorError> {
+        let runtime = self.cfg.runtime_dir.clone();
+        let Some(run) = self.runs.get_mut(wf) else {
+            return Ok(());
+        };
+        let def = run.def.clone();
+        let task = &def.tasks[i];
+        if let St::Final(_) = run.tasks[i].st {
+            return Ok(());
+        }
+        let started = unit.inactive_exit_timestamp.filter(|&t| {
+            t >= run.begin_us
+                && unit.invocation_id.is_some()
+                && unit.invocation_id != run.tasks[i].last_inv
+        });
+        let mut writes = Vec::new();
+        if let Some(start) = started {
+            // A new activation: an attempt.
+            let t = &mut run.tasks[i];
+            t.last_inv = unit.invocation_id.clone();
+            t.attempts += 1;
+            let result = attempt_result(job, unit);
+            writes.push(Write::Attempt(Attempt {
+                run_id: run.id,
+                task: task.name.clone(),
+                attempt: t.attempts,
+                invocation_id: unit.invocation_id.clone(),
+                started_us: Some(start as i64),
+                ended_us: unit
+                    .inactive_enter_timestamp
+                    .filter(|&e| e >= start)
+                    .map(|e| e as i64)
+                    .or(Some(store::now_us())),
+                result: result.clone(),
+                cpu_ns: unit.cpu_usage_nsec.map(|v| v as i64),
+                memory_peak: unit.memory_peak.map(|v| v as i64),
+            }));
+            t.st = match result.as_str() {
+                "success" => St::Final(Final::Succeeded),
+                "skipped" => St::Final(Final::Skipped),
+                "canceled" => St::Final(Final::Canceled),
+                _ if t.attempts <= task.retries => {
+                    let delay = def::retry_delay(task, t.attempts + 1, jitter());
+                    St::Retry(Instant::now() + delay)
+                }
+                _ => {
+                    mark_done(&runtime, wf, &task.name);
+                    St::Final(Final::Failed)
+                }
+            };
+        } else if job == "canceled" {
+            let t = &mut run.tasks[i];
+            writes.push(Write::Attempt(no_activation(
+                run.id,
+                &task.name,
+                t.attempts + 1,
+                "canceled",
+            )));
+            t.st = St::Final(Final::Canceled);
+        } else if marker(&runtime, wf, &task.name, "ok").exists() {
+            // Skipped by its `.ok` condition: it succeeded in this run already, in an
+            // activation this supervisor did not see (it was down, and the unit was
+            // unloaded since). The journal has it.
+            let t = &mut run.tasks[i];
+            t.st = St::Final(Final::Succeeded);
+            let seen = journal::job_ends(std::slice::from_ref(&task.unit), run.begin_us)
+                .unwrap_or_default()
+                .into_iter()
+                .rfind(|e| e.state.invocation_id.is_some() && e.result == "done");
+            if let Some(e) = seen
+                && e.state.invocation_id != t.last_inv
+            {
+                t.attempts += 1;
+                t.last_inv = e.state.invocation_id.clone();
+                writes.push(Write::Attempt(Attempt {
+                    run_id: run.id,
+                    task: task.name.clone(),
+                    attempt: t.attempts,
+                    invocation_id: e.state.invocation_id.clone(),
+                    started_us: e.state.inactive_exit_timestamp.map(|v| v as i64),
+                    ended_us: Some(e.at_us as i64),
+                    result: "success".into(),
+                    cpu_ns: e.state.cpu_usage_nsec.map(|v| v as i64),
+                    memory_peak: None,
+                }));
+            }
+        }
+        // Otherwise (job `dependency`, or skipped by a `.done` condition) the task stays
+        // pending: `advance` decides once its upstreams are final.
+        for w in writes {
+            self.write(w);
+        }
+        Ok(())
+    }
+
+    /// Moves a run forward: settles tasks whose upstreams are final, starts the ones that
+    /// must run again, ends the run when every task is final.
+    fn advance(&mut self, wf: &str) -> Result<(), SupervisorError> {
+        let Some(run) = self.runs.get_mut(wf) else {
+            return Ok(());
+        };
+        let def = run.def.clone();
+        let mut writes = Vec::new();
+        let mut to_start: Vec<usize> = Vec::new();
+        // Fixed point: a pending task not queued in systemd is settled or started once
+        // every upstream is final. Only then: starting a downstream unit while its upstream
+        // is not final would pull in a start job of that upstream, an attempt too early.
+        loop {
+            let mut changed = false;
+            for (i, task) in def.tasks.iter().enumerate() {
+                if run.tasks[i].st != St::Pending
+                    || self.queued.contains_key(&task.unit)
+                    || to_start.contains(&i)
+                {
+                    continue;
+                }
+                let mut all_final = true;
+                let mut any_bad = false;
+                for &u in &task.needs {
+                    match run.tasks[u].st {
+                        St::Final(f) => any_bad |= !f.ok(),
+                        _ => all_final = false,
+                    }
+                }
+                if !all_final {
+                    continue;
+                }
+                if any_bad && task.when == When::AllSuccess {
+                    run.tasks[i].st = St::Final(Final::UpstreamFailed);
+                    writes.push(Write::Attempt(no_activation(
+                        run.id,
+                        &task.name,
+                        run.tasks[i].attempts + 1,
+                        "upstream_failed",
+                    )));
+                } else {
+                    to_start.push(i);
+                }
+                changed = true;
+            }
+            if !changed {
+                break;
+            }
+        }
+        let done = run.tasks.iter().all(|t| matches!(t.st, St::Final(_)));
+        let result = run_result(run);
+        let id = run.id;
+        for w in writes {
+            self.write(w);
+        }
+        for i in to_start {
+            let unit = &def.tasks[i].unit;
+            // Marked queued now: the JobNew signal follows, and `advance` must not start it
+            // twice meanwhile.
+            self.queued.insert(unit.clone(), 0);
+            self.sd.start_unit_no_wait(unit)?;
+        }
+        if done {
+            self.end_run(wf, id, &result)?;
+        }
+        Ok(())
+    }
+
+    fn end_run(&mut self, wf: &str, id: i64, result: &str) -> Result<(), SupervisorError> {
+        self.runs.remove(wf);
+        self.write(Write::Finish {
+            id,
+            ended_us: store::now_us(),
+            result: result.to_string(),
+        });
+        self.write(Write::Prune);
+        if let Some(pos) = self.waiting.iter().position(|w| w == wf) {
+            self.waiting.remove(pos);
+            if let Some(def) = self.defs.get(wf) {
+                let unit = def.run_unit();
+                self.sd.start_unit_no_wait(&unit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops a run: unfinished tasks are recorded as canceled and their units stopped.
+    fn cancel_run(&mut self, wf: &str, result: &str) -> Result<(), SupervisorError> {
+        let Some(run) = self.runs.get_mut(wf) else {
+            return Ok(());
+        };
+        let def = run.def.clone();
+        let mut writes = Vec::new();
+        let mut stop = Vec::new();
+        for (i, task) in def.tasks.iter().enumerate() {
+            if matches!(run.tasks[i].st, St::Final(_)) {
+                continue;
+            }
+            run.tasks[i].st = St::Final(Final::Canceled);
+            writes.push(Write::Attempt(no_activation(
+                run.id,
+                &task.name,
+                run.tasks[i].attempts + 1,
+                "canceled",
+            )));
+            stop.push(task.unit.clone());
+        }
+        let id = run.id;
+        for w in writes {
+            self.write(w);
+        }
+        for u in stop {
+            let _ = self.sd.stop_unit_no_wait(&u);
+        }
+        self.end_run(wf, id, result)
+    }
+
+    fn fire_timers(&mut self, now: Instant) -> Result<(), SupervisorError> {
+        let names: Vec<String> = self.runs.keys().cloned().collect();
+        for wf in names {
+            let Some(run) = self.runs.get_mut(&wf) else {
+                continue;
+            };
+            if run.deadline.is_some_and(|d| now >= d) {
+                let _ = self.sd.stop_unit_no_wait(&run.def.run_unit());
+                self.cancel_run(&wf, "timed_out")?;
+                continue;
+            }
+            let mut due = false;
+            for t in &mut run.tasks {
+                if matches!(t.st, St::Retry(at) if now >= at) {
+                    t.st = St::Pending;
+                    due = true;
+                }
+            }
+            if due {
+                self.advance(&wf)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, w: Write) {
+        self.writes.push_back(w);
+        self.flush();
+    }
+
+    /// Writes queued facts in order; on a transient failure keeps them for later.
+    fn flush(&mut self) {
+        while let Some(w) = self.writes.front() {
+            match apply(&self.store, w, &self.cfg) {
+                Ok(()) => {
+                    self.writes.pop_front();
+                }
+                Err(e) if e.is_transient() => {
+                    eprintln!(
+                        "warning: cannot write the run history ({e}); {} record(s) kept in memory, retrying in {}s",
+                        self.writes.len(),
+                        WRITE_RETRY.as_secs()
+                    );
+                    self.write_retry = Some(Instant::now() + WRITE_RETRY);
+                    return;
+                }
+                Err(e) => {
+                    eprintln!("error: dropping a history record that cannot be written: {e}");
+                    self.writes.pop_front();
+                }
+            }
+        }
+        self.write_retry = None;
+    }
+}
+
+fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
+    match w {
+        Write::Run {
+            id,
+            workflow,
+            trigger,
+            started_us,
+            begin,
+        } => store.insert_run_with_id(*id, workflow, trigger, *started_us, begin.as_deref()),
+        Write::Skipped {
+            workflow,
+            trigger,
+            at_us,
+        } => store
+            .insert_finished_run(workflow, trigger, *at_us, "skipped")
+            .map(|_| ()),
+        Write::Attempt(a) => store.insert_attempt(a).map(|_| ()),
+        Write::Finish {
+            id,
+            ended_us,
+            result,
+        } => store.finish_run(*id, *ended_us, result),
+        Write::Prune => {
+            let cutoff = store::now_us() - i64::from(cfg.keep_days) * 86_400_000_000;
+            store.prune(cfg.keep_runs, cutoff).map(|_| ())
+        }
+    }
+}
+
+fn run_result(run: &ActiveRun) -> String {
+    let any = |f: Final| run.tasks.iter().any(|t| t.st == St::Final(f));
+    if any(Final::Failed) || any(Final::UpstreamFailed) {
+        "failed".into()
+    } else if any(Final::Canceled) {
+        "canceled".into()
+    } else {
+        "succeeded".into()
+    }
+}
+
+/// An attempt's result, in the history's vocabulary.
+fn attempt_result(job: &str, unit: &UnitState) -> String {
+    match (job, unit.result.as_deref()) {
+        (_, Some("success")) if job != "canceled" => "success".into(),
+        (_, Some("exec-condition")) => "skipped".into(),
+        ("timeout", _) | (_, Some("timeout")) => "timeout".into(),
+        (_, Some("oom-kill")) => "oom".into(),
+        (_, Some("signal" | "core-dump")) if unit.exec_main_status == 9 && job == "canceled" => {
+            "canceled".into()
+        }
+        (_, Some("signal" | "core-dump")) => format!("signal {}", unit.exec_main_status),
+        ("canceled", _) => "canceled".into(),
+        _ => format!("exit-code {}", unit.exec_main_status),
+    }
+}
+
+fn no_activation(run_id: i64, task: &str, attempt: u32, result: &str) -> Attempt {
+    Attempt {
+        run_id,
+        task: task.to_string(),
+        attempt,
+        invocation_id: None,
+        started_us: None,
+        ended_us: Some(store::now_us()),
+        result: result.to_string(),
+        cpu_ns: None,
+        memory_peak: None,
+    }
+}
+
+fn marker(runtime: &Path, wf: &str, task: &str, ext: &str) -> PathBuf {
+    runtime.join("flow").join(wf).join(format!("{task}.{ext}"))
+}
+
+/// Records that a task reached its final outcome (its retries are exhausted).
+fn mark_done(runtime: &Path, wf: &str, task: &str) {
+    let path = marker(runtime, wf, task, "done");
+    if let Err(e) = std::fs::write(&path, b"") {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+}
+
+/// A number in 0..1 that differs from call to call (retry jitter); std's hasher is
+/// randomly keyed per process, which is all the randomness jitter needs.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() % 10_000) as f64 / 10_000.0
+}
+
+fn open_store(path: &Path) -> Result<Store, SupervisorError> {
+    let mut warned = false;
+    loop {
+        match Store::open_rw(path) {
+            Ok((s, warning)) => {
+                if let Some(w) = warning {
+                    eprintln!("warning: {w}");
+                }
+                return Ok(s);
+            }
+            // Locked by another process: wait for it rather than exit into a restart loop.
+            Err(e) if e.is_transient() => {
+                if !warned {
+                    eprintln!("warning: {e}; waiting for it");
+                    warned = true;
+                }
+                std::thread::sleep(WRITE_RETRY);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Subscribes to the manager's job signals and forwards them from a reader thread.
+fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
+    let err = |e: zbus::Error| {
+        SupervisorError::Systemd(SystemdError::Disconnected {
+            action: format!("watching jobs: {e}"),
+        })
+    };
+    let rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.systemd1")
+        .map_err(err)?
+        .interface("org.freedesktop.systemd1.Manager")
+        .map_err(err)?
+        .build();
+    let signals =
+        MessageIterator::for_match_rule(rule, sd.connection(), Some(64 * 1024)).map_err(err)?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for msg in signals {
+                let Ok(msg) = msg else { break };
+                let header = msg.header();
+                let member = header.member().map(|m| m.as_str().to_string());
+                let sig = match member.as_deref() {
+                    Some("JobNew") => msg
+                        .body()
+                        .deserialize::<(u32, ObjectPath<'_>, String)>()
+                        .ok()
+                        .map(|(id, _, unit)| Signal::JobNew { id, unit }),
+                    Some("JobRemoved") => msg
+                        .body()
+                        .deserialize::<(u32, ObjectPath<'_>, String, String)>()
+                        .ok()
+                        .map(|(id, _, unit, result)| Signal::JobRemoved { id, unit, result }),
+                    Some("Reloading") => match msg.body().deserialize::<bool>() {
+                        Ok(false) => Some(Signal::Reloaded),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(sig) = sig
+                    && tx.send(sig).is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx.send(Signal::Closed);
+        })
+        .map_err(|e| SupervisorError::Units {
+            dir: PathBuf::from("(thread)"),
+            error: e,
+        })?;
+    Ok(rx)
+}
+
+impl Supervisor {
+    /// Reconciles what happened while the supervisor was down: every run still open in
+    /// the store, and every run begun since the last recorded one, is replayed from the
+    /// journal through the same code as live events (writes are idempotent), then followed
+    /// on (or ended, when a newer run replaced it).
+    fn recover(&mut self) -> Result<(), SupervisorError> {
+        for j in self.sd.list_jobs()? {
+            if j.unit.starts_with("flow-") && j.job_type == "start" {
+                self.queued.insert(j.unit, j.id);
+            }
+        }
+        let open = self.store.open_runs()?;
+        let defs: Vec<Arc<WorkflowDef>> = self.defs.values().cloned().collect();
+        for def in defs {
+            let mine: Vec<_> = open.iter().filter(|r| r.workflow == def.name).collect();
+            let since = match (
+                mine.iter().map(|r| r.started_us).min(),
+                self.store.last_run(&def.name)?,
+            ) {
+                (Some(s), _) => s,
+                (None, Some(last)) => last.started_us + 1,
+                (None, None) => continue,
+            };
+            let mut units: Vec<String> = def.tasks.iter().map(|t| t.unit.clone()).collect();
+            units.push(def.begin_unit());
+            let ends = match journal::job_ends(&units, since.max(0) as u64) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!(
+                        "warning: cannot read the journal to recover {}: {e}",
+                        def.name
+                    );
+                    Vec::new()
+                }
+            };
+            // Open runs not found in the journal start from the store.
+            for r in &mine {
+                self.runs.insert(
+                    def.name.clone(),
+                    ActiveRun {
+                        id: r.id,
+                        def: def.clone(),
+                        begin_us: r.started_us.max(0) as u64,
+                        tasks: def
+                            .tasks
+                            .iter()
+                            .map(|_| TaskRun {
+                                attempts: 0,
+                                last_inv: None,
+                                st: St::Pending,
+                            })
+                            .collect(),
+                        deadline: def.timeout.map(|t| {
+                            let elapsed = (store::now_us() - r.started_us).max(0) as u64;
+                            Instant::now() + t.saturating_sub(Duration::from_micros(elapsed))
+                        }),
+                    },
+                );
+            }
+            for end in ends {
+                if end.unit == def.begin_unit() {
+                    let Some(inv) = end.state.invocation_id.clone() else {
+                        continue;
+                    };
+                    if end.result != "done" {
+                        continue;
+                    }
+                    let known = self.store.run_by_begin(&inv)?;
+                    if let Some(run) = self.runs.get(&def.name)
+                        && Some(run.id) == known
+                    {
+                        continue;
+                    }
+                    // A newer run began: the one before it is over.
+                    if let Some(run) = self.runs.get(&def.name) {
+                        let id = run.id;
+                        self.settle_replayed(&def.name, id)?;
+                    }
+                    let id = match known {
+                        Some(id) => id,
+                        None => {
+                            let id = self.next_id;
+                            self.next_id += 1;
+                            self.write(Write::Run {
+                                id,
+                                workflow: def.name.clone(),
+                                trigger: "manual".into(),
+                                started_us: end.state.inactive_exit_timestamp.unwrap_or(end.at_us)
+                                    as i64,
+                                begin: Some(inv),
+                            });
+                            id
+                        }
+                    };
+                    let begin_us = end.state.inactive_exit_timestamp.unwrap_or(end.at_us);
+                    self.runs.insert(
+                        def.name.clone(),
+                        ActiveRun {
+                            id,
+                            def: def.clone(),
+                            begin_us,
+                            tasks: def
+                                .tasks
+                                .iter()
+                                .map(|_| TaskRun {
+                                    attempts: 0,
+                                    last_inv: None,
+                                    st: St::Pending,
+                                })
+                                .collect(),
+                            deadline: def.timeout.map(|t| {
+                                let elapsed = (store::now_us() as u64).saturating_sub(begin_us);
+                                Instant::now() + t.saturating_sub(Duration::from_micros(elapsed))
+                            }),
+                        },
+                    );
+                    continue;
+                }
+                if let Some(i) = def.task_index(&end.unit) {
+                    self.task_ended(&def.name, i, &end.result, &end.state)?;
+                }
+            }
+            if self.runs.contains_key(&def.name) {
+                self.advance(&def.name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a replayed run that a newer run replaced: what did not finish was canceled.
+    fn settle_replayed(&mut self, wf: &str, id: i64) -> Result<(), SupervisorError> {
+        let Some(run) = self.runs.get_mut(wf) else {
+            return Ok(());
+        };
+        let def = run.def.clone();
+        let mut writes = Vec::new();
+        for (i, t) in run.tasks.iter_mut().enumerate() {
+            if !matches!(t.st, St::Final(_)) {
+                t.st = St::Final(Final::Canceled);
+                writes.push(Write::Attempt(no_activation(
+                    id,
+                    &def.tasks[i].name,
+                    t.attempts + 1,
+                    "canceled",
+                )));
+            }
+        }
+        let result = run_result(run);
+        for w in writes {
+            self.write(w);
+        }
+        self.runs.remove(wf);
+        self.write(Write::Finish {
+            id,
+            ended_us: store::now_us(),
+            result,
+        });
+        Ok(())
+    }
+}
+
+/// `flow supervise`: runs until the connection to systemd closes.
+pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
+    let (mut s, rx) = Supervisor::start(cfg)?;
+    s.recover()?;
+    s.write(Write::Prune);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    s.run_loop(&rx)
+}

@@ -1,0 +1,282 @@
+//! End-to-end tests of the supervisor in a sandboxed systemd: retries, final outcomes seen
+//! by downstream tasks, deadlines, and recovery after SIGKILL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{install_flow, sh, wait_until};
+use flow::sandbox::Sandbox;
+
+const DB: &str = "/var/lib/flow/history.db";
+
+fn setup(workflows: &[(&str, &str)]) -> Option<Sandbox> {
+    let sb = common::sandbox()?;
+    install_flow(&sb);
+    for (name, yaml) in workflows {
+        sb.write_file(
+            std::path::Path::new(&format!("/etc/flow/workflows/{name}.yaml")),
+            yaml.as_bytes(),
+        )
+        .expect("write workflow");
+    }
+    sh(&sb, "flow apply").ok();
+    start_supervisor(&sb);
+    Some(sb)
+}
+
+fn start_supervisor(sb: &Sandbox) {
+    sh(
+        sb,
+        "systemctl reset-failed supervisor-test.service 2>/dev/null; \
+         systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise",
+    )
+    .ok();
+}
+
+/// Waits for the run of `wf` numbered `run` to end; returns `flow status` JSON.
+fn wait_run(sb: &Sandbox, wf: &str, run: i64, timeout: Duration) -> serde_json::Value {
+    wait_until(&format!("run {run} of {wf} to end"), timeout, || {
+        let out = sh(
+            sb,
+            &format!("flow status {wf} {run} --json --db {DB} 2>/dev/null"),
+        );
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        v["run"]["result"].as_str().is_some().then_some(v)
+    })
+}
+
+fn attempts<'a>(v: &'a serde_json::Value, task: &str) -> Vec<&'a serde_json::Value> {
+    v["attempts"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["task"] == task).collect())
+        .unwrap_or_default()
+}
+
+fn results(v: &serde_json::Value, task: &str) -> Vec<String> {
+    attempts(v, task)
+        .iter()
+        .map(|a| a["result"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+const RETRY3: &str = "
+tasks:
+  flaky:
+    run: |
+      n=$(cat /var/tmp/flaky 2>/dev/null || echo 0); n=$((n+1)); echo $n > /var/tmp/flaky
+      echo attempt $n
+      [ $n -ge 3 ]
+    retries: 3
+    retry_delay: 1s
+  down:
+    needs: [flaky]
+    run: echo downstream >> /var/tmp/down
+  after:
+    needs: [flaky]
+    when: always
+    run: echo always >> /var/tmp/always
+";
+
+const EXHAUST: &str = "
+tasks:
+  first:
+    run: echo first >> /var/tmp/first
+  broken:
+    needs: [first]
+    run: exit 7
+    retries: 2
+    retry_delay: 1s
+    backoff: exponential
+  down:
+    needs: [broken]
+    run: echo should not run
+  alert:
+    needs: [broken]
+    when: on_failure
+    run: echo alert >> /var/tmp/alert
+";
+
+#[test]
+fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
+    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
+        return;
+    };
+    sh(&sb, "systemctl start flow-retry3.service").ok();
+    let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(
+        results(&v, "flaky"),
+        ["exit-code 1", "exit-code 1", "success"],
+        "{v:#}"
+    );
+    assert_eq!(results(&v, "down"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "after"), ["success"], "{v:#}");
+    assert_eq!(sh(&sb, "cat /var/tmp/down").ok().stdout, "downstream\n");
+    assert_eq!(sh(&sb, "cat /var/tmp/always").ok().stdout, "always\n");
+    // Each attempt is its own activation.
+    let ids: std::collections::BTreeSet<&str> = attempts(&v, "flaky")
+        .iter()
+        .filter_map(|a| a["invocation_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "{v:#}");
+    // Delays of ~1 s between attempts.
+    let starts: Vec<i64> = attempts(&v, "flaky")
+        .iter()
+        .filter_map(|a| a["started_us"].as_i64())
+        .collect();
+    for w in starts.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            (900_000..3_000_000).contains(&gap),
+            "retry gap {gap} µs not about 1 s: {v:#}"
+        );
+    }
+    // The exact lines of the second attempt.
+    let logs = sh(
+        &sb,
+        &format!("flow logs retry3 1 --task flaky --attempt 2 --db {DB}"),
+    )
+    .ok();
+    assert!(logs.stdout.contains("attempt 2"), "{}", logs.stdout);
+    assert!(!logs.stdout.contains("attempt 1"), "{}", logs.stdout);
+    let hist = sh(&sb, &format!("flow history --db {DB}")).ok();
+    assert!(hist.stdout.contains("retry3"), "{}", hist.stdout);
+    assert!(hist.stdout.contains("succeeded"), "{}", hist.stdout);
+}
+
+#[test]
+fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
+    let Some(sb) = setup(&[("exhaust", EXHAUST)]) else {
+        return;
+    };
+    sh(&sb, "systemctl start flow-exhaust.service").ok();
+    let v = wait_run(&sb, "exhaust", 1, Duration::from_secs(30));
+    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(
+        results(&v, "broken"),
+        ["exit-code 7", "exit-code 7", "exit-code 7"],
+        "{v:#}"
+    );
+    assert_eq!(results(&v, "first"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "down"), ["upstream_failed"], "{v:#}");
+    assert_eq!(results(&v, "alert"), ["success"], "{v:#}");
+    assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
+    assert_eq!(sh(&sb, "cat /var/tmp/alert").ok().stdout, "alert\n");
+    // Exponential backoff: 1 s, then 2 s (+ up to 10 % jitter).
+    let starts: Vec<i64> = attempts(&v, "broken")
+        .iter()
+        .filter_map(|a| a["started_us"].as_i64())
+        .collect();
+    let gaps: Vec<i64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!((900_000..1_800_000).contains(&gaps[0]), "{gaps:?}");
+    assert!((1_900_000..3_200_000).contains(&gaps[1]), "{gaps:?}");
+}
+
+#[test]
+fn deadline_cancels_a_long_run() {
+    let yaml = "
+timeout: 2s
+tasks:
+  slow:
+    run: sleep 60
+  later:
+    needs: [slow]
+    run: echo never
+";
+    let Some(sb) = setup(&[("slow", yaml)]) else {
+        return;
+    };
+    sh(&sb, "systemctl start --no-block flow-slow.service").ok();
+    let v = wait_run(&sb, "slow", 1, Duration::from_secs(20));
+    assert_eq!(v["run"]["result"], "timed_out", "{v:#}");
+    assert_eq!(results(&v, "slow"), ["canceled"], "{v:#}");
+    assert_eq!(results(&v, "later"), ["canceled"], "{v:#}");
+    let active = sh(&sb, "systemctl is-active flow-slow--slow.service");
+    assert_ne!(active.stdout.trim(), "active");
+}
+
+/// Runs with retries while the supervisor is killed with SIGKILL at 20 moments and
+/// restarted: every run and attempt is recorded exactly once, none stays running.
+#[test]
+fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    let yaml = "
+tasks:
+  prep:
+    run: sleep 0.2
+  flaky:
+    needs: [prep]
+    run: |
+      f=$FLOW_RUN_DIR/count
+      n=$(cat $f 2>/dev/null || echo 0); n=$((n+1)); echo $n > $f
+      [ $n -ge 3 ]
+    retries: 3
+    retry_delay: 300ms
+  side:
+    needs: [prep]
+    run: sleep 0.3
+  last:
+    needs: [flaky, side]
+    run: echo done
+";
+    let Some(sb) = setup(&[("crashy", yaml)]) else {
+        return;
+    };
+    let runs = 7;
+    let mut kills = 0;
+    // A simple deterministic spread of kill moments (ms after the run started).
+    let moments = [
+        50u64, 400, 700, 150, 900, 250, 1100, 600, 30, 800, 350, 1300, 500, 1000, 200, 750, 450,
+        1200, 100, 650, 950,
+    ];
+    for run in 1..=runs {
+        sh(&sb, "systemctl start --no-block flow-crashy.service").ok();
+        for _ in 0..3 {
+            if kills >= 20 {
+                break;
+            }
+            let ms = moments[kills % moments.len()];
+            std::thread::sleep(Duration::from_millis(ms));
+            sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
+            kills += 1;
+            std::thread::sleep(Duration::from_millis(50));
+            start_supervisor(&sb);
+        }
+        wait_run(&sb, "crashy", run, Duration::from_secs(60));
+    }
+    assert_eq!(kills, 20);
+    let hist = sh(&sb, &format!("flow history crashy --json --db {DB}")).ok();
+    let hist: serde_json::Value = serde_json::from_str(&hist.stdout).expect("json");
+    let all = hist.as_array().expect("runs");
+    assert_eq!(all.len(), runs as usize, "{hist:#}");
+    for r in all {
+        assert_eq!(r["result"], "succeeded", "{hist:#}");
+        let id = r["id"].as_i64().expect("id");
+        let v = wait_run(&sb, "crashy", id, Duration::from_secs(5));
+        assert_eq!(results(&v, "prep"), ["success"], "run {id}: {v:#}");
+        assert_eq!(
+            results(&v, "flaky"),
+            ["exit-code 1", "exit-code 1", "success"],
+            "run {id}: {v:#}"
+        );
+        assert_eq!(results(&v, "side"), ["success"], "run {id}: {v:#}");
+        assert_eq!(results(&v, "last"), ["success"], "run {id}: {v:#}");
+    }
+    sh(&sb, "systemctl stop supervisor-test.service").ok();
+    // A copy of the database and its WAL, read on the host.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for ext in ["", "-wal"] {
+        let bytes = sb
+            .command("cat")
+            .arg(format!("{DB}{ext}"))
+            .output()
+            .expect("cat")
+            .stdout;
+        std::fs::write(dir.path().join(format!("h.db{ext}")), bytes).expect("write copy");
+    }
+    let (db, warning) =
+        flow::store::Store::open_rw(&dir.path().join("h.db")).expect("open the copy");
+    assert!(warning.is_none(), "{warning:?}");
+    let check = db.integrity_check().expect("integrity_check");
+    assert_eq!(check, "ok");
+}
