@@ -360,10 +360,11 @@ fn documented_keys(page: &str, section: &str) -> BTreeSet<String> {
             inside = title.trim_matches('"') == section;
             continue;
         }
-        if inside && after_tp {
-            if let Some(key) = line.strip_prefix(".B ") {
-                keys.insert(key.trim().to_string());
-            }
+        if inside
+            && after_tp
+            && let Some(key) = line.strip_prefix(".B ")
+        {
+            keys.insert(key.trim().to_string());
         }
         after_tp = line == ".TP";
     }
