@@ -78,7 +78,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         rest = &rest[unit_len..];
     }
-    if total % 1_000_000 != 0 {
+    if !total.is_multiple_of(1_000_000) {
         return Err(format!(
             "`{s}` is not a whole number of milliseconds, the finest step flow uses"
         ));
