@@ -951,7 +951,7 @@ fn run_one(id: usize, text: &str) -> Result<Outcome, String> {
         let compiled = compiler::compile_with(text, &opts);
         // `check` is what `compile_with` starts with; compare the two on some inputs only,
         // which keeps the run fast.
-        let checked = if id % 16 == 0 {
+        let checked = if id.is_multiple_of(16) {
             compiler::check(&path, text).map(|_| ())
         } else {
             compiled.as_ref().map(|_| ()).map_err(Clone::clone)
