@@ -88,8 +88,8 @@ fn user_working_dir_env_and_env_file_take_effect_and_secrets_stay_out_of_units()
         "ident",
         "env: {GREETING: hello}
 tasks:
-  as-nobody:
-    user: nobody
+  as-www:
+    user: www-data
     run: 'id -un > /srv/id/user; id -u >> /srv/id/user'
   where:
     working_dir: /srv/work
@@ -100,7 +100,7 @@ tasks:
     );
     let r = fb.run_wait("ident");
     assert!(r.succeeded, "{r:?}");
-    assert_eq!(fb.read_string("/srv/id/user"), "nobody\n65534\n");
+    assert_eq!(fb.read_string("/srv/id/user"), "www-data\n33\n");
     assert_eq!(
         fb.read_string("/srv/work/out"),
         "/srv/work\nhello task-level from-file 17\n1174-nekot-t3rc3s"

@@ -681,8 +681,8 @@ impl Decoder<'_> {
                     // systemd warns on every load that this is not safe: `nobody` owns files
                     // that nobody should.
                     Ok(()) if key == "user" && v == "nobody" => {
-                        self.error(n.span(), "systemd refuses to vouch for `user: nobody`")
-                            .help = Some("create a user for this task, or set `service: {DynamicUser: yes}` for a throwaway one".into());
+                        self.error(n.span(), "`user: nobody` is refused: systemd warns at every load that running a service as `nobody` is unsafe")
+                            .help = Some("create a user for this task (`adduser --system NAME`), or set `service: {DynamicUser: yes}` for a throwaway one".into());
                         None
                     }
                     Ok(()) => Some(v),
