@@ -61,12 +61,17 @@ impl Diagnostic {
             return out;
         };
         let line_no = span.start.line.max(1);
-        let text = source.lines().nth(line_no - 1).unwrap_or("");
+        let text = nth_line(source, line_no).unwrap_or("");
         let gutter = line_no.to_string().len();
         let pad = " ".repeat(gutter);
         let _ = writeln!(out, "{pad}--> {}", self.location(path));
         let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{line_no} | {}", text.replace('\t', " "));
+        // Control characters (tabs included) would move or garble the caret line.
+        let shown: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let _ = writeln!(out, "{line_no} | {shown}");
         let line_chars = text.chars().count();
         let start = span.start.col.max(1) - 1;
         let end = if span.end.line == span.start.line && span.end.col > span.start.col {
@@ -85,6 +90,22 @@ impl Diagnostic {
     }
 }
 
+/// Line `n` (1-based) of `source`, counting line breaks as YAML does (and as the positions
+/// in diagnostics do): `\r\n`, `\r` and `\n`.
+pub fn nth_line(source: &str, n: usize) -> Option<&str> {
+    let mut rest = source;
+    for _ in 1..n {
+        let end = rest.find(['\n', '\r'])?;
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
+    }
+    Some(&rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())])
+}
+
 /// Render every diagnostic of one file, in source order, separated by blank lines.
 pub fn render_all(diagnostics: &[Diagnostic], path: &str, source: &str) -> String {
     let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
@@ -100,6 +121,14 @@ pub fn render_all(diagnostics: &[Diagnostic], path: &str, source: &str) -> Strin
 mod tests {
     use super::*;
     use crate::compiler::yaml::Pos;
+
+    #[test]
+    fn lines_break_at_cr_lf_and_crlf() {
+        let src = "a\rb\r\nc\nd";
+        let lines: Vec<_> = (1..=5).map(|n| nth_line(src, n)).collect();
+        assert_eq!(lines, [Some("a"), Some("b"), Some("c"), Some("d"), None]);
+        assert_eq!(nth_line("x\n", 2), Some(""));
+    }
 
     #[test]
     fn renders_line_caret_and_help() {

@@ -156,7 +156,7 @@ fn timer_unit(wf: &Workflow, schedule: &Schedule, opts: &EmitOptions) -> UnitFil
     let tz = wf
         .timezone
         .as_deref()
-        .map(|tz| format!(" {tz}"))
+        .map(|tz| format!(" {}", raw(tz)))
         .unwrap_or_default();
     let t = u.section("Timer");
     match schedule {

@@ -29,11 +29,33 @@ pub use model::Workflow;
 /// Parse and validate one workflow file. `path` names the file in errors and gives the
 /// workflow its default name (the file's stem).
 pub fn check(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> {
+    check_unclamped(path, text).map_err(|mut diags| {
+        for d in &mut diags {
+            if let Some(span) = &mut d.span {
+                let start = clamp(text, span.start);
+                if start != span.start {
+                    *span = yaml::Span {
+                        start,
+                        end: yaml::Pos {
+                            line: start.line,
+                            col: start.col + 1,
+                        },
+                    };
+                }
+            }
+        }
+        diags
+    })
+}
+
+fn check_unclamped(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let root = match yaml::parse(text) {
         Ok(Some(root)) => root,
         Ok(None) => {
-            return Err(vec![Diagnostic::new(None, "the file is empty").help(
+            let start = yaml::Pos { line: 1, col: 1 };
+            let span = yaml::Span { start, end: start };
+            return Err(vec![Diagnostic::new(span, "the file is empty").help(
                 "a workflow needs at least `tasks:`, e.g. `tasks: {hello: {run: echo hello}}`",
             )]);
         }
@@ -72,6 +94,20 @@ pub fn check(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> {
         }
         None => Err(diags),
     }
+}
+
+/// The parser may place an error or an empty node at the end of input, one line past the
+/// last one; point at the end of the last line instead, so that a line can be quoted.
+fn clamp(text: &str, pos: yaml::Pos) -> yaml::Pos {
+    if pos.line <= 1 || diagnostic::nth_line(text, pos.line).is_some() {
+        return pos;
+    }
+    let mut line = pos.line;
+    while line > 1 && diagnostic::nth_line(text, line).is_none() {
+        line -= 1;
+    }
+    let len = diagnostic::nth_line(text, line).map_or(0, |l| l.chars().count());
+    yaml::Pos { line, col: len + 1 }
 }
 
 /// Check and emit one workflow file, for installation in `unit_dir`, with the flow binary

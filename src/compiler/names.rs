@@ -45,15 +45,41 @@ pub fn check_task(name: &str) -> Result<(), (String, String)> {
     check("task", name)
 }
 
-/// User and group names as systemd accepts them (its relaxed rule), or a numeric id.
-pub fn is_valid_account(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 32
-        && !name.starts_with(['-', '.'])
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && (name.chars().any(|c| !c.is_ascii_digit()) || name.parse::<u32>().is_ok())
+/// User and group names that systemd 252 takes in `User=`/`Group=` without a word: its
+/// strict rule (a letter or `_`, then letters, digits, `_` or `-`, at most 31 characters;
+/// names outside it are accepted with a notice on every load), or a numeric id written
+/// plainly that is not one of the two reserved ids 65535 and 4294967295.
+pub fn check_account(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return match name.parse::<u32>() {
+            _ if name.len() > 1 && name.starts_with('0') => {
+                Err("a numeric id cannot start with 0".into())
+            }
+            Ok(65535) | Ok(4294967295) => Err("this id is reserved and means no user".into()),
+            Ok(_) => Ok(()),
+            Err(_) => Err("a numeric id must be below 4294967295".into()),
+        };
+    }
+    let mut chars = name.chars();
+    if !chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    {
+        return Err("it must start with a letter or `_`".into());
+    }
+    if let Some(c) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))) {
+        return Err(match c {
+            ' ' => "it contains a space".to_string(),
+            c => format!("it contains `{}`", c.escape_debug()),
+        });
+    }
+    if name.len() > 31 {
+        return Err("it is longer than 31 characters".into());
+    }
+    Ok(())
 }
 
 pub fn is_env_name(name: &str) -> bool {
@@ -136,8 +162,36 @@ mod tests {
 
     #[test]
     fn accounts_and_env_names() {
-        assert!(is_valid_account("pi") && is_valid_account("www-data") && is_valid_account("1000"));
-        assert!(!is_valid_account("") && !is_valid_account("a b") && !is_valid_account("-x"));
+        for ok in [
+            "pi",
+            "www-data",
+            "_x",
+            "A1",
+            "0",
+            "1000",
+            "65534",
+            "4294967294",
+        ] {
+            assert_eq!(check_account(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "-x",
+            "1a",
+            "a.b",
+            "a@b",
+            "x$",
+            "65535",
+            "4294967295",
+            "4294967296",
+            "0123",
+            "-1",
+            "ünï",
+            &"a".repeat(32),
+        ] {
+            assert!(check_account(bad).is_err(), "{bad}");
+        }
         assert!(is_env_name("RESTIC_REPOSITORY") && is_env_name("_x"));
         assert!(!is_env_name("1A") && !is_env_name("A-B") && !is_env_name(""));
     }

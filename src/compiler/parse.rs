@@ -2,6 +2,7 @@
 //! problem instead of stopping at the first. References between tasks (`needs`) are kept
 //! as names here and resolved by `validate`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::diagnostic::Diagnostic;
@@ -78,6 +79,17 @@ const OWNED_SERVICE_KEYS: &[(&str, &str)] = &[
 /// Largest value flow accepts for one environment variable or `exec` argument: the kernel
 /// refuses a single argument or environment string over 128 KiB at exec time.
 pub const MAX_ARG_BYTES: usize = 64 * 1024;
+
+/// Largest total of all `exec` arguments: their quoted form must stay on one unit-file line,
+/// which systemd reads up to 1 MiB, and quoting can make a byte four.
+pub const MAX_ARGV_BYTES: usize = 128 * 1024;
+
+/// Longest description flow accepts (it becomes one line of every unit).
+pub const MAX_DESCRIPTION: usize = 4096;
+
+/// Longest path systemd accepts (PATH_MAX less the final NUL), and longest path component.
+const PATH_MAX: usize = 4095;
+const NAME_MAX: usize = 255;
 
 /// A workflow as decoded, before task references are resolved.
 pub struct Parsed {
@@ -233,9 +245,7 @@ impl Decoder<'_> {
                 }
             },
         };
-        let description = fields
-            .get("description")
-            .and_then(|n| self.string(n, "`description`"));
+        let description = fields.get("description").and_then(|n| self.description(n));
         let timezone = fields.get("timezone").and_then(|n| {
             let tz = self.string(n, "`timezone`")?;
             self.schedule_result(n, schedule::timezone::validate(&tz))?;
@@ -319,6 +329,9 @@ impl Decoder<'_> {
             }
             Some(node) => match node {
                 Node::Map(entries, _) if !entries.is_empty() => {
+                    // Task name → the line of its first definition: one lookup per task
+                    // keeps large workflows linear.
+                    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
                     for (key, value) in entries {
                         let Node::Scalar(Scalar {
                             value: tname, span, ..
@@ -327,14 +340,14 @@ impl Decoder<'_> {
                             self.error(key.span(), "task names must be plain words");
                             continue;
                         };
-                        if let Some(i) = tasks.iter().position(|t: &Task| &t.name == tname) {
-                            let line = task_spans.get(i).map_or(0, |s: &Span| s.start.line);
+                        if let Some(&line) = seen.get(tname.as_str()) {
                             self.error(*span, format!("task `{tname}` is defined twice"))
                                 .help = Some(format!(
                                 "rename or remove one of them (the first is on line {line})"
                             ));
                             continue;
                         }
+                        seen.insert(tname.as_str(), span.start.line);
                         declared.push(tname.clone());
                         if let Err((msg, help)) = names::check_task(tname) {
                             self.error(*span, msg).help = Some(help);
@@ -532,14 +545,12 @@ impl Decoder<'_> {
     ) -> Option<(Task, Vec<(String, Span)>)> {
         let what = format!("task `{name}`");
         let wf_hint: &[&str] = WORKFLOW_KEYS;
-        // A bare string is a shorthand for `run:`.
-        if let Node::Scalar(s) = node
+        // A bare string is a shorthand for `run:`, with the same checks.
+        if let Node::Scalar(_) = node
             && !node.is_null()
         {
-            return Some((
-                base_task(name, Command::Shell(s.value.clone()), base),
-                Vec::new(),
-            ));
+            let script = self.script(node)?;
+            return Some((base_task(name, Command::Shell(script), base), Vec::new()));
         }
         let allowed: Vec<&str> = TASK_ONLY_KEYS
             .iter()
@@ -568,18 +579,7 @@ impl Decoder<'_> {
                 );
                 None
             }
-            (Some(run), None) => self.string(run, "`run`").and_then(|script| {
-                if script.trim().is_empty() {
-                    self.error(run.span(), "`run` is empty").help =
-                        Some("write the shell command to run".into());
-                    return None;
-                }
-                if script.contains('\0') {
-                    self.error(run.span(), "`run` contains a NUL character");
-                    return None;
-                }
-                Some(Command::Shell(script))
-            }),
+            (Some(run), None) => self.script(run).map(Command::Shell),
             (None, Some(exec)) => self.exec(exec).map(Command::Exec),
             (None, None) => {
                 self.error(name_span, format!("{what} has nothing to run"))
@@ -603,9 +603,7 @@ impl Decoder<'_> {
                 })
             })
             .unwrap_or_default();
-        let description = fields
-            .get("description")
-            .and_then(|n| self.string(n, "`description`"));
+        let description = fields.get("description").and_then(|n| self.description(n));
         let own = self.settings(&fields);
         // A task whose command is wrong still takes part in the graph checks; the error is
         // already recorded, so nothing is emitted from this placeholder.
@@ -664,7 +662,10 @@ impl Decoder<'_> {
         }
         s.working_dir = f.get("working_dir").and_then(|n| {
             let dir = self.string(n, "`working_dir`")?;
-            if dir == "~" || (dir.starts_with('/') && !dir.contains(['\n', '\0'])) {
+            if dir == "~" {
+                Some(dir)
+            } else if dir.starts_with('/') {
+                self.path(n, "`working_dir`", &dir)?;
                 Some(dir)
             } else {
                 self.error(
@@ -680,20 +681,28 @@ impl Decoder<'_> {
         for (key, slot) in [("user", &mut s.user), ("group", &mut s.group)] {
             *slot = f.get(key).and_then(|n| {
                 let v = self.string(n, &format!("`{key}`"))?;
-                if names::is_valid_account(&v) {
-                    Some(v)
-                } else {
-                    self.error(n.span(), format!("`{v}` is not a valid {key} name"))
-                        .help = Some(format!(
-                        "use an existing {key} name like `pi` or a numeric id"
-                    ));
-                    None
+                match names::check_account(&v) {
+                    // systemd warns on every load that this is not safe: `nobody` owns files
+                    // that nobody should.
+                    Ok(()) if key == "user" && v == "nobody" => {
+                        self.error(n.span(), "systemd refuses to vouch for `user: nobody`")
+                            .help = Some("create a user for this task, or set `service: {DynamicUser: yes}` for a throwaway one".into());
+                        None
+                    }
+                    Ok(()) => Some(v),
+                    Err(why) => {
+                        self.error(n.span(), format!("`{v}` is not a valid {key} name: {why}"))
+                            .help = Some(format!(
+                            "use a {key} name like `pi` or `www-data` (a letter or `_`, then letters, digits, `_` or `-`, at most 31), or a numeric id"
+                        ));
+                        None
+                    }
                 }
             });
         }
         s.memory_max = f.get("memory_max").and_then(|n| {
             let v = self.string(n, "`memory_max`")?;
-            if is_memory_size(&v) {
+            if is_memory_size(v.trim()) && v.trim() == v {
                 Some(v)
             } else {
                 self.error(n.span(), format!("`{v}` is not a memory size"))
@@ -704,17 +713,29 @@ impl Decoder<'_> {
         s.cpu_quota = f.get("cpu_quota").and_then(|n| {
             let v = self.string(n, "`cpu_quota`")?;
             match v.strip_suffix('%').map(str::parse::<u32>) {
-                Some(Ok(p)) if p > 0 => Some(v),
+                // systemd keeps the quota as a 32-bit count of 1/100 %.
+                Some(Ok(p)) if p > 0 && p <= MAX_CPU_QUOTA => Some(v),
                 _ => {
                     self.error(n.span(), format!("`{v}` is not a CPU quota"))
                         .help = Some(
-                        "write a percentage of one CPU, e.g. `50%`; `200%` is two full CPUs".into(),
+                        format!("write a whole percentage of one CPU from `1%` to `{MAX_CPU_QUOTA}%`, e.g. `50%`; `200%` is two full CPUs"),
                     );
                     None
                 }
             }
         });
         s
+    }
+
+    /// A `run:` script (or the shorthand `task: script`).
+    fn script(&mut self, node: &Node) -> Option<String> {
+        let script = self.string(node, "`run`")?;
+        if script.trim().is_empty() {
+            self.error(node.span(), "`run` is empty").help =
+                Some("write the shell command to run".into());
+            return None;
+        }
+        Some(script)
     }
 
     fn exec(&mut self, node: &Node) -> Option<Vec<String>> {
@@ -749,12 +770,17 @@ impl Decoder<'_> {
             }
             argv.push(arg);
         }
-        if argv[0].is_empty() || argv[0].contains(char::is_whitespace) {
+        if let Err((message, help)) = check_program(&argv[0]) {
+            self.error(items[0].span(), message).help = Some(help);
+            return None;
+        }
+        let total: usize = argv.iter().map(String::len).sum();
+        if total > MAX_ARGV_BYTES {
             self.error(
-                items[0].span(),
-                "the first `exec` item must be a program name or path",
+                node.span(),
+                format!("`exec` arguments add up to {total} bytes; the limit is {MAX_ARGV_BYTES}"),
             )
-            .help = Some("for a shell command line, use `run` instead of `exec`".into());
+            .help = Some("put large data in a file and pass its path".into());
             return None;
         }
         Some(argv)
@@ -813,7 +839,8 @@ impl Decoder<'_> {
             .filter_map(|n| {
                 let path = self.string(n, "`env_file`")?;
                 let bare = path.strip_prefix('-').unwrap_or(&path);
-                if bare.starts_with('/') && !path.contains(['\n', '\0']) {
+                if bare.starts_with('/') {
+                    self.path(n, "`env_file`", bare)?;
                     Some(path)
                 } else {
                     self.error(n.span(), format!("`env_file` must be an absolute path, found `{path}`"))
@@ -863,8 +890,9 @@ impl Decoder<'_> {
                 let Some(text) = self.string(value, &format!("`service.{key}`")) else {
                     continue;
                 };
-                if text.contains(['\n', '\r', '\0']) {
-                    self.error(value.span(), format!("`service.{key}` must be one line"));
+                if let Err(why) = check_raw_value(&text) {
+                    self.error(value.span(), format!("`service.{key}` {why}"))
+                        .help = Some("values are written as they are into the unit file: one line, systemd's syntax".into());
                     continue;
                 }
                 out.push((key.clone(), text));
@@ -893,9 +921,57 @@ impl Decoder<'_> {
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match node {
-            Node::Scalar(s) if !node.is_null() => Some(s.value.clone()),
+            Node::Scalar(s) if !node.is_null() => {
+                self.clean_text(node, &s.value, what)?;
+                Some(s.value.clone())
+            }
             _ => {
                 self.type_error(node, what, "a string");
+                None
+            }
+        }
+    }
+
+    /// Refuse characters no unit file may hold: NUL ends a C string, and systemd rejects
+    /// a line holding a Unicode noncharacter (U+FFFE, U+FFFF, U+FDD0…U+FDEF, …) as not
+    /// "UTF-8 clean".
+    fn clean_text(&mut self, node: &Node, text: &str, what: &str) -> Option<()> {
+        let Some(bad) = text.chars().find(|&c| c == '\0' || is_noncharacter(c)) else {
+            return Some(());
+        };
+        let message = if bad == '\0' {
+            format!("{what} contains a NUL character")
+        } else {
+            format!(
+                "{what} contains U+{:04X}, a Unicode noncharacter, which systemd refuses",
+                bad as u32
+            )
+        };
+        self.error(node.span(), message).help = Some(
+            "remove it (an escape such as `\\0` or `\\uFFFF` in a quoted string writes one)".into(),
+        );
+        None
+    }
+
+    fn description(&mut self, node: &Node) -> Option<String> {
+        let text = self.string(node, "`description`")?;
+        if text.chars().count() > MAX_DESCRIPTION {
+            self.error(
+                node.span(),
+                format!("`description` is longer than {MAX_DESCRIPTION} characters"),
+            )
+            .help = Some("keep it to a sentence; put details in a comment".into());
+            return None;
+        }
+        Some(text)
+    }
+
+    /// An absolute path that systemd takes as written: see `check_path`.
+    fn path(&mut self, node: &Node, what: &str, text: &str) -> Option<()> {
+        match check_path(text) {
+            Ok(()) => Some(()),
+            Err((message, help)) => {
+                self.error(node.span(), format!("{what}: {message}")).help = Some(help);
                 None
             }
         }
@@ -1067,19 +1143,171 @@ fn merge(base: &Settings, over: &Settings) -> Settings {
     }
 }
 
-/// systemd's memory sizes: bytes with an optional K/M/G/T suffix (base 1024), a
-/// percentage, or `infinity`.
+/// Largest `cpu_quota` in percent: systemd stores it in 1/100 % as a 32-bit number.
+const MAX_CPU_QUOTA: u32 = 21_474_836;
+
+/// systemd's memory limits: bytes with an optional K/M/G/T/P/E suffix (base 1024, decimals
+/// allowed after a digit), from 1 byte to below 2^64; a percentage above 0 up to 100 with at
+/// most two decimals; or `infinity`. Checked exactly as systemd 252 parses them, in integers.
 fn is_memory_size(v: &str) -> bool {
     if v == "infinity" {
         return true;
     }
+    let decimal = |n: &str, max_fraction: usize| -> Option<(u128, u128, u32)> {
+        let (whole, fraction) = n.split_once('.').unwrap_or((n, ""));
+        let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || whole.len() > 20
+            || !digits(whole)
+            || !digits(fraction)
+            || fraction.len() > max_fraction
+            || (n.contains('.') && fraction.is_empty())
+        {
+            return None;
+        }
+        let f = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().ok()?
+        };
+        Some((whole.parse().ok()?, f, fraction.len() as u32))
+    };
     if let Some(p) = v.strip_suffix('%') {
-        return p.parse::<f64>().is_ok_and(|p| p > 0.0 && p <= 100.0);
+        return decimal(p, 2).is_some_and(|(w, f, len)| {
+            let hundredths = w * 100 + f * 10u128.pow(2 - len);
+            hundredths > 0 && hundredths <= 10_000
+        });
     }
-    let number = v.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(v);
-    !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && number.parse::<f64>().is_ok_and(|n| n > 0.0)
+    let (number, shift) = match v.as_bytes().last() {
+        Some(b'K') => (&v[..v.len() - 1], 10),
+        Some(b'M') => (&v[..v.len() - 1], 20),
+        Some(b'G') => (&v[..v.len() - 1], 30),
+        Some(b'T') => (&v[..v.len() - 1], 40),
+        Some(b'P') => (&v[..v.len() - 1], 50),
+        Some(b'E') => (&v[..v.len() - 1], 60),
+        _ => (v, 0),
+    };
+    let Some((whole, fraction, len)) = decimal(number, if shift == 0 { 0 } else { 18 }) else {
+        return false;
+    };
+    let unit = 1u128 << shift;
+    let bytes = whole * unit + fraction * unit / 10u128.pow(len);
+    bytes > 0 && bytes < u128::from(u64::MAX)
+}
+
+/// systemd's rules for a program in `ExecStart=`: an absolute path or a plain file name
+/// (searched in its fixed PATH), without quotes, backslashes or control characters; and the
+/// first character must not be one of the prefixes `-@:+!`, which systemd reads as flags
+/// even inside quotes.
+fn check_program(program: &str) -> Result<(), (String, String)> {
+    let help = "write the program as an absolute path like `/usr/bin/rsync` or a plain name like `rsync`; for a shell command line, use `run`";
+    let problem = if program.is_empty() {
+        Some("is empty".to_string())
+    } else if let Some(c) = program.chars().next().filter(|c| "-@:+!".contains(*c)) {
+        Some(format!(
+            "starts with `{c}`, which systemd reads as a prefix flag, not as part of the name"
+        ))
+    } else if let Some(c) = program
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+    {
+        Some(format!("contains {}", describe(c)))
+    } else if program.starts_with('/') {
+        check_path(program).err().map(|(m, _)| m)
+    } else if program.contains('/') {
+        Some("is a relative path; systemd takes only absolute paths or plain names".to_string())
+    } else if program == "." || program == ".." || program.len() > NAME_MAX {
+        Some("is not a valid file name".to_string())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err((format!("the program `{program}` {p}"), help.to_string())),
+    }
+}
+
+/// A path systemd accepts as written (`path_is_normalized`): absolute, no `.` or `..`
+/// components, no `//`, no component over 255 bytes nor path over 4095; and, because unit
+/// files are parsed line by line, no control characters, no whitespace at either end (it
+/// would be trimmed) and no trailing backslash (it would continue the line).
+fn check_path(path: &str) -> Result<(), (String, String)> {
+    let help = "write a plain absolute path such as `/var/lib/backup`".to_string();
+    let problem = if !path.starts_with('/') {
+        Some("is not an absolute path".to_string())
+    } else if path.len() > PATH_MAX {
+        Some(format!("is longer than {PATH_MAX} bytes"))
+    } else if let Some(c) = path.chars().find(|c| c.is_control()) {
+        Some(format!("contains {}", describe(c)))
+    } else if path.trim() != path {
+        Some("starts or ends with whitespace".to_string())
+    } else if path.ends_with('\\') {
+        Some("ends with a backslash".to_string())
+    } else if path.contains("//") {
+        Some("contains `//`".to_string())
+    } else if path.split('/').any(|c| c == "." || c == "..") {
+        Some("contains a `.` or `..` component; systemd wants a normalized path".to_string())
+    } else if path.split('/').any(|c| c.len() > NAME_MAX) {
+        Some(format!("has a component longer than {NAME_MAX} bytes"))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err((format!("the path `{}` {p}", path.escape_debug()), help)),
+    }
+}
+
+/// A character for an error message: control characters by code.
+fn describe(c: char) -> String {
+    if c.is_control() {
+        format!("the control character U+{:04X}", c as u32)
+    } else if c.is_whitespace() {
+        "whitespace".to_string()
+    } else {
+        format!("`{c}`")
+    }
+}
+
+/// Unicode noncharacters: U+FDD0…U+FDEF and the last two code points of every plane.
+pub fn is_noncharacter(c: char) -> bool {
+    let n = c as u32;
+    (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE
+}
+
+/// systemd's specifiers (systemd.unit(5), "Specifiers"), for values flow passes through.
+const SPECIFIERS: &str = "aAbBCdEfgGhHiIjJlLmMnNopPqsStTuUvVwWyY%";
+
+/// Check a raw `[Service]` value from the escape hatch for what would break the unit file
+/// itself; the value's meaning is systemd's to check.
+fn check_raw_value(value: &str) -> Result<(), String> {
+    if value.len() > MAX_ARG_BYTES {
+        return Err(format!("is longer than {MAX_ARG_BYTES} bytes"));
+    }
+    if value.contains(['\n', '\r']) {
+        return Err("must be one line".into());
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!("contains {}", describe(c)));
+    }
+    if value.ends_with('\\') {
+        return Err("ends with a backslash, which would continue the line in the unit file".into());
+    }
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some(s) if SPECIFIERS.contains(s) => {}
+                Some(s) => {
+                    return Err(format!(
+                        "has `%{s}`, which is not a systemd specifier (write `%%` for `%`)"
+                    ));
+                }
+                None => return Err("ends with `%` (write `%%` for a literal `%`)".into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `a`, `b` or `c` as "`a`, `b`, `c`".

@@ -96,6 +96,11 @@ pub struct SyntaxError {
 /// Aliases can expand a small file into a huge tree ("billion laughs"); no workflow needs this many.
 const MAX_NODES: usize = 1_000_000;
 
+/// Deepest nesting of lists and mappings flow accepts. A workflow needs five levels; the cap
+/// keeps every recursive walk of the tree (clone, drop, counting) far from the stack's end,
+/// whatever the input (`[[[[…` a hundred thousand deep would otherwise overflow it).
+pub const MAX_DEPTH: usize = 64;
+
 /// Parse one YAML document. An empty document gives `Ok(None)`.
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder::default();
@@ -148,8 +153,12 @@ impl Builder {
                 });
                 self.push(node, anchor, span)?;
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq(Vec::new(), span, anchor)),
+            Event::SequenceStart(anchor, _) => {
+                self.open(span)?;
+                self.stack.push(Open::Seq(Vec::new(), span, anchor))
+            }
             Event::MappingStart(anchor, _) => {
+                self.open(span)?;
                 self.stack.push(Open::Map(Vec::new(), None, span, anchor))
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -187,6 +196,18 @@ impl Builder {
                 self.push(node, 0, span)?;
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+        Ok(())
+    }
+
+    fn open(&self, span: Span) -> Result<(), SyntaxError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(SyntaxError {
+                message: format!(
+                    "lists and mappings are nested more than {MAX_DEPTH} levels deep here"
+                ),
+                pos: span.start,
+            });
         }
         Ok(())
     }
@@ -285,6 +306,26 @@ mod tests {
     fn syntax_error_has_position() {
         let err = parse("a: [1, 2\nb: 3\n").expect_err("must fail");
         assert!(err.pos.line >= 1);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_with_a_position() {
+        for src in [
+            "- ".repeat(10_000),
+            "[".repeat(10_000),
+            "{a: ".repeat(10_000),
+        ] {
+            let err = parse(&src).expect_err("must refuse");
+            // saphyr's own limit on flow collections may come first.
+            assert!(
+                err.message.contains("nested") || err.message.contains("recursion limit"),
+                "{}",
+                err.message
+            );
+            assert_eq!(err.pos.line, 1);
+        }
+        let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
