@@ -14,7 +14,8 @@
 //! which must print nothing at all.
 //!
 //! `FLOW_FUZZ_CASES` and `FLOW_FUZZ_SEED` change the number of inputs and the seed, e.g. to
-//! run a million inputs once: `FLOW_FUZZ_CASES=1000000 cargo test --release --test fuzz_compile`.
+//! run a million inputs once: `FLOW_FUZZ_CASES=1000000 cargo test --release --test fuzz_compile`;
+//! `FLOW_FUZZ_SLOW=1` prints every input that took the compiler more than 8 ms.
 //!
 //! The generator is a small seeded RNG (SplitMix64) written here rather than proptest: the
 //! inputs are YAML text built and mutated byte by byte, which needs no strategy combinators

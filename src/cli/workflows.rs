@@ -80,6 +80,14 @@ pub struct Compiled {
     pub files: Vec<GeneratedFile>,
 }
 
+/// `path` made absolute without `..`: resolved when it exists, else joined to the current
+/// directory.
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Compile every file; print every problem of every file to stderr. Fails if any file
 /// is invalid, or two files define the same workflow.
 pub fn compile_all(paths: &[PathBuf], unit_dir: &Path) -> Result<Vec<Compiled>, CliError> {
@@ -89,8 +97,10 @@ pub fn compile_all(paths: &[PathBuf], unit_dir: &Path) -> Result<Vec<Compiled>, 
         let loaded = load(path)?;
         let shown = path.display().to_string();
         let opts = compiler::EmitOptions {
-            source_path: shown.clone(),
-            unit_dir: unit_dir.display().to_string(),
+            // Units name their source in `SourcePath=`, which systemd wants absolute and
+            // normalized; errors below still show the path as the user wrote it.
+            source_path: absolute(path).display().to_string(),
+            unit_dir: absolute(unit_dir).display().to_string(),
             flow_bin: flow_bin(),
         };
         match compiler::compile_with(&loaded.text, &opts) {

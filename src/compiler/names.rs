@@ -71,7 +71,10 @@ pub fn check_account(name: &str) -> Result<(), String> {
         return Err("it must start with a letter or `_`".into());
     }
     if let Some(c) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))) {
-        return Err(format!("it contains `{}`", c.escape_debug()));
+        return Err(match c {
+            ' ' => "it contains a space".to_string(),
+            c => format!("it contains `{}`", c.escape_debug()),
+        });
     }
     if name.len() > 31 {
         return Err("it is longer than 31 characters".into());

@@ -2,6 +2,7 @@
 //! problem instead of stopping at the first. References between tasks (`needs`) are kept
 //! as names here and resolved by `validate`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::diagnostic::Diagnostic;
@@ -32,6 +33,29 @@ const SETTINGS_KEYS: &[&str] = &[
     "service",
 ];
 const TASK_ONLY_KEYS: &[&str] = &["run", "exec", "needs", "when", "description"];
+/// Every key of a task: `TASK_ONLY_KEYS` then `SETTINGS_KEYS`.
+const TASK_KEYS: &[&str] = &[
+    "run",
+    "exec",
+    "needs",
+    "when",
+    "description",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "backoff",
+    "env",
+    "env_file",
+    "working_dir",
+    "user",
+    "group",
+    "memory_max",
+    "cpu_quota",
+    "nice",
+    "io_weight",
+    "hardening",
+    "service",
+];
 const WORKFLOW_KEYS: &[&str] = &[
     "name",
     "description",
@@ -328,6 +352,9 @@ impl Decoder<'_> {
             }
             Some(node) => match node {
                 Node::Map(entries, _) if !entries.is_empty() => {
+                    // Task name → the line of its first definition: one lookup per task
+                    // keeps large workflows linear.
+                    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
                     for (key, value) in entries {
                         let Node::Scalar(Scalar {
                             value: tname, span, ..
@@ -336,14 +363,14 @@ impl Decoder<'_> {
                             self.error(key.span(), "task names must be plain words");
                             continue;
                         };
-                        if let Some(i) = tasks.iter().position(|t: &Task| &t.name == tname) {
-                            let line = task_spans.get(i).map_or(0, |s: &Span| s.start.line);
+                        if let Some(&line) = seen.get(tname.as_str()) {
                             self.error(*span, format!("task `{tname}` is defined twice"))
                                 .help = Some(format!(
                                 "rename or remove one of them (the first is on line {line})"
                             ));
                             continue;
                         }
+                        seen.insert(tname.as_str(), span.start.line);
                         declared.push(tname.clone());
                         if let Err((msg, help)) = names::check_task(tname) {
                             self.error(*span, msg).help = Some(help);
@@ -546,17 +573,15 @@ impl Decoder<'_> {
             && !node.is_null()
         {
             let script = self.script(node)?;
-            return Some((base_task(name, Command::Shell(script), base), Vec::new()));
+            return Some((
+                base_task(name, Command::Shell(script), base.clone()),
+                Vec::new(),
+            ));
         }
-        let allowed: Vec<&str> = TASK_ONLY_KEYS
-            .iter()
-            .chain(SETTINGS_KEYS)
-            .copied()
-            .collect();
         let Some(fields) = self.fields(
             node,
             &what,
-            &allowed,
+            TASK_KEYS,
             &[(wf_hint, "`{}` is a workflow key: put it at the top level")],
         ) else {
             if node.is_null() {
@@ -604,7 +629,7 @@ impl Decoder<'_> {
         // A task whose command is wrong still takes part in the graph checks; the error is
         // already recorded, so nothing is emitted from this placeholder.
         let command = command.unwrap_or(Command::Shell(String::new()));
-        let mut task = base_task(name, command, &merge(base, &own));
+        let mut task = base_task(name, command, merge(base, &own));
         task.when = when;
         task.description = description;
         Some((task, needs))
@@ -1067,7 +1092,7 @@ impl Decoder<'_> {
     }
 }
 
-fn base_task(name: &str, command: Command, s: &Settings) -> Task {
+fn base_task(name: &str, command: Command, s: Settings) -> Task {
     Task {
         name: name.to_string(),
         description: None,
@@ -1078,17 +1103,17 @@ fn base_task(name: &str, command: Command, s: &Settings) -> Task {
         retries: s.retries.unwrap_or(0),
         retry_delay: s.retry_delay.unwrap_or(DEFAULT_RETRY_DELAY),
         backoff: s.backoff.unwrap_or_default(),
-        env: s.env.clone(),
-        env_files: s.env_files.clone(),
-        working_dir: s.working_dir.clone(),
-        user: s.user.clone(),
-        group: s.group.clone(),
-        memory_max: s.memory_max.clone(),
-        cpu_quota: s.cpu_quota.clone(),
+        env: s.env,
+        env_files: s.env_files,
+        working_dir: s.working_dir,
+        user: s.user,
+        group: s.group,
+        memory_max: s.memory_max,
+        cpu_quota: s.cpu_quota,
         nice: s.nice,
         io_weight: s.io_weight,
         hardening: s.hardening.unwrap_or_default(),
-        service: s.service.clone(),
+        service: s.service,
     }
 }
 
@@ -1209,7 +1234,16 @@ fn check_program(program: &str) -> Result<(), (String, String)> {
     {
         Some(format!("contains {}", describe(c)))
     } else if program.starts_with('/') {
-        check_path(program).err().map(|(m, _)| m)
+        // systemd resolves `..` here itself, so only the sizes and a file name matter.
+        if program.len() > PATH_MAX || program.split('/').any(|c| c.len() > NAME_MAX) {
+            Some(format!(
+                "is longer than systemd accepts ({PATH_MAX} bytes, {NAME_MAX} per name)"
+            ))
+        } else if program.ends_with('/') {
+            Some("ends with `/`: it names a directory, not a program".to_string())
+        } else {
+            None
+        }
     } else if program.contains('/') {
         Some("is a relative path; systemd takes only absolute paths or plain names".to_string())
     } else if program == "." || program == ".." || program.len() > NAME_MAX {
@@ -1280,6 +1314,9 @@ fn check_raw_value(value: &str) -> Result<(), String> {
     if value.len() > MAX_ARG_BYTES {
         return Err(format!("is longer than {MAX_ARG_BYTES} bytes"));
     }
+    if value.contains(['\n', '\r']) {
+        return Err("must be one line".into());
+    }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(format!("contains {}", describe(c)));
     }
@@ -1310,4 +1347,91 @@ fn list(items: &[&str]) -> String {
         .map(|s| format!("`{s}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_keys_are_task_only_and_settings_keys() {
+        let joined: Vec<&str> = TASK_ONLY_KEYS
+            .iter()
+            .chain(SETTINGS_KEYS)
+            .copied()
+            .collect();
+        assert_eq!(TASK_KEYS, joined.as_slice());
+    }
+
+    #[test]
+    fn memory_sizes_as_systemd_reads_them() {
+        for ok in [
+            "1", "512M", "1.5G", "15E", "50%", "50.55%", "100%", "infinity", "1.33333K",
+        ] {
+            assert!(is_memory_size(ok), "{ok}");
+        }
+        for bad in [
+            "0",
+            "0%",
+            ".5M",
+            "1.",
+            "16E",
+            "100.5%",
+            "50.555%",
+            "18446744073709551615",
+            "1e3",
+            "M",
+            "",
+        ] {
+            assert!(!is_memory_size(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn programs_and_paths_as_systemd_reads_them() {
+        for ok in ["/bin/true", "echo", "/bin/../bin/true", "/opt/x%y"] {
+            assert!(check_program(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "-/bin/true",
+            "@x",
+            ":x",
+            "+x",
+            "!x",
+            "./prog",
+            "bin/true",
+            "x y",
+            "",
+            "a\\b",
+            "a\"b",
+            "..",
+        ] {
+            assert!(check_program(bad).is_err(), "{bad}");
+        }
+        for ok in ["/", "/tmp", "/tmp/", "/with space/x", "/x\\y"] {
+            assert!(check_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "rel",
+            "/a/../b",
+            "/a/./b",
+            "/a//b",
+            "/x\\",
+            "/tmp ",
+            "/x\ny",
+            &format!("/{}", "d".repeat(256)),
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_values_keep_the_unit_file_intact() {
+        for ok in ["yes", "x%n", "100%%", "a\\b", ""] {
+            assert_eq!(check_raw_value(ok), Ok(()), "{ok}");
+        }
+        for bad in ["yes\\", "a\nb", "a\rb", "%Z", "100%", "\u{1}"] {
+            assert!(check_raw_value(bad).is_err(), "{bad}");
+        }
+    }
 }

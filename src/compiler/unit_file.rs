@@ -31,7 +31,21 @@ impl UnitFile {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(256);
+        // One allocation: the exact size of what is written below.
+        let size = self.header.iter().map(|l| l.len() + 3).sum::<usize>()
+            + self
+                .sections
+                .iter()
+                .map(|s| {
+                    s.name.len()
+                        + 4
+                        + s.entries
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len() + 2)
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
+        let mut out = String::with_capacity(size);
         for line in &self.header {
             out.push_str("# ");
             out.push_str(line);
