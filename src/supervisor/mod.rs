@@ -25,7 +25,7 @@
 pub mod def;
 mod journal;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -158,6 +158,8 @@ pub struct Supervisor {
     /// record when their begin unit finishes.
     expected: HashMap<String, String>,
     next_id: i64,
+    /// Workflows whose run unit this supervisor pins (see [`Supervisor::pin`]).
+    pinned: HashSet<String>,
     writes: VecDeque<Write>,
     write_retry: Option<Instant>,
     watchdog: Option<Duration>,
@@ -185,6 +187,7 @@ impl Supervisor {
             waiting: Vec::new(),
             expected: HashMap::new(),
             next_id,
+            pinned: HashSet::new(),
             writes: VecDeque::new(),
             write_retry: None,
             watchdog,
@@ -198,20 +201,34 @@ impl Supervisor {
             dir: self.cfg.unit_dir.clone(),
             error,
         })?;
-        // Pin every unit whose state is read after it finished: systemd unloads inactive
-        // units nobody references, and their last result with them.
-        for d in self.defs.values() {
-            let units = std::iter::once(d.begin_unit())
-                .chain(std::iter::once(d.run_unit()))
-                .chain(d.tasks.iter().map(|t| t.unit.clone()))
-                .chain(d.timer.iter().cloned());
-            for u in units {
-                if let Err(e) = self.sd.ref_unit(&u) {
-                    eprintln!("warning: cannot pin {u}: {e}");
-                }
-            }
+        let defs: Vec<Arc<WorkflowDef>> = self.defs.values().cloned().collect();
+        for d in defs {
+            self.pin(&d);
         }
         Ok(())
+    }
+
+    /// Keeps a workflow's units loaded for as long as the supervisor runs.
+    ///
+    /// systemd unloads an inactive unit nobody references, and its last result with it (it
+    /// collects it before the `JobRemoved` signal is even sent). A task unit is referenced
+    /// by the run unit that `Wants=` it, so one pin (`RefUnit`) on the run unit keeps the
+    /// begin unit and every task loaded, whether the run unit is active or not: one pin per
+    /// workflow, never one per task (systemd tracks each pinned unit with its own match on
+    /// the bus, and a client that pinned ~1000 task units was dropped, after a start-up of
+    /// more than 90 s). Pinned at start-up (and after a reload, for new workflows) rather
+    /// than when a job appears: a task started by `flow retry` can finish, and be unloaded,
+    /// before the supervisor has read its `JobNew`.
+    fn pin(&mut self, def: &WorkflowDef) {
+        if self.pinned.contains(&def.name) {
+            return;
+        }
+        match self.sd.ref_unit(&def.run_unit()) {
+            Ok(()) => {
+                self.pinned.insert(def.name.clone());
+            }
+            Err(e) => eprintln!("warning: cannot pin {}: {e}", def.run_unit()),
+        }
     }
 
     fn run_loop(&mut self, rx: &mpsc::Receiver<Signal>) -> Result<(), SupervisorError> {
@@ -298,6 +315,7 @@ impl Supervisor {
         let Some(def) = self.workflow_of(unit) else {
             return Ok(());
         };
+        self.pin(&def);
         if def.task_index(unit).is_some() && !self.runs.contains_key(&def.name) {
             // `flow retry` leaves this request before starting units; a task started by
             // hand (or by a run whose begin job is not seen yet) is not a retry.
@@ -343,7 +361,7 @@ impl Supervisor {
             Overlap::Replace => {
                 self.cancel_run(&def.name, "canceled")?;
                 self.expected.insert(def.name.clone(), trigger);
-                self.sd.start_unit_no_wait(&def.run_unit())?;
+                self.sd.queue_start(&def.run_unit())?;
             }
         }
         Ok(())
@@ -631,7 +649,7 @@ impl Supervisor {
             // Marked queued now: the JobNew signal follows, and `advance` must not start it
             // twice meanwhile.
             self.queued.insert(unit.clone(), 0);
-            self.sd.start_unit_no_wait(unit)?;
+            self.sd.queue_start(unit)?;
         }
         if done {
             self.end_run(wf, id, &result)?;
@@ -651,7 +669,7 @@ impl Supervisor {
             self.waiting.remove(pos);
             if let Some(def) = self.defs.get(wf) {
                 let unit = def.run_unit();
-                self.sd.start_unit_no_wait(&unit)?;
+                self.sd.queue_start(&unit)?;
             }
         }
         Ok(())
@@ -934,6 +952,13 @@ impl Supervisor {
         let defs: Vec<Arc<WorkflowDef>> = self.defs.values().cloned().collect();
         for def in defs {
             let mine: Vec<_> = open.iter().filter(|r| r.workflow == def.name).collect();
+            let busy = !mine.is_empty()
+                || self.queued.keys().any(|u| {
+                    crate::compiler::names::workflow_of_file(u) == Some(def.name.as_str())
+                });
+            if busy {
+                self.pin(&def);
+            }
             let since = match (
                 mine.iter().map(|r| r.started_us).min(),
                 self.store.last_run(&def.name)?,

@@ -251,13 +251,45 @@ pub struct Systemd {
     manager: ManagerProxy<'static>,
 }
 
+/// The socket path of a bus given as one plain `unix:path=...` address, if it is that.
+fn unix_path(bus: &Bus) -> Option<std::path::PathBuf> {
+    let address = match bus {
+        Bus::System => std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+            .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into()),
+        Bus::User => std::env::var("DBUS_SESSION_BUS_ADDRESS").ok()?,
+        Bus::Address(a) => a.clone(),
+    };
+    let keys = address.strip_prefix("unix:")?;
+    if keys.contains([';', '%']) {
+        return None;
+    }
+    let mut path = None;
+    for kv in keys.split(',') {
+        match kv.split_once('=') {
+            Some(("path", p)) if !p.is_empty() => path = Some(std::path::PathBuf::from(p)),
+            Some(("guid", _)) => {}
+            _ => return None,
+        }
+    }
+    path
+}
+
 impl Systemd {
     /// Connects and subscribes to the manager's signals (needed to wait for jobs).
     pub fn connect(bus: Bus) -> Result<Systemd, SystemdError> {
-        let builder = match &bus {
-            Bus::System => zbus::blocking::connection::Builder::system(),
-            Bus::User => zbus::blocking::connection::Builder::session(),
-            Bus::Address(a) => zbus::blocking::connection::Builder::address(a.as_str()),
+        // A unix socket is connected here rather than by zbus: zbus connects it on the
+        // `blocking` crate's thread pool, whose idle thread then stays for the life of the
+        // process and wakes every 500 ms (a `wait_timeout` loop), which an idle supervisor
+        // must not do. Other addresses (several, escaped, tcp) are left to zbus.
+        let builder = match unix_path(&bus) {
+            Some(path) => std::os::unix::net::UnixStream::connect(&path)
+                .map_err(|e| zbus::Error::InputOutput(std::sync::Arc::new(e)))
+                .map(zbus::blocking::connection::Builder::async_io_unix_stream),
+            None => match &bus {
+                Bus::System => zbus::blocking::connection::Builder::system(),
+                Bus::User => zbus::blocking::connection::Builder::session(),
+                Bus::Address(a) => zbus::blocking::connection::Builder::address(a.as_str()),
+            },
         };
         let conn = builder
             .and_then(|b| b.method_timeout(METHOD_TIMEOUT).build())
@@ -305,6 +337,16 @@ impl Systemd {
     /// [`Systemd::start_unit`].
     pub fn start_unit_no_wait(&self, name: &str) -> Result<(), SystemdError> {
         self.ref_unit(name)?;
+        self.manager
+            .start_unit(name, "replace")
+            .map(|_| ())
+            .map_err(|e| SystemdError::from_call(format!("start {name}"), e))
+    }
+
+    /// Queues a start job and returns without waiting for it, without pinning the unit:
+    /// for a caller that keeps the unit loaded otherwise (the supervisor pins the run unit,
+    /// which references every task of its workflow).
+    pub fn queue_start(&self, name: &str) -> Result<(), SystemdError> {
         self.manager
             .start_unit(name, "replace")
             .map(|_| ())
