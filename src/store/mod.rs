@@ -406,22 +406,25 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// Records a run that ended at once (skipped by the overlap rule).
+    /// Records a run that ended at once (skipped by the overlap rule), under an id the
+    /// caller chose like [`Store::insert_run_with_id`]: an id the database picked could be
+    /// one the supervisor hands out to its next run.
     pub fn insert_finished_run(
         &self,
+        id: i64,
         workflow: &str,
         trigger: &str,
         at_us: i64,
         result: &str,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO runs (workflow, trigger, started_us, ended_us, result)
-                 VALUES (?1, ?2, ?3, ?3, ?4)",
-                params![workflow, trigger, at_us, result],
+                "INSERT OR IGNORE INTO runs (id, workflow, trigger, started_us, ended_us, result)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![id, workflow, trigger, at_us, result],
             )
             .map_err(|e| self.sql(e))?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(())
     }
 
     /// Ends a run; a run that already ended keeps its first end.

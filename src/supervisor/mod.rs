@@ -131,6 +131,7 @@ enum Write {
         begin: Option<String>,
     },
     Skipped {
+        id: i64,
         workflow: String,
         trigger: String,
         at_us: i64,
@@ -340,7 +341,9 @@ impl Supervisor {
         let _ = self.sd.stop_unit_no_wait(&def.begin_unit());
         match def.overlap {
             Overlap::Skip => {
+                let id = self.take_id();
                 self.write(Write::Skipped {
+                    id,
                     workflow: def.name.clone(),
                     trigger,
                     at_us: store::now_us(),
@@ -351,7 +354,9 @@ impl Supervisor {
                     self.waiting.push(def.name.clone());
                     self.expected.insert(def.name.clone(), trigger);
                 } else {
+                    let id = self.take_id();
                     self.write(Write::Skipped {
+                        id,
                         workflow: def.name.clone(),
                         trigger,
                         at_us: store::now_us(),
@@ -365,6 +370,12 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    fn take_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
     }
 
     fn trigger_of(&mut self, def: &WorkflowDef) -> String {
@@ -772,12 +783,11 @@ fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
             begin,
         } => store.insert_run_with_id(*id, workflow, trigger, *started_us, begin.as_deref()),
         Write::Skipped {
+            id,
             workflow,
             trigger,
             at_us,
-        } => store
-            .insert_finished_run(workflow, trigger, *at_us, "skipped")
-            .map(|_| ()),
+        } => store.insert_finished_run(*id, workflow, trigger, *at_us, "skipped"),
         Write::Attempt(a) => store.insert_attempt(a).map(|_| ()),
         Write::Finish {
             id,
