@@ -120,6 +120,33 @@ struct ActiveRun {
     deadline: Option<Instant>,
 }
 
+impl ActiveRun {
+    /// A run that began at `begin_us` (µs since the epoch), every task pending; its
+    /// deadline counts from that beginning, not from now.
+    fn new(id: i64, def: Arc<WorkflowDef>, begin_us: u64) -> ActiveRun {
+        let deadline = def.timeout.map(|t| {
+            let elapsed = (store::now_us() as u64).saturating_sub(begin_us);
+            Instant::now() + t.saturating_sub(Duration::from_micros(elapsed))
+        });
+        let tasks = def
+            .tasks
+            .iter()
+            .map(|_| TaskRun {
+                attempts: 0,
+                last_inv: None,
+                st: St::Pending,
+            })
+            .collect();
+        ActiveRun {
+            id,
+            def,
+            begin_us,
+            tasks,
+            deadline,
+        }
+    }
+}
+
 /// A write to the store, kept until it succeeded.
 #[derive(Debug, Clone)]
 enum Write {
@@ -434,24 +461,7 @@ impl Supervisor {
             started_us: begin_us as i64,
             begin: begin.invocation_id.clone(),
         });
-        let run = ActiveRun {
-            id,
-            def: def.clone(),
-            begin_us,
-            tasks: def
-                .tasks
-                .iter()
-                .map(|_| TaskRun {
-                    attempts: 0,
-                    last_inv: None,
-                    st: St::Pending,
-                })
-                .collect(),
-            deadline: def.timeout.map(|t| {
-                let elapsed = (store::now_us() as u64).saturating_sub(begin_us);
-                Instant::now() + t.saturating_sub(Duration::from_micros(elapsed))
-            }),
-        };
+        let run = ActiveRun::new(id, def.clone(), begin_us);
         self.runs.insert(def.name.clone(), run);
         Ok(())
     }
@@ -1049,27 +1059,8 @@ impl Supervisor {
                         }
                     };
                     let begin_us = end.state.inactive_exit_timestamp.unwrap_or(end.at_us);
-                    self.runs.insert(
-                        def.name.clone(),
-                        ActiveRun {
-                            id,
-                            def: def.clone(),
-                            begin_us,
-                            tasks: def
-                                .tasks
-                                .iter()
-                                .map(|_| TaskRun {
-                                    attempts: 0,
-                                    last_inv: None,
-                                    st: St::Pending,
-                                })
-                                .collect(),
-                            deadline: def.timeout.map(|t| {
-                                let elapsed = (store::now_us() as u64).saturating_sub(begin_us);
-                                Instant::now() + t.saturating_sub(Duration::from_micros(elapsed))
-                            }),
-                        },
-                    );
+                    self.runs
+                        .insert(def.name.clone(), ActiveRun::new(id, def.clone(), begin_us));
                     continue;
                 }
                 if let Some(i) = def.task_index(&end.unit) {
