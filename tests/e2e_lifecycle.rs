@@ -25,6 +25,12 @@ tasks:
   tick: {run: 'date +%s.%N >> /srv/ticks'}
 ",
     );
+    // `every:` elapses on the monotonic clock: `flow list` still shows when, as a date.
+    let list = fb.flow(&["list", "--json"]).ok().stdout;
+    let rows: serde_json::Value = serde_json::from_str(&list).expect("flow list --json");
+    let next = rows[0]["next"].as_str().unwrap_or_default().to_string();
+    assert!(next.starts_with("20"), "no next fire time in {list}");
+
     sleep(Duration::from_secs(7));
     let n = fires(&fb);
     assert!(n >= 3, "a 2 s schedule fired {n} times in 7 s");
@@ -37,6 +43,9 @@ tasks:
     assert_eq!(fires(&fb), paused, "the schedule fired while paused");
     let list = fb.flow(&["list"]).ok().stdout;
     assert!(list.contains("paused"), "{list}");
+
+    let nothing = fb.flow(&["cancel", "tick"]).ok().stdout;
+    assert!(nothing.contains("nothing to cancel"), "{nothing}");
 
     fb.flow(&["resume", "tick"]).ok();
     sleep(Duration::from_secs(5));

@@ -316,7 +316,7 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
         let (next, active) = match (&sd, &wf.timer) {
             (Some(sd), Some((timer, _))) => match sd.unit_state(timer) {
                 Ok(s) => (
-                    s.next_elapse_realtime.map(|t| datetime(t as i64)),
+                    s.next_elapse().map(|t| datetime(t as i64)),
                     s.active_state == "active",
                 ),
                 Err(_) => (None, false),
@@ -376,8 +376,25 @@ fn datetime(us: i64) -> String {
 pub fn cancel(name: &str, w: &Where) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
+    let run_unit = wf.run_unit();
+    let mut units: Vec<&str> = vec![run_unit.as_str()];
+    units.extend(wf.tasks.iter().map(|t| t.unit.as_str()));
+    let jobs = sd.list_jobs().map_err(sys)?;
+    let going = jobs.iter().any(|j| units.contains(&j.unit.as_str()))
+        || units.iter().any(|u| {
+            sd.unit_state(u).is_ok_and(|s| {
+                matches!(
+                    s.active_state.as_str(),
+                    "activating" | "active" | "deactivating"
+                )
+            })
+        });
+    if !going {
+        println!("No run of {name} is going: nothing to cancel.");
+        return Ok(Exit::Success);
+    }
     // The run unit first, so that its pending start job cannot pull tasks in again.
-    sd.stop_unit(&wf.run_unit()).map_err(sys)?;
+    sd.stop_unit(&run_unit).map_err(sys)?;
     for t in &wf.tasks {
         sd.stop_unit(&t.unit).map_err(sys)?;
     }

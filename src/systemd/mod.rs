@@ -207,6 +207,9 @@ pub struct UnitState {
     pub inactive_enter_timestamp: Option<u64>,
     /// Timers: when the timer elapses next on the realtime clock.
     pub next_elapse_realtime: Option<u64>,
+    /// Timers with `OnActiveSec=`/`OnUnitActiveSec=` (`every:`): when the timer elapses next
+    /// on the monotonic clock (µs since boot, `CLOCK_MONOTONIC`).
+    pub next_elapse_monotonic: Option<u64>,
     /// Timers: when the timer last elapsed (realtime µs).
     pub last_trigger: Option<u64>,
     /// Services: CPU time used by the last activation (needs CPU accounting).
@@ -460,6 +463,7 @@ impl Systemd {
         state.exec_main_code = int(&typed, "ExecMainCode").unwrap_or(0);
         state.exec_main_status = int(&typed, "ExecMainStatus").unwrap_or(0);
         state.next_elapse_realtime = usec(&typed, "NextElapseUSecRealtime");
+        state.next_elapse_monotonic = usec(&typed, "NextElapseUSecMonotonic");
         state.last_trigger = usec(&typed, "LastTriggerUSec");
         state.cpu_usage_nsec = usec(&typed, "CPUUsageNSec");
         state.memory_peak = usec(&typed, "MemoryPeak");
@@ -604,6 +608,26 @@ fn int(props: &HashMap<String, OwnedValue>, key: &str) -> Option<i32> {
 }
 
 /// A µs timestamp; 0 and `USEC_INFINITY` both mean "none".
+impl UnitState {
+    /// When a timer elapses next, as realtime µs: monotonic elapse times (from `every:`)
+    /// are moved onto the realtime clock by the distance from now.
+    pub fn next_elapse(&self) -> Option<u64> {
+        let from_monotonic = self.next_elapse_monotonic.and_then(|m| {
+            let mono_now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+            let mono_now = mono_now.tv_sec() as u64 * 1_000_000 + mono_now.tv_nsec() as u64 / 1000;
+            let real_now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_micros() as u64;
+            Some(real_now + m.saturating_sub(mono_now))
+        });
+        match (self.next_elapse_realtime, from_monotonic) {
+            (Some(r), Some(m)) => Some(r.min(m)),
+            (r, m) => r.or(m),
+        }
+    }
+}
+
 fn usec(props: &HashMap<String, OwnedValue>, key: &str) -> Option<u64> {
     props
         .get(key)
