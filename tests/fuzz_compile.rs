@@ -21,6 +21,8 @@
 //! inputs are YAML text built and mutated byte by byte, which needs no strategy combinators
 //! and no shrinking, and a plain loop keeps 100,000 cases well inside CI's time.
 
+mod verify;
+
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -1057,40 +1059,6 @@ fn program_exists(program: &str) -> bool {
     .any(|dir| Path::new(dir).join(program).exists())
 }
 
-/// `systemd-analyze verify` on the units of several workflows at once; `Err` with what it said.
-fn verify(files: &[&GeneratedFile]) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut units = Vec::new();
-    for f in files {
-        let path = dir.path().join(&f.name);
-        // As `flow apply` would write them, calling the flow binary where it actually is.
-        let contents = f.contents.replace(
-            "\"/usr/bin/flow\"",
-            &format!("\"{}\"", env!("CARGO_BIN_EXE_flow")),
-        );
-        std::fs::write(&path, contents).map_err(|e| e.to_string())?;
-        if f.name.ends_with(".service") || f.name.ends_with(".timer") {
-            units.push(path);
-        }
-    }
-    let out = Process::new("systemd-analyze")
-        .arg("verify")
-        .args(&units)
-        .current_dir(dir.path())
-        .output()
-        .map_err(|e| format!("cannot run systemd-analyze: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() && text.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(text)
-    }
-}
-
 fn seeds() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut seeds = Vec::new();
@@ -1235,12 +1203,12 @@ fn generated_and_mutated_inputs_never_break_the_compiler() {
             }
             pending = rest;
             let files: Vec<&GeneratedFile> = batch.iter().flat_map(|(_, _, f)| f).collect();
-            match verify(&files) {
+            match verify::verify_output(&files) {
                 Ok(()) => verified += batch.len(),
                 Err(said) => {
                     // Find the culprits one by one, to report their inputs.
                     for (name, text, files) in batch {
-                        match verify(&files.iter().collect::<Vec<_>>()) {
+                        match verify::verify_output(&files.iter().collect::<Vec<_>>()) {
                             Ok(()) => verified += 1,
                             Err(said) => failures.push(format!(
                                 "workflow `{name}` was accepted but systemd-analyze verify said:\n{said}\n  input: {}",
