@@ -483,29 +483,13 @@ impl Supervisor {
             started_us: now,
             begin: None,
         });
-        let tasks = def
-            .tasks
-            .iter()
-            .map(|t| TaskRun {
-                attempts: 0,
-                last_inv: None,
-                st: if marker(&self.cfg.runtime_dir, &def.name, &t.name, "ok").exists() {
-                    St::Final(Final::Succeeded)
-                } else {
-                    St::Pending
-                },
-            })
-            .collect();
-        self.runs.insert(
-            def.name.clone(),
-            ActiveRun {
-                id,
-                def: def.clone(),
-                begin_us: now as u64,
-                tasks,
-                deadline: def.timeout.map(|t| Instant::now() + t),
-            },
-        );
+        let mut run = ActiveRun::new(id, def.clone(), now as u64);
+        for (task, state) in def.tasks.iter().zip(&mut run.tasks) {
+            if marker(&self.cfg.runtime_dir, &def.name, &task.name, "ok").exists() {
+                state.st = St::Final(Final::Succeeded);
+            }
+        }
+        self.runs.insert(def.name.clone(), run);
     }
 
     /// Records how a task's start job ended.
