@@ -98,7 +98,8 @@ fn compile_writes_units_and_nothing_else() {
             "flow-good--a.service",
             "flow-good--b.service",
             "flow-good.begin.service",
-            "flow-good.service"
+            "flow-good.service",
+            "flow-good.trigger.service"
         ]
     );
 }

@@ -346,45 +346,137 @@ tasks:
     assert_eq!(ids, [4, 3], "{hist:#}");
 }
 
-/// Overlap `skip`: a trigger while a run is going is recorded as a skipped run, the
-/// running one finishes untouched with its tasks run once, and the next run after it is
-/// recorded under its own number.
+/// Overlap `skip`: a trigger while a run is going (`flow run`, or the trigger unit as a
+/// timer starts it) is recorded as a skipped run; a plain `systemctl start` of the run
+/// unit joins the run without beginning it again (its markers stay); the running run
+/// finishes untouched with its task run once, and the next run gets its own number.
 #[test]
-#[ignore = "known bug: the second trigger's begin job runs before the supervisor's stop \
-            reaches it, so the running run is canceled; needs a begin unit that cannot run \
-            during a run"]
-fn overlap_skip_records_a_skipped_run() {
+fn overlap_skip_records_skipped_runs() {
     let yaml = "
 overlap: skip
 tasks:
   long:
     run: echo long >> /var/tmp/long; sleep 3
+  first:
+    run: echo first >> /var/tmp/first
 ";
     let Some(sb) = setup(&[("ov", yaml)]) else {
         return;
     };
-    sh(&sb, "systemctl start --no-block flow-ov.service").ok();
-    // A oneshot is `activating` while it runs; its first line says it has begun.
+    sh(&sb, "flow run ov").ok();
     wait_until("the task to run", Duration::from_secs(20), || {
-        sh(&sb, "test -s /var/tmp/long").success().then_some(())
+        sh(&sb, "test -s /var/tmp/long && test -s /var/tmp/first")
+            .success()
+            .then_some(())
     });
-    // A second trigger while the run is going.
+    // Three triggers while the run is going.
+    let again = sh(&sb, "flow run ov");
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(again.stdout.contains("overlap: skip"), "{again:?}");
+    sh(&sb, "systemctl start flow-ov.trigger.service").ok();
     sh(&sb, "systemctl start --no-block flow-ov.service").ok();
-    let skipped = wait_run(&sb, "ov", 2, Duration::from_secs(20));
-    assert_eq!(skipped["run"]["result"], "skipped", "{skipped:#}");
-    assert_eq!(skipped["run"]["trigger"], "manual", "{skipped:#}");
-    assert_eq!(skipped["attempts"], serde_json::json!([]), "{skipped:#}");
-    let first = wait_run(&sb, "ov", 1, Duration::from_secs(20));
+    let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
     assert_eq!(first["run"]["result"], "succeeded", "{first:#}");
+    assert_eq!(first["run"]["trigger"], "manual", "{first:#}");
     assert_eq!(results(&first, "long"), ["success"], "{first:#}");
+    assert_eq!(results(&first, "first"), ["success"], "{first:#}");
+    for id in [2, 3] {
+        let skipped = wait_run(&sb, "ov", id, Duration::from_secs(20));
+        assert_eq!(skipped["run"]["result"], "skipped", "{skipped:#}");
+        assert_eq!(skipped["run"]["trigger"], "manual", "{skipped:#}");
+        assert_eq!(skipped["attempts"], serde_json::json!([]), "{skipped:#}");
+    }
+    // The joined start did not begin the run again: `first` (whose success marker the
+    // begin unit would have wiped) did not run twice.
     assert_eq!(sh(&sb, "cat /var/tmp/long").ok().stdout, "long\n");
-    // Once it ended, a trigger starts a run again: number 3, not merged into the skip.
+    assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
+    // Once it ended, a trigger starts a run again: number 4, not merged into a skip.
     sh(&sb, "systemctl start flow-ov.service").ok();
-    let third = wait_run(&sb, "ov", 3, Duration::from_secs(20));
-    assert_eq!(third["run"]["result"], "succeeded", "{third:#}");
-    assert_eq!(results(&third, "long"), ["success"], "{third:#}");
+    let fourth = wait_run(&sb, "ov", 4, Duration::from_secs(20));
+    assert_eq!(fourth["run"]["result"], "succeeded", "{fourth:#}");
+    assert_eq!(fourth["run"]["trigger"], "systemctl", "{fourth:#}");
+    assert_eq!(results(&fourth, "long"), ["success"], "{fourth:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/long").ok().stdout, "long\nlong\n");
     let history = sh(&sb, &format!("flow history ov --json --db {DB}")).ok();
     let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history json");
-    assert_eq!(runs.as_array().map(Vec::len), Some(3), "{}", history.stdout);
+    assert_eq!(runs.as_array().map(Vec::len), Some(4), "{}", history.stdout);
+}
+
+/// Overlap `queue`: a trigger while a run is going waits and starts a run when it ends;
+/// a further trigger while one waits joins the waiting one.
+#[test]
+fn overlap_queue_starts_one_run_after_the_running_one() {
+    let yaml = "
+overlap: queue
+tasks:
+  long:
+    run: date +%s.%N >> /var/tmp/starts; sleep 3
+";
+    let Some(sb) = setup(&[("ov", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run ov").ok();
+    wait_until("the task to run", Duration::from_secs(20), || {
+        sh(&sb, "test -s /var/tmp/starts").success().then_some(())
+    });
+    let queued = sh(&sb, "flow run ov").ok();
+    assert!(queued.stdout.contains("overlap: queue"), "{queued:?}");
+    sh(&sb, "systemctl start --no-block flow-ov.trigger.service").ok();
+    let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
+    assert_eq!(first["run"]["result"], "succeeded", "{first:#}");
+    let second = wait_run(&sb, "ov", 2, Duration::from_secs(30));
+    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(second["run"]["trigger"], "manual", "{second:#}");
+    assert_eq!(results(&second, "long"), ["success"], "{second:#}");
+    let ended = first["run"]["ended_us"].as_i64().expect("first run's end");
+    let began = second["run"]["started_us"]
+        .as_i64()
+        .expect("second run's start");
+    assert!(
+        began >= ended,
+        "the queued run began before the first ended: {began} < {ended}"
+    );
+    // No third run: the trigger that arrived while one waited joined it.
+    std::thread::sleep(Duration::from_secs(4));
+    let starts = sh(&sb, "cat /var/tmp/starts").ok().stdout;
+    assert_eq!(starts.lines().count(), 2, "{starts}");
+    let history = sh(&sb, &format!("flow history ov --json --db {DB}")).ok();
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history json");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{}", history.stdout);
+}
+
+/// Overlap `replace`: a trigger while a run is going cancels it and starts a fresh run,
+/// which `flow run --wait` follows to its end.
+#[test]
+fn overlap_replace_cancels_the_running_run() {
+    let yaml = "
+overlap: replace
+tasks:
+  slow:
+    run: |
+      if [ -e /var/tmp/second ]; then echo second; else touch /var/tmp/second; sleep 60; fi
+  after:
+    needs: [slow]
+    run: echo after >> /var/tmp/after
+";
+    let Some(sb) = setup(&[("ov", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run ov").ok();
+    wait_until("the task to run", Duration::from_secs(20), || {
+        sh(&sb, "test -e /var/tmp/second").success().then_some(())
+    });
+    let t0 = std::time::Instant::now();
+    let replaced = sh(&sb, "flow run ov --wait");
+    assert_eq!(replaced.status.code(), Some(0), "{replaced:?}");
+    assert!(replaced.stdout.contains("overlap: replace"), "{replaced:?}");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    let first = wait_run(&sb, "ov", 1, Duration::from_secs(20));
+    assert_eq!(first["run"]["result"], "canceled", "{first:#}");
+    assert_eq!(results(&first, "after"), ["canceled"], "{first:#}");
+    let second = wait_run(&sb, "ov", 2, Duration::from_secs(20));
+    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(second["run"]["trigger"], "manual", "{second:#}");
+    assert_eq!(results(&second, "slow"), ["success"], "{second:#}");
+    assert_eq!(sh(&sb, "cat /var/tmp/after").ok().stdout, "after\n");
 }

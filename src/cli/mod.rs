@@ -83,6 +83,17 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Write the flow(1) man page, generated from these definitions, into a directory.
+    /// What a workflow's trigger unit runs: the overlap rule, then a run.
+    #[command(hide = true)]
+    Trigger {
+        name: String,
+        /// The manager's runtime directory (`%t`).
+        #[arg(long, value_name = "DIR")]
+        runtime_dir: PathBuf,
+        /// Where the workflow's units are installed.
+        #[arg(long, value_name = "DIR")]
+        unit_dir: PathBuf,
+    },
     #[command(hide = true)]
     Manpage {
         #[arg(long, value_name = "DIR")]
@@ -262,6 +273,11 @@ pub fn main() -> ExitCode {
         Command::Stats { name, json, db } => history::stats(name.as_deref(), json, &db),
         Command::List { at } => run::list(&at),
         Command::Cancel { name, at } => run::cancel(&name, &at),
+        Command::Trigger {
+            name,
+            runtime_dir,
+            unit_dir,
+        } => run::trigger_unit(&name, &runtime_dir, &unit_dir),
         Command::Pause { name, at } => run::pause(&name, false, &at),
         Command::Resume { name, at } => run::pause(&name, true, &at),
         Command::Graph {

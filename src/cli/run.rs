@@ -2,7 +2,7 @@
 //! `run`, `status`, `logs`, `list`, `cancel`, `pause`, `resume`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,7 +11,8 @@ use clap::Args;
 use super::exit::{CliError, Exit};
 use super::workflows;
 use crate::install;
-use crate::runs::{self, InstalledWorkflow, TaskRun, TaskState};
+use crate::runs::trigger::{self, Outcome};
+use crate::runs::{self, InstalledWorkflow, Start, TaskRun, TaskState};
 use crate::systemd::{Bus, Systemd};
 
 #[derive(Debug, Clone, Args)]
@@ -56,19 +57,44 @@ fn sys(e: impl std::fmt::Display) -> CliError {
     CliError::System(e.to_string())
 }
 
-/// `flow run NAME [--wait]`.
+/// `flow run NAME [--wait]`: a manual trigger. When a run is going, the workflow's
+/// overlap rule decides, applied by its trigger unit (so the supervisor records it).
 pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
+    let runtime = trigger::runtime_dir(w.user);
+    let start = match trigger::going(&sd, &wf, &runtime).map_err(sys)? {
+        None => {
+            trigger::leave_note(&runtime, name, "manual");
+            Start::RunUnit
+        }
+        Some(why) => {
+            let rule = wf.overlap.as_str();
+            let what = match rule {
+                "queue" => "this run starts when it ends",
+                "replace" => "it is canceled and this run starts",
+                _ => "no run was started",
+            };
+            println!("A run of {name} is going ({why}); overlap: {rule}, so {what}.");
+            if rule != "queue" && rule != "replace" {
+                sd.queue_start(&wf.trigger_unit()).map_err(sys)?;
+                return Ok(Exit::Failure);
+            }
+            Start::Trigger
+        }
+    };
     if !wait {
-        sd.start_unit_no_wait(&wf.run_unit()).map_err(sys)?;
+        match start {
+            Start::RunUnit => sd.start_unit_no_wait(&wf.run_unit()).map_err(sys)?,
+            Start::Trigger => sd.queue_start(&wf.trigger_unit()).map_err(sys)?,
+        }
         println!(
             "Started a run of {name} ({}). Follow it with `flow status {name}` or `flow logs {name} -f`.",
             wf.run_unit()
         );
         return Ok(Exit::Success);
     }
-    let runs = follow(&sd, &wf, w.json)?;
+    let runs = follow(&sd, &wf, start, w.json)?;
     if w.json {
         println!("{}", json_runs(&wf, &runs));
     } else {
@@ -78,8 +104,43 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
     Ok(result_exit(&runs))
 }
 
+/// `flow trigger NAME` (hidden): what a workflow's trigger unit runs when its timer
+/// elapses (or `flow run` hands it a trigger that meets a run going).
+pub fn trigger_unit(name: &str, runtime: &Path, unit_dir: &Path) -> Result<Exit, CliError> {
+    let w = Where {
+        // The units of a user's manager run as that user; the system's as root.
+        user: !nix::unistd::getuid().is_root(),
+        unit_dir: Some(unit_dir.to_path_buf()),
+        json: false,
+    };
+    let wf = w.workflow(name)?;
+    let sd = w.connect()?;
+    let kind = trigger::kind(&sd, &wf);
+    let outcome = trigger::trigger(&sd, &wf, runtime, &kind, |why| {
+        println!("A run of {name} is going ({why}); overlap: queue, so this {kind} run starts when it ends.");
+        let _ = std::io::stdout().flush();
+    })
+    .map_err(sys)?;
+    match outcome {
+        Outcome::Started => println!("Started a {kind} run of {name}."),
+        Outcome::Queued(_) => println!("Started the queued {kind} run of {name}."),
+        Outcome::Skipped(why) => println!(
+            "A run of {name} is going ({why}); overlap: skip, so this {kind} trigger is skipped."
+        ),
+        Outcome::Replaced(why) => println!(
+            "Canceled the run of {name} that was going ({why}); overlap: replace. Started a {kind} run."
+        ),
+    }
+    Ok(Exit::Success)
+}
+
 /// Start a run, print each change as it happens, return the final states.
-pub fn follow(sd: &Systemd, wf: &InstalledWorkflow, quiet: bool) -> Result<Vec<TaskRun>, CliError> {
+pub fn follow(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+    start: Start,
+    quiet: bool,
+) -> Result<Vec<TaskRun>, CliError> {
     let width = wf.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
     if !quiet {
         println!(
@@ -89,7 +150,7 @@ pub fn follow(sd: &Systemd, wf: &InstalledWorkflow, quiet: bool) -> Result<Vec<T
             if wf.tasks.len() == 1 { "" } else { "s" }
         );
     }
-    runs::start_and_follow(sd, wf, |_, t| {
+    runs::start_and_follow(sd, wf, start, |_, t| {
         if quiet {
             return;
         }
@@ -376,29 +437,11 @@ fn datetime(us: i64) -> String {
 pub fn cancel(name: &str, w: &Where) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
-    let run_unit = wf.run_unit();
-    let mut units: Vec<&str> = vec![run_unit.as_str()];
-    units.extend(wf.tasks.iter().map(|t| t.unit.as_str()));
-    let jobs = sd.list_jobs().map_err(sys)?;
-    let going = jobs.iter().any(|j| units.contains(&j.unit.as_str()))
-        || units.iter().any(|u| {
-            sd.unit_state(u).is_ok_and(|s| {
-                matches!(
-                    s.active_state.as_str(),
-                    "activating" | "active" | "deactivating"
-                )
-            })
-        });
-    if !going {
+    if trigger::cancel(&sd, &wf).map_err(sys)? {
+        println!("Canceled the run of {name}.");
+    } else {
         println!("No run of {name} is going: nothing to cancel.");
-        return Ok(Exit::Success);
     }
-    // The run unit first, so that its pending start job cannot pull tasks in again.
-    sd.stop_unit(&run_unit).map_err(sys)?;
-    for t in &wf.tasks {
-        sd.stop_unit(&t.unit).map_err(sys)?;
-    }
-    println!("Canceled the run of {name}.");
     Ok(Exit::Success)
 }
 

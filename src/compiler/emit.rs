@@ -4,7 +4,10 @@
 //!   `systemctl start flow-<wf>` runs every task in dependency order and returns when all
 //!   are done. Tasks do not `RemainAfterExit`, so the next start runs them all again.
 //! - `flow-<wf>.begin.service`: opens a run: every task is ordered after it; it empties the
-//!   run's state directory (`%t/flow/<wf>`), which tasks may use to pass files along.
+//!   run's state directory (`%t/flow/<wf>`), which tasks may use to pass files along. It
+//!   stays active (`RemainAfterExit=`) while the run unit's job is pending, so a second start
+//!   of the run unit during a run cannot empty the directory again, and systemd stops it
+//!   (`StopWhenUnneeded=`) once the run unit is done, so the next run begins afresh.
 //! - `flow-<wf>--<task>.service`: one oneshot per task. `all_success` upstreams are
 //!   `Requires=`+`After=` (a failed upstream skips the task: job result `dependency`);
 //!   `always` and `on_failure` upstreams are `Wants=`+`After=`. An `on_failure` task has an
@@ -16,8 +19,10 @@
 //!   A task with retries also writes `<task>.done` on success; the supervisor writes it when
 //!   the retries are exhausted. `always`/`on_failure` tasks need the `.done` of each upstream
 //!   that has retries, so they run on the final outcome, not on a failed first attempt.
-//! - `flow-<wf>.timer`: the schedule, starting `flow-<wf>.service`. A trigger that arrives
-//!   while a run is going joins that run instead of starting another (overlap `skip`).
+//! - `flow-<wf>.trigger.service`: runs `flow trigger`, which applies the overlap rule
+//!   (`skip`, `queue`, `replace`) when a run is going and otherwise starts the run unit.
+//! - `flow-<wf>.timer`: the schedule, starting the trigger unit (starting the run unit
+//!   straight away would join a run that is going instead of applying the overlap rule).
 //! - `[X-Flow]` sections carry what the supervisor honours (retries, deadline, overlap);
 //!   systemd ignores sections whose names start with `X-`.
 
@@ -77,9 +82,10 @@ pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
             .collect(),
     };
     let opts = &shared;
-    let mut files = Vec::with_capacity(wf.tasks.len() + 3);
+    let mut files = Vec::with_capacity(wf.tasks.len() + 4);
     files.push(unit(names::run_unit(&wf.name), run_unit(wf, opts)));
     files.push(unit(names::begin_unit(&wf.name), begin_unit(wf, opts)));
+    files.push(unit(names::trigger_unit(&wf.name), trigger_unit(wf, opts)));
     if let Some(schedule) = &wf.schedule {
         files.push(unit(
             names::timer_unit(&wf.name),
@@ -162,10 +168,27 @@ fn run_unit(wf: &Workflow, opts: &Shared) -> UnitFile {
 fn begin_unit(wf: &Workflow, opts: &Shared) -> UnitFile {
     let mut u = new_unit(opts, format!("flow workflow {}: start of a run", wf.name));
     let dir = names::state_dir(&wf.name);
+    u.section("Unit").set("StopWhenUnneeded", "yes");
     u.section("Service")
         .set("Type", "oneshot")
+        .set("RemainAfterExit", "yes")
         .set("ExecStart", format!("/bin/rm -rf {dir}"))
         .set("ExecStart", format!("/bin/mkdir -p {dir}"));
+    u.section("X-Flow").set("Workflow", wf.name.clone());
+    u
+}
+
+fn trigger_unit(wf: &Workflow, opts: &Shared) -> UnitFile {
+    let mut u = new_unit(opts, format!("flow workflow {}: trigger a run", wf.name));
+    u.section("Service").set("Type", "oneshot").set(
+        "ExecStart",
+        format!(
+            "{} trigger --runtime-dir %t --unit-dir {} {}",
+            exec_word(&opts.opts.flow_bin),
+            exec_word(&opts.opts.unit_dir),
+            wf.name
+        ),
+    );
     u.section("X-Flow").set("Workflow", wf.name.clone());
     u
 }
@@ -211,7 +234,7 @@ fn timer_unit(wf: &Workflow, schedule: &Schedule, opts: &Shared) -> UnitFile {
         _ => "1s",
     };
     t.set("AccuracySec", accuracy)
-        .set("Unit", names::run_unit(&wf.name));
+        .set("Unit", names::trigger_unit(&wf.name));
     u.section("Install").set("WantedBy", "timers.target");
     let x = u.section("X-Flow");
     x.set("Workflow", wf.name.clone());

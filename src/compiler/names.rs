@@ -100,6 +100,12 @@ pub fn begin_unit(workflow: &str) -> String {
     format!("flow-{workflow}.begin.service")
 }
 
+/// The unit a schedule (or `flow run`) starts: it applies the workflow's overlap rule
+/// and starts the run unit.
+pub fn trigger_unit(workflow: &str) -> String {
+    format!("flow-{workflow}.trigger.service")
+}
+
 pub fn timer_unit(workflow: &str) -> String {
     format!("flow-{workflow}.timer")
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod journal;
+pub mod trigger;
 
 use crate::compiler::names;
 use crate::install::InstalledFile;
@@ -22,6 +23,11 @@ pub struct InstalledWorkflow {
     pub tasks: Vec<TaskInfo>,
     /// The timer, when the workflow has a schedule, and the schedule as written.
     pub timer: Option<(String, String)>,
+    /// What a trigger does while a run is going: `skip`, `queue` or `replace`.
+    pub overlap: String,
+    /// Whether the timer is `Persistent=` (`catch_up`): a run it starts at once when it is
+    /// activated makes up for one missed while the machine was off.
+    pub catch_up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +49,10 @@ impl InstalledWorkflow {
 
     pub fn begin_unit(&self) -> String {
         names::begin_unit(&self.name)
+    }
+
+    pub fn trigger_unit(&self) -> String {
+        names::trigger_unit(&self.name)
     }
 }
 
@@ -107,11 +117,18 @@ pub fn installed_workflow(
             .unwrap_or_default();
         (names::timer_unit(name), schedule)
     });
+    let catch_up = files
+        .get(&names::timer_unit(name))
+        .is_some_and(|t| values(&t.contents, "Persistent").any(|v| v == "yes"));
     Some(InstalledWorkflow {
         name: name.to_string(),
         source: run.source.clone(),
         tasks,
         timer,
+        overlap: values(&run.contents, "Overlap")
+            .next()
+            .unwrap_or_else(|| "skip".into()),
+        catch_up,
     })
 }
 
@@ -241,9 +258,21 @@ pub struct TaskRun {
 ///
 /// Everything comes from the manager's signals: a call to systemd for each task while the
 /// run goes would keep PID 1 busy between one task and the next.
+/// How a followed run is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Start the run unit now.
+    RunUnit,
+    /// Start the trigger unit, which starts the run unit once the run that is going ends
+    /// (`overlap: queue`) or is canceled (`replace`). What happens before the begin unit
+    /// starts again belongs to the run before and is not followed.
+    Trigger,
+}
+
 pub fn start_and_follow(
     sd: &Systemd,
     wf: &InstalledWorkflow,
+    start: Start,
     mut progress: impl FnMut(usize, &TaskRun),
 ) -> Result<Vec<TaskRun>, SystemdError> {
     let mut runs: Vec<TaskRun> = wf
@@ -273,8 +302,22 @@ pub fn start_and_follow(
         .collect();
     let mut watch = sd.watch()?;
     let run_unit = wf.run_unit();
-    sd.start_unit_no_wait(&run_unit)?;
+    let begin_path = unit_path(&wf.begin_unit());
+    let mut begun = start == Start::RunUnit;
+    match start {
+        Start::RunUnit => sd.start_unit_no_wait(&run_unit)?,
+        Start::Trigger => {
+            sd.ref_unit(&run_unit)?;
+            sd.queue_start(&wf.trigger_unit())?
+        }
+    }
     while let Some(event) = watch.next_event() {
+        if !begun {
+            begun = matches!(&event, Event::Changed { unit_path, changes }
+                if *unit_path == begin_path
+                    && matches!(changes.active_state.as_deref(), Some("activating" | "active")));
+            continue;
+        }
         match event {
             Event::Changed { unit_path, changes } => {
                 let Some(&i) = paths.get(&unit_path) else {

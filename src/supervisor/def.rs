@@ -1,5 +1,5 @@
 //! The supervisor's view of an installed workflow: the DAG and the `[X-Flow]` policy
-//! (retries, backoff, deadline, overlap) read back from the generated unit files.
+//! (retries, backoff, deadline) read back from the generated unit files.
 //!
 //! A run keeps the definition it started with (an `Arc` snapshot): a workflow edited and
 //! applied during a run finishes that run with the old retry policy and deadline.
@@ -26,13 +26,6 @@ pub enum Backoff {
     Exponential,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overlap {
-    Skip,
-    Queue,
-    Replace,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDef {
     pub name: String,
@@ -50,7 +43,6 @@ pub struct WorkflowDef {
     pub name: String,
     pub tasks: Vec<TaskDef>,
     pub timeout: Option<Duration>,
-    pub overlap: Overlap,
     pub timer: Option<String>,
 }
 
@@ -61,6 +53,10 @@ impl WorkflowDef {
 
     pub fn begin_unit(&self) -> String {
         names::begin_unit(&self.name)
+    }
+
+    pub fn trigger_unit(&self) -> String {
+        names::trigger_unit(&self.name)
     }
 
     pub fn task_index(&self, unit: &str) -> Option<usize> {
@@ -137,11 +133,6 @@ pub fn from_files(files: &BTreeMap<String, InstalledFile>) -> Vec<WorkflowDef> {
                 timeout: run
                     .and_then(|r| x_flow(r, "Timeout"))
                     .and_then(|v| duration::parse(&v).ok()),
-                overlap: match run.and_then(|r| x_flow(r, "Overlap")).as_deref() {
-                    Some("queue") => Overlap::Queue,
-                    Some("replace") => Overlap::Replace,
-                    _ => Overlap::Skip,
-                },
                 timer: wf.timer.as_ref().map(|(unit, _)| unit.clone()),
                 name: wf.name,
                 tasks,
@@ -226,7 +217,6 @@ mod tests {
         assert_eq!(defs.len(), 1);
         let d = &defs[0];
         assert_eq!(d.timeout, Some(Duration::from_secs(3600)));
-        assert_eq!(d.overlap, Overlap::Queue);
         assert_eq!(d.tasks[0].retries, 2);
         assert_eq!(d.tasks[0].retry_delay, Duration::from_secs(3));
         assert_eq!(d.tasks[0].backoff, Backoff::Exponential);

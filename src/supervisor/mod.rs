@@ -35,9 +35,10 @@ use zbus::MatchRule;
 use zbus::blocking::MessageIterator;
 use zbus::zvariant::ObjectPath;
 
+use crate::runs::trigger;
 use crate::store::{self, Attempt, Store, StoreError};
 use crate::systemd::{Bus, Systemd, SystemdError, UnitState};
-use def::{Overlap, When, WorkflowDef};
+use def::{When, WorkflowDef};
 
 /// Where and how the supervisor works.
 #[derive(Debug, Clone)]
@@ -180,12 +181,9 @@ pub struct Supervisor {
     runs: HashMap<String, ActiveRun>,
     /// Units with a start job queued, by unit name: job id.
     queued: HashMap<String, u32>,
-    /// Runs queued by the overlap rule `queue`: workflow names.
-    waiting: Vec<String>,
-    /// Runs the supervisor itself started (`flow retry`, overlap `queue`): the trigger to
-    /// record when their begin unit finishes.
-    expected: HashMap<String, String>,
     next_id: i64,
+    /// The begin unit's InvocationID of each workflow's latest run.
+    begun: HashMap<String, String>,
     /// Workflows whose run unit this supervisor pins (see [`Supervisor::pin`]).
     pinned: HashSet<String>,
     writes: VecDeque<Write>,
@@ -212,9 +210,8 @@ impl Supervisor {
             store,
             runs: HashMap::new(),
             queued: HashMap::new(),
-            waiting: Vec::new(),
-            expected: HashMap::new(),
             next_id,
+            begun: HashMap::new(),
             pinned: HashSet::new(),
             writes: VecDeque::new(),
             write_retry: None,
@@ -337,8 +334,9 @@ impl Supervisor {
             .or_else(|| self.defs.get(name).cloned())
     }
 
-    /// A start job for a run unit while a run is going: the overlap rule. A start job for
-    /// a task outside any run (`flow retry`): a run of the tasks that did not succeed.
+    /// A start job for a task outside any run (`flow retry`): a run of the tasks that did
+    /// not succeed. (The overlap rule is applied before a run starts, by the workflow's
+    /// trigger unit: see `runs::trigger`.)
     fn on_job_new(&mut self, unit: &str) -> Result<(), SupervisorError> {
         let Some(def) = self.workflow_of(unit) else {
             return Ok(());
@@ -355,46 +353,6 @@ impl Supervisor {
             if std::fs::remove_file(&request).is_ok() {
                 self.open_retry_run(&def);
             }
-            return Ok(());
-        }
-        if unit != def.begin_unit() || !self.runs.contains_key(&def.name) {
-            return Ok(());
-        }
-        // The begin unit is queued again while our run is still going (systemd considers
-        // the run over while a retry waits; or a trigger arrived). Beginning would wipe
-        // the run's markers, so the job is stopped and the rule applied.
-        let trigger = self.trigger_of(&def);
-        let _ = self.sd.stop_unit_no_wait(&def.run_unit());
-        let _ = self.sd.stop_unit_no_wait(&def.begin_unit());
-        match def.overlap {
-            Overlap::Skip => {
-                let id = self.take_id();
-                self.write(Write::Skipped {
-                    id,
-                    workflow: def.name.clone(),
-                    trigger,
-                    at_us: store::now_us(),
-                });
-            }
-            Overlap::Queue => {
-                if !self.waiting.contains(&def.name) {
-                    self.waiting.push(def.name.clone());
-                    self.expected.insert(def.name.clone(), trigger);
-                } else {
-                    let id = self.take_id();
-                    self.write(Write::Skipped {
-                        id,
-                        workflow: def.name.clone(),
-                        trigger,
-                        at_us: store::now_us(),
-                    });
-                }
-            }
-            Overlap::Replace => {
-                self.cancel_run(&def.name, "canceled")?;
-                self.expected.insert(def.name.clone(), trigger);
-                self.sd.queue_start(&def.run_unit())?;
-            }
         }
         Ok(())
     }
@@ -405,18 +363,33 @@ impl Supervisor {
         id
     }
 
-    fn trigger_of(&mut self, def: &WorkflowDef) -> String {
-        if let Some(t) = self.expected.remove(&def.name) {
-            return t;
+    /// Records the triggers the overlap rule skipped, as the trigger unit left them.
+    fn record_skips(&mut self, wf: &str) {
+        for (trigger, at_us) in trigger::take_skips(&self.cfg.runtime_dir, wf) {
+            let id = self.take_id();
+            self.write(Write::Skipped {
+                id,
+                workflow: wf.to_string(),
+                trigger,
+                at_us,
+            });
         }
-        if let Some(timer) = &def.timer
-            && let Ok(st) = self.sd.unit_state(timer)
-            && let Some(last) = st.last_trigger
-            && (store::now_us() as u64).saturating_sub(last) < 5_000_000
-        {
-            return "timer".into();
+    }
+
+    /// Tells trigger units that a run of `wf` is open here (see `runs::trigger`): after
+    /// systemd's part of it ended, retries may still be due.
+    fn hold(&self, wf: &str, open: bool) {
+        let path = trigger::hold_file(&self.cfg.runtime_dir, wf);
+        if open {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(&path, std::process::id().to_string()) {
+                eprintln!("warning: cannot write {}: {e}", path.display());
+            }
+        } else {
+            let _ = std::fs::remove_file(&path);
         }
-        "manual".into()
     }
 
     fn on_job_removed(&mut self, unit: &str, result: &str) -> Result<(), SupervisorError> {
@@ -427,6 +400,10 @@ impl Supervisor {
             if result == "done" {
                 self.open_run(&def)?;
             }
+            return Ok(());
+        }
+        if unit == def.trigger_unit() {
+            self.record_skips(&def.name);
             return Ok(());
         }
         let Some(i) = def.task_index(unit) else {
@@ -443,15 +420,27 @@ impl Supervisor {
 
     fn open_run(&mut self, def: &Arc<WorkflowDef>) -> Result<(), SupervisorError> {
         let begin = self.sd.unit_state(&def.begin_unit())?;
+        // Job signals do not say a job's type: the end of the stop job systemd queues once
+        // the run unit no longer needs the begin unit (the end of a run) looks like a
+        // start. Only a start makes a new activation.
+        let Some(inv) = begin.invocation_id.clone() else {
+            return Ok(());
+        };
+        if self.begun.get(&def.name) == Some(&inv) || self.store.run_by_begin(&inv)?.is_some() {
+            return Ok(());
+        }
+        self.begun.insert(def.name.clone(), inv);
         let begin_us = begin
             .exec_main_start_timestamp
             .or(begin.inactive_exit_timestamp)
             .unwrap_or(store::now_us() as u64);
         if self.runs.contains_key(&def.name) {
-            // A begin we did not stop in time: the old run's markers are gone.
+            // A new run began while this supervisor still had the last one open (its
+            // retries pending, or a `replace` trigger): the old run's markers are gone.
             self.cancel_run(&def.name, "canceled")?;
         }
-        let trigger = self.trigger_of(def);
+        let trigger = trigger::take_note(&self.cfg.runtime_dir, &def.name)
+            .unwrap_or_else(|| "systemctl".into());
         let id = self.next_id;
         self.next_id += 1;
         self.write(Write::Run {
@@ -463,6 +452,7 @@ impl Supervisor {
         });
         let run = ActiveRun::new(id, def.clone(), begin_us);
         self.runs.insert(def.name.clone(), run);
+        self.hold(&def.name, true);
         Ok(())
     }
 
@@ -472,10 +462,7 @@ impl Supervisor {
         let id = self.next_id;
         self.next_id += 1;
         let now = store::now_us();
-        let trigger = self
-            .expected
-            .remove(&def.name)
-            .unwrap_or_else(|| "retry".into());
+        let trigger = "retry".to_string();
         self.write(Write::Run {
             id,
             workflow: def.name.clone(),
@@ -490,6 +477,7 @@ impl Supervisor {
             }
         }
         self.runs.insert(def.name.clone(), run);
+        self.hold(&def.name, true);
     }
 
     /// Records how a task's start job ended.
@@ -670,13 +658,7 @@ impl Supervisor {
             result: result.to_string(),
         });
         self.write(Write::Prune);
-        if let Some(pos) = self.waiting.iter().position(|w| w == wf) {
-            self.waiting.remove(pos);
-            if let Some(def) = self.defs.get(wf) {
-                let unit = def.run_unit();
-                self.sd.queue_start(&unit)?;
-            }
-        }
+        self.hold(wf, false);
         Ok(())
     }
 
@@ -813,9 +795,9 @@ fn attempt_result(job: &str, unit: &UnitState) -> String {
         (_, Some("exec-condition")) => "skipped".into(),
         ("timeout", _) | (_, Some("timeout")) => "timeout".into(),
         (_, Some("oom-kill")) => "oom".into(),
-        (_, Some("signal" | "core-dump")) if unit.exec_main_status == 9 && job == "canceled" => {
-            "canceled".into()
-        }
+        // Stopped while running (cancel, deadline, `overlap: replace`): SIGTERM, or
+        // SIGKILL after the stop timeout.
+        (_, Some("signal" | "core-dump")) if job == "canceled" => "canceled".into(),
         (_, Some("signal" | "core-dump")) => format!("signal {}", unit.exec_main_status),
         ("canceled", _) => "canceled".into(),
         _ => format!("exit-code {}", unit.exec_main_status),
@@ -1034,7 +1016,8 @@ impl Supervisor {
                             self.write(Write::Run {
                                 id,
                                 workflow: def.name.clone(),
-                                trigger: "manual".into(),
+                                trigger: trigger::take_note(&self.cfg.runtime_dir, &def.name)
+                                    .unwrap_or_else(|| "systemctl".into()),
                                 started_us: end.state.inactive_exit_timestamp.unwrap_or(end.at_us)
                                     as i64,
                                 begin: Some(inv),
@@ -1054,6 +1037,10 @@ impl Supervisor {
             if self.runs.contains_key(&def.name) {
                 self.advance(&def.name)?;
             }
+        }
+        for name in self.defs.keys().cloned().collect::<Vec<_>>() {
+            self.record_skips(&name);
+            self.hold(&name, self.runs.contains_key(&name));
         }
         Ok(())
     }

@@ -1,0 +1,261 @@
+//! A trigger: the overlap rule applied when something asks for a run. The trigger unit a
+//! timer starts (`flow trigger`) and `flow run` both come through here; a plain
+//! `systemctl start` of the run unit does not (it joins a run that is going, as systemd
+//! does for any unit).
+//!
+//! A run is going while its run unit or begin unit has a job or is active (the begin unit
+//! stays active until the run unit is done), or while the supervisor keeps it open to
+//! retry tasks after systemd's part ended: it says so with a hold file holding its PID.
+//!
+//! Two small files under `<runtime dir>/flow/`, beside the runs' state directories (which
+//! each run empties) rather than in them:
+//! - `<wf>.hold`: the PID of the supervisor that has a run of `<wf>` open;
+//! - `<wf>.trigger`: what started the next run (`timer`, `catch-up`, `manual`), for the
+//!   supervisor's history; a run without one was started by `systemctl start`;
+//! - `<wf>.skipped`: one line (`<kind> <µs since the epoch>`) per trigger skipped by the
+//!   overlap rule, which the supervisor records as skipped runs and then removes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::InstalledWorkflow;
+use crate::systemd::{Systemd, SystemdError};
+
+/// The manager's runtime directory (`%t`): `/run` for the system manager, the user's
+/// `$XDG_RUNTIME_DIR` for a user manager.
+pub fn runtime_dir(user: bool) -> PathBuf {
+    if user {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid())))
+    } else {
+        PathBuf::from("/run")
+    }
+}
+
+pub fn hold_file(runtime: &Path, wf: &str) -> PathBuf {
+    runtime.join("flow").join(format!("{wf}.hold"))
+}
+
+pub fn note_file(runtime: &Path, wf: &str) -> PathBuf {
+    runtime.join("flow").join(format!("{wf}.trigger"))
+}
+
+/// Leaves word of what starts the next run, for the supervisor. Best effort: without it
+/// the run is recorded as started by `systemctl`.
+pub fn leave_note(runtime: &Path, wf: &str, kind: &str) {
+    let path = note_file(runtime, wf);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(path, kind);
+}
+
+fn skipped_file(runtime: &Path, wf: &str) -> PathBuf {
+    runtime.join("flow").join(format!("{wf}.skipped"))
+}
+
+/// Leaves word of a skipped trigger. Best effort, like [`leave_note`].
+fn note_skip(runtime: &Path, wf: &str, kind: &str) {
+    use std::io::Write;
+    let path = skipped_file(runtime, wf);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{kind} {}", crate::store::now_us());
+    }
+}
+
+/// Takes the skipped triggers left since the last call: (kind, µs since the epoch). The
+/// file is renamed before it is read, so a trigger that skips meanwhile starts a new one.
+pub fn take_skips(runtime: &Path, wf: &str) -> Vec<(String, i64)> {
+    let path = skipped_file(runtime, wf);
+    let taken = path.with_extension("skipped.taken");
+    if std::fs::rename(&path, &taken).is_err() {
+        return Vec::new();
+    }
+    let text = std::fs::read_to_string(&taken).unwrap_or_default();
+    let _ = std::fs::remove_file(&taken);
+    text.lines()
+        .filter_map(|l| {
+            let (kind, at) = l.split_once(' ')?;
+            Some((kind.to_string(), at.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Takes the note of what started the run that begins now (see [`leave_note`]).
+pub fn take_note(runtime: &Path, wf: &str) -> Option<String> {
+    let path = note_file(runtime, wf);
+    let kind = std::fs::read_to_string(&path).ok()?;
+    let _ = std::fs::remove_file(&path);
+    Some(kind.trim().to_string()).filter(|k| !k.is_empty())
+}
+
+/// Why a run of `wf` is going, or `None` when none is.
+pub fn going(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+    runtime: &Path,
+) -> Result<Option<String>, SystemdError> {
+    let run = wf.run_unit();
+    let begin = wf.begin_unit();
+    if sd
+        .list_jobs()?
+        .iter()
+        .any(|j| j.unit == run || j.unit == begin)
+    {
+        return Ok(Some(format!("{run} has a job queued")));
+    }
+    for unit in [&run, &begin] {
+        let state = sd.unit_state(unit)?;
+        if matches!(
+            state.active_state.as_str(),
+            "active" | "activating" | "deactivating" | "reloading"
+        ) {
+            return Ok(Some(format!("{unit} is {}", state.active_state)));
+        }
+    }
+    if let Some(pid) = holder(runtime, &wf.name) {
+        return Ok(Some(format!(
+            "the supervisor (PID {pid}) is retrying tasks of it"
+        )));
+    }
+    Ok(None)
+}
+
+/// The PID in a hold file, if that process is alive. A hold left by a supervisor that
+/// died is no hold: its successor reconciles the run and writes its own.
+fn holder(runtime: &Path, wf: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(hold_file(runtime, wf)).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    Path::new("/proc")
+        .join(pid.to_string())
+        .exists()
+        .then_some(pid)
+}
+
+/// What a trigger that arrives now is: `timer` when the workflow's timer has just
+/// elapsed, `catch-up` when that was a `Persistent=` timer making up for a missed run the
+/// moment it was activated, `manual` otherwise.
+pub fn kind(sd: &Systemd, wf: &InstalledWorkflow) -> String {
+    let Some((timer, _)) = &wf.timer else {
+        return "manual".into();
+    };
+    let Ok(state) = sd.unit_state(timer) else {
+        return "manual".into();
+    };
+    let now = crate::store::now_us() as u64;
+    match state.last_trigger {
+        Some(last) if now.saturating_sub(last) < 5_000_000 => {
+            let at_activation = state
+                .active_enter_timestamp
+                .is_some_and(|active| last.saturating_sub(active) < 2_000_000);
+            if wf.catch_up && at_activation {
+                "catch-up".into()
+            } else {
+                "timer".into()
+            }
+        }
+        _ => "manual".into(),
+    }
+}
+
+/// What a trigger did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No run was going: one started.
+    Started,
+    /// A run was going (the reason) and `overlap: skip`: nothing started.
+    Skipped(String),
+    /// A run was going (the reason) and `overlap: queue`: this one started once it ended.
+    Queued(String),
+    /// A run was going (the reason) and `overlap: replace`: it was canceled, this one started.
+    Replaced(String),
+}
+
+/// Applies the overlap rule and starts a run unless it says not to. `waiting` is called
+/// once when a queued trigger begins to wait.
+pub fn trigger(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+    runtime: &Path,
+    kind: &str,
+    mut waiting: impl FnMut(&str),
+) -> Result<Outcome, SystemdError> {
+    let Some(why) = going(sd, wf, runtime)? else {
+        start(sd, wf, runtime, kind)?;
+        return Ok(Outcome::Started);
+    };
+    match wf.overlap.as_str() {
+        "queue" => {
+            waiting(&why);
+            // Only a trigger unit waits here, and at most one per workflow (a trigger
+            // that arrives meanwhile joins its job), so a short sleep costs little; the
+            // hold file has no signal to wait for.
+            let mut pause = Duration::from_millis(20);
+            let started = Instant::now();
+            while going(sd, wf, runtime)?.is_some() {
+                std::thread::sleep(pause);
+                if started.elapsed() > Duration::from_secs(2) {
+                    pause = Duration::from_millis(500);
+                }
+            }
+            start(sd, wf, runtime, kind)?;
+            Ok(Outcome::Queued(why))
+        }
+        "replace" => {
+            cancel(sd, wf)?;
+            start(sd, wf, runtime, kind)?;
+            Ok(Outcome::Replaced(why))
+        }
+        _ => {
+            note_skip(runtime, &wf.name, kind);
+            Ok(Outcome::Skipped(why))
+        }
+    }
+}
+
+fn start(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+    runtime: &Path,
+    kind: &str,
+) -> Result<(), SystemdError> {
+    leave_note(runtime, &wf.name, kind);
+    sd.queue_start(&wf.run_unit())
+}
+
+/// Stops a run: the run unit first, so that its pending start job cannot pull tasks in
+/// again, then every task, then the begin unit, so that the next run begins afresh (it
+/// would stop by itself once unneeded, but perhaps not before a new start arrives).
+/// Returns whether anything was going.
+pub fn cancel(sd: &Systemd, wf: &InstalledWorkflow) -> Result<bool, SystemdError> {
+    let mut units = vec![wf.run_unit()];
+    units.extend(wf.tasks.iter().map(|t| t.unit.clone()));
+    units.push(wf.begin_unit());
+    let jobs = sd.list_jobs()?;
+    let mut going = false;
+    for u in &units {
+        if jobs.iter().any(|j| &j.unit == u) {
+            going = true;
+        } else if let Ok(s) = sd.unit_state(u) {
+            going |= matches!(
+                s.active_state.as_str(),
+                "activating" | "active" | "deactivating"
+            );
+        }
+    }
+    if !going {
+        return Ok(false);
+    }
+    for u in &units {
+        sd.stop_unit(u)?;
+    }
+    Ok(true)
+}
