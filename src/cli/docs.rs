@@ -22,7 +22,7 @@ const DESCRIPTION: &str = "\
 flow compiles declarative YAML workflows (a graph of shell tasks with schedules, retries \
 and timeouts) into plain systemd units: one oneshot service per task, one run service per \
 workflow and a timer for its schedule. systemd does the running; the flow-supervisor \
-service keeps the run history and drives retries, deadlines and overlap rules.
+service keeps the run history and drives retries and deadlines.
 
 Workflows live in /etc/flow/workflows (or ~/.config/flow/workflows with --user); their \
 format is described in flow.yaml(5). `flow apply` installs their units into \

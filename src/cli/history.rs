@@ -425,7 +425,7 @@ pub fn stats(name: Option<&str>, json: bool, db: &DbArgs) -> Result<Exit, CliErr
 
 /// `flow retry NAME RUN`: runs the tasks of a failed run that did not succeed again, in a
 /// new run (trigger `retry`); what succeeded stays done. Only the workflow's last run can
-/// be retried: its state directory holds which tasks succeeded.
+/// be retried: what later runs did to the units would not be undone.
 pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
     let s = db.open()?;
     let r = find_run(&s, name, Some(run))?;
@@ -459,19 +459,30 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
                 "workflow `{name}` is not installed; run `flow apply`"
             ))
         })?;
+    // Which tasks succeeded comes from the history; their success markers are written
+    // again (a run without retries clears its markers when it ends), so PID 1 skips them
+    // when a task that needs them is started.
+    let attempts = s
+        .attempts(r.id)
+        .map_err(|e| CliError::System(e.to_string()))?;
+    let succeeded: std::collections::HashSet<&str> = attempts
+        .iter()
+        .filter(|a| a.result == "success")
+        .map(|a| a.task.as_str())
+        .collect();
+    let ok = |t: &str| succeeded.contains(t);
     let state = Path::new("/run/flow").join(name);
-    if !state.is_dir() {
-        return Err(CliError::Invalid(format!(
-            "the state of run {run} is gone ({} does not exist: a reboot?); start a new run with `flow run {name}`",
-            state.display()
-        )));
-    }
-    let ok = |t: &str| state.join(format!("{t}.ok")).exists();
-    for t in wf.tasks.iter().filter(|t| !ok(&t.name)) {
-        let done = state.join(format!("{}.done", t.name));
-        if done.exists() {
-            std::fs::remove_file(&done)
-                .map_err(|e| CliError::io(format!("cannot remove {}", done.display()), e))?;
+    std::fs::create_dir_all(&state)
+        .map_err(|e| CliError::io(format!("cannot create {}", state.display()), e))?;
+    for t in &wf.tasks {
+        let marker = |ext: &str| state.join(format!("{}.{ext}", t.name));
+        if ok(&t.name) {
+            std::fs::write(marker("ok"), "")
+                .map_err(|e| CliError::io(format!("cannot write {}", marker("ok").display()), e))?;
+        } else {
+            for ext in ["ok", "done"] {
+                let _ = std::fs::remove_file(marker(ext));
+            }
         }
     }
     // Start only the failed tasks whose upstreams all succeeded: the supervisor starts the

@@ -99,7 +99,8 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Start a run of an installed workflow.
+    /// Start a run of an installed workflow. When one is going, the workflow's `overlap`
+    /// rule decides: skip (exit 1, nothing started), queue, or replace.
     Run {
         name: String,
         /// Follow the run live and exit with its result (0 succeeded, 1 failed).
@@ -161,7 +162,7 @@ pub enum Command {
         #[command(flatten)]
         at: run::Where,
     },
-    /// Record run history and drive retries, deadlines and overlap (flow-supervisor.service).
+    /// Record run history and drive retries and deadlines (flow-supervisor.service).
     Supervise(history::SuperviseArgs),
     /// List recorded runs, newest first.
     History {

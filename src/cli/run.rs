@@ -66,6 +66,7 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
     let start = match trigger::going(&sd, &wf, &runtime).map_err(sys)? {
         None => {
             trigger::leave_note(&runtime, name, "manual");
+            trigger::begin_afresh(&sd, &wf).map_err(sys)?;
             Start::RunUnit
         }
         Some(why) => {

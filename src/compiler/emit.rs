@@ -150,9 +150,18 @@ fn run_unit(wf: &Workflow, opts: &Shared) -> UnitFile {
     for name in &opts.task_units {
         s.set("After", name.clone());
     }
+    // The run's last act. Without retries nothing needs the run's markers once every task
+    // is done, so they go now: a start that comes before systemd stopped the begin unit
+    // (which would then not run again) still begins afresh. With retries the supervisor
+    // needs them until the retries are over, and the next trigger's begin clears them.
+    let last = if wf.tasks.iter().any(|t| t.retries > 0) {
+        "/bin/true".to_string()
+    } else {
+        format!("/bin/rm -rf {}", names::state_dir(&wf.name))
+    };
     u.section("Service")
         .set("Type", "oneshot")
-        .set("ExecStart", "/bin/true");
+        .set("ExecStart", last);
     let x = u.section("X-Flow");
     x.set("Workflow", wf.name.clone())
         .set("Overlap", wf.overlap.as_str());

@@ -3,9 +3,9 @@
 //! `systemctl start` of the run unit does not (it joins a run that is going, as systemd
 //! does for any unit).
 //!
-//! A run is going while its run unit or begin unit has a job or is active (the begin unit
-//! stays active until the run unit is done), or while the supervisor keeps it open to
-//! retry tasks after systemd's part ended: it says so with a hold file holding its PID.
+//! A run is going while its run unit has a job or is active, or while the supervisor keeps
+//! it open to retry tasks after systemd's part ended: it says so with a hold file holding
+//! its PID.
 //!
 //! Two small files under `<runtime dir>/flow/`, beside the runs' state directories (which
 //! each run empties) rather than in them:
@@ -104,22 +104,21 @@ pub fn going(
     runtime: &Path,
 ) -> Result<Option<String>, SystemdError> {
     let run = wf.run_unit();
-    let begin = wf.begin_unit();
-    if sd
-        .list_jobs()?
-        .iter()
-        .any(|j| j.unit == run || j.unit == begin)
-    {
-        return Ok(Some(format!("{run} has a job queued")));
+    // The run unit has a start job from the moment a run is asked for until every task
+    // is done. (The begin unit may stay active a moment longer, until systemd sees that
+    // it is no longer needed: that is not a run going; `start` stops it first.)
+    if let Some(job) = sd.list_jobs()?.iter().find(|j| j.unit == run) {
+        return Ok(Some(format!(
+            "{run} has a {} job {}",
+            job.job_type, job.state
+        )));
     }
-    for unit in [&run, &begin] {
-        let state = sd.unit_state(unit)?;
-        if matches!(
-            state.active_state.as_str(),
-            "active" | "activating" | "deactivating" | "reloading"
-        ) {
-            return Ok(Some(format!("{unit} is {}", state.active_state)));
-        }
+    let state = sd.unit_state(&run)?;
+    if matches!(
+        state.active_state.as_str(),
+        "active" | "activating" | "deactivating" | "reloading"
+    ) {
+        return Ok(Some(format!("{run} is {}", state.active_state)));
     }
     if let Some(pid) = holder(runtime, &wf.name) {
         return Ok(Some(format!(
@@ -228,7 +227,19 @@ fn start(
     kind: &str,
 ) -> Result<(), SystemdError> {
     leave_note(runtime, &wf.name, kind);
+    begin_afresh(sd, wf)?;
     sd.queue_start(&wf.run_unit())
+}
+
+/// Makes sure the next start of the run unit runs the begin unit: right after a run,
+/// systemd may not have stopped it yet, and a start would then find it active and keep
+/// the last run's markers.
+pub fn begin_afresh(sd: &Systemd, wf: &InstalledWorkflow) -> Result<(), SystemdError> {
+    let begin = wf.begin_unit();
+    if sd.unit_state(&begin)?.active_state != "inactive" {
+        sd.stop_unit(&begin)?;
+    }
+    Ok(())
 }
 
 /// Stops a run: the run unit first, so that its pending start job cannot pull tasks in
