@@ -120,7 +120,7 @@ fn apply_reapply_edit_and_remove() {
 ";
     fb.apply("life", v1);
     let before = unit_files(&fb, "life");
-    assert_eq!(before.len(), 4, "{before:?}");
+    assert_eq!(before.len(), 5, "{before:?}");
     assert!(fb.run_wait("life").succeeded);
     assert_eq!(fb.read_string("/srv/a"), "one\n");
 

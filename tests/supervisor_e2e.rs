@@ -373,6 +373,9 @@ tasks:
     let again = sh(&sb, "flow run ov");
     assert_eq!(again.status.code(), Some(1), "{again:?}");
     assert!(again.stdout.contains("overlap: skip"), "{again:?}");
+    // (Recorded before the next trigger: a trigger unit started while the last one is
+    // still going joins its job.)
+    wait_run(&sb, "ov", 2, Duration::from_secs(20));
     sh(&sb, "systemctl start flow-ov.trigger.service").ok();
     sh(&sb, "systemctl start --no-block flow-ov.service").ok();
     let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
@@ -479,4 +482,76 @@ tasks:
     assert_eq!(second["run"]["trigger"], "manual", "{second:#}");
     assert_eq!(results(&second, "slow"), ["success"], "{second:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/after").ok().stdout, "after\n");
+}
+
+/// What started a run is recorded: a timer, a persistent timer making up for a run missed
+/// while the machine was off (`catch-up`), `flow run` (`manual`), or a plain
+/// `systemctl start` of the run unit (`systemctl`).
+#[test]
+fn triggers_are_told_apart() {
+    let Some(sb) = common::sandbox() else { return };
+    install_flow(&sb);
+    // A daily timer last fired three days ago: activating it makes up for the missed run.
+    sh(
+        &sb,
+        "mkdir -p /var/lib/systemd/timers && \
+         touch -d '3 days ago' /var/lib/systemd/timers/stamp-flow-daily.timer",
+    )
+    .ok();
+    for (name, yaml) in [
+        (
+            "tick",
+            "schedule: {every: 2s}\ntasks:\n  a: {run: 'true'}\n",
+        ),
+        (
+            "daily",
+            "schedule: '@daily'\ncatch_up: true\ntasks:\n  a: {run: 'true'}\n",
+        ),
+    ] {
+        sb.write_file(
+            std::path::Path::new(&format!("/etc/flow/workflows/{name}.yaml")),
+            yaml.as_bytes(),
+        )
+        .expect("write workflow");
+    }
+    start_supervisor(&sb);
+    sh(&sb, "flow apply").ok();
+    // Finished runs of a workflow, oldest first, once there are `n`.
+    let finished = |wf: &str, n: usize| -> Vec<serde_json::Value> {
+        wait_until(
+            &format!("{n} runs of {wf}"),
+            Duration::from_secs(30),
+            || {
+                let out = sh(
+                    &sb,
+                    &format!("flow history {wf} --json --db {DB} 2>/dev/null"),
+                );
+                let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
+                let mut done: Vec<_> = runs
+                    .into_iter()
+                    .filter(|r| !r["result"].is_null())
+                    .collect();
+                done.reverse();
+                (done.len() >= n).then_some(done)
+            },
+        )
+    };
+    let triggers = |runs: &[serde_json::Value]| -> Vec<String> {
+        runs.iter()
+            .map(|r| r["trigger"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let daily = finished("daily", 1);
+    assert_eq!(triggers(&daily), ["catch-up"], "{daily:#?}");
+    let tick = finished("tick", 2);
+    assert!(triggers(&tick).iter().all(|t| t == "timer"), "{tick:#?}");
+    sh(&sb, "flow run daily --wait").ok();
+    finished("daily", 2);
+    sh(&sb, "systemctl start flow-daily.service").ok();
+    let daily = finished("daily", 3);
+    assert_eq!(
+        triggers(&daily),
+        ["catch-up", "manual", "systemctl"],
+        "{daily:#?}"
+    );
 }
