@@ -1,21 +1,25 @@
 //! Validated workflow → unit files. The mapping (see docs/units.md):
 //!
-//! - `flow-<wf>.service`: the run. A oneshot that `Wants=` and is `After=` every task, so
-//!   `systemctl start flow-<wf>` runs every task in dependency order and returns when all
-//!   are done. Tasks do not `RemainAfterExit`, so the next start runs them all again.
-//! - `flow-<wf>.begin.service`: opens a run: every task is ordered after it; it empties the
-//!   run's state directory (`%t/flow/<wf>`), which tasks may use to pass files along. It
-//!   stays active (`RemainAfterExit=`) while the run unit's job is pending, so a second start
-//!   of the run unit during a run cannot empty the directory again, and systemd stops it
-//!   (`StopWhenUnneeded=`) once the run unit is done, so the next run begins afresh.
+//! - `flow-<wf>.service`: the run. A oneshot that `Wants=` the begin unit and is `After=`
+//!   every task, so `systemctl start flow-<wf>` runs every task in dependency order and
+//!   returns when all are done. Tasks do not `RemainAfterExit`, so the next start runs them
+//!   all again.
+//! - `flow-<wf>.begin.service`: opens a run: it `Wants=` every task, and every task is
+//!   ordered after it; it empties the run's state directory (`%t/flow/<wf>`), which tasks
+//!   may use to pass files along. It stays active (`RemainAfterExit=`) while the run unit's
+//!   job is pending, so a second start of the run unit during a run finds it active and
+//!   changes nothing (no task is pulled in again, the directory is not emptied), and systemd
+//!   stops it (`StopWhenUnneeded=`) once the run unit is done, so the next run begins afresh.
 //! - `flow-<wf>--<task>.service`: one oneshot per task. `all_success` upstreams are
 //!   `Requires=`+`After=` (a failed upstream skips the task: job result `dependency`);
 //!   `always` and `on_failure` upstreams are `Wants=`+`After=`. An `on_failure` task has an
 //!   `ExecCondition=` that lets it run only when some upstream did not succeed in this run,
 //!   which the upstreams record with a marker file when they succeed.
-//! - Every task writes `%t/flow/<wf>/<task>.ok` when it succeeds and is skipped by
+//! - A task writes `%t/flow/<wf>/<task>.ok` when it succeeds (only where it is read: in a
+//!   workflow with retries, and for `on_failure` tasks) and is skipped by
 //!   `ConditionPathExists=!…/<task>.ok` if started again in the same run: the supervisor
-//!   re-starts a run's unfinished tasks after a retry, and nothing that succeeded runs twice.
+//!   re-starts a run's unfinished tasks after a retry (and `flow retry` a failed run's), and
+//!   nothing that succeeded runs twice.
 //!   A task with retries also writes `<task>.done` on success; the supervisor writes it when
 //!   the retries are exhausted. `always`/`on_failure` tasks need the `.done` of each upstream
 //!   that has retries, so they run on the final outcome, not on a failed first attempt.
@@ -143,25 +147,15 @@ fn run_unit(wf: &Workflow, opts: &Shared) -> UnitFile {
     let mut u = new_unit(opts, description);
     let begin = names::begin_unit(&wf.name);
     let s = u.section("Unit");
+    // The tasks are pulled in by the begin unit, not by this one: a start that joins a
+    // run going finds the begin unit active, and then pulls in nothing at all.
     s.set("Wants", begin.clone()).set("After", begin);
-    for name in &opts.task_units {
-        s.set("Wants", name.clone());
-    }
     for name in &opts.task_units {
         s.set("After", name.clone());
     }
-    // The run's last act. Without retries nothing needs the run's markers once every task
-    // is done, so they go now: a start that comes before systemd stopped the begin unit
-    // (which would then not run again) still begins afresh. With retries the supervisor
-    // needs them until the retries are over, and the next trigger's begin clears them.
-    let last = if wf.tasks.iter().any(|t| t.retries > 0) {
-        "/bin/true".to_string()
-    } else {
-        format!("/bin/rm -rf {}", names::state_dir(&wf.name))
-    };
     u.section("Service")
         .set("Type", "oneshot")
-        .set("ExecStart", last);
+        .set("ExecStart", "/bin/true");
     let x = u.section("X-Flow");
     x.set("Workflow", wf.name.clone())
         .set("Overlap", wf.overlap.as_str());
@@ -177,7 +171,11 @@ fn run_unit(wf: &Workflow, opts: &Shared) -> UnitFile {
 fn begin_unit(wf: &Workflow, opts: &Shared) -> UnitFile {
     let mut u = new_unit(opts, format!("flow workflow {}: start of a run", wf.name));
     let dir = names::state_dir(&wf.name);
-    u.section("Unit").set("StopWhenUnneeded", "yes");
+    let s = u.section("Unit");
+    s.set("StopWhenUnneeded", "yes");
+    for name in &opts.task_units {
+        s.set("Wants", name.clone());
+    }
     u.section("Service")
         .set("Type", "oneshot")
         .set("RemainAfterExit", "yes")
@@ -329,16 +327,18 @@ fn task_unit(wf: &Workflow, task: &Task, script_file: Option<&str>, opts: &Share
         );
     }
     svc.set("ExecStart", exec);
-    // `+`: with full privileges, so a task running as another user can still write it.
-    let done = if task.retries > 0 {
-        format!(" {state}/{}.done", task.name)
-    } else {
-        String::new()
-    };
-    svc.set(
-        "ExecStartPost",
-        format!("+/bin/touch {state}/{}.ok{done}", task.name),
-    );
+    if writes_success_marker(wf, task) {
+        // `+`: with full privileges, so a task running as another user can still write it.
+        let done = if task.retries > 0 {
+            format!(" {state}/{}.done", task.name)
+        } else {
+            String::new()
+        };
+        svc.set(
+            "ExecStartPost",
+            format!("+/bin/touch {state}/{}.ok{done}", task.name),
+        );
+    }
     svc.set(
         "TimeoutStartSec",
         task.timeout
@@ -403,6 +403,18 @@ fn task_unit(wf: &Workflow, task: &Task, script_file: Option<&str>, opts: &Share
 }
 
 /// A double-quoted exec word for a script flow wrote itself, which already uses `$$`.
+/// Whether a task writes its success marker: one more process per task, so only where
+/// something reads it during the run: the supervisor, which re-starts failed tasks of a
+/// workflow with retries (and the tasks they need are then skipped by their marker), and
+/// the `ExecCondition=` of an `on_failure` task that needs this one. (`flow retry` writes
+/// the markers of the tasks that succeeded itself, from the history.)
+fn writes_success_marker(wf: &Workflow, task: &Task) -> bool {
+    wf.tasks.iter().any(|t| {
+        t.retries > 0
+            || (t.when == When::OnFailure && t.needs.iter().any(|&i| wf.tasks[i].name == task.name))
+    })
+}
+
 fn quote_keep_dollars(script: &str) -> String {
     format!("\"{}\"", script.replace('\\', "\\\\").replace('"', "\\\""))
 }

@@ -76,8 +76,9 @@ pub fn installed_workflow(
 ) -> Option<InstalledWorkflow> {
     let run = files.get(&names::run_unit(name))?;
     let prefix = format!("flow-{name}--");
-    // Task order: as the run unit lists them, which is the YAML's order.
-    let units: Vec<String> = values(&run.contents, "Wants")
+    // Task order: as the begin unit (which pulls them in) lists them, the YAML's order.
+    let begin = files.get(&names::begin_unit(name))?;
+    let units: Vec<String> = values(&begin.contents, "Wants")
         .filter(|u| u.starts_with(&prefix))
         .collect();
     let tasks = units
