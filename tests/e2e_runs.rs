@@ -6,6 +6,7 @@
 mod common;
 
 use common::flowbox::{FlowBox, parse_spans, task_unit};
+use std::time::Duration;
 
 /// A task is not started before each task it needs has ended.
 fn assert_after(fb: &FlowBox, wf: &str, task: &str, needs: &[&str]) {
@@ -228,6 +229,37 @@ fn a_second_run_reruns_every_task_by_flow_run_and_by_systemctl() {
             "task {t} did not run again"
         );
     }
+}
+
+/// `systemctl start` of the run unit while a run is going changes nothing, as for any
+/// active unit: no task that finished (succeeded or failed) runs again, the run's state
+/// directory is not emptied, and the run ends once.
+#[test]
+fn a_start_during_a_run_changes_nothing() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "busy",
+        "tasks:
+  quick: {run: 'echo quick >> /srv/busy.log; echo kept > $FLOW_RUN_DIR/note'}
+  bad: {run: 'echo bad >> /srv/busy.log; exit 3'}
+  slow: {run: 'touch /srv/slow-began; sleep 2; cat $FLOW_RUN_DIR/note >> /srv/busy.log'}
+",
+    );
+    fb.sh("systemctl start --no-block flow-busy.service");
+    common::wait_until("the slow task to begin", Duration::from_secs(20), || {
+        fb.exists("/srv/slow-began").then_some(())
+    });
+    // quick and bad have ended by now; start the run unit again, twice.
+    std::thread::sleep(Duration::from_millis(300));
+    fb.sh("systemctl start --no-block flow-busy.service");
+    fb.sh("systemctl start flow-busy.service");
+    let mut lines: Vec<String> = fb
+        .read_string("/srv/busy.log")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["bad", "kept", "quick"]);
 }
 
 #[test]
