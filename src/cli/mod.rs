@@ -29,7 +29,7 @@ pub struct Cli {
 
 pub const EXIT_CODES: &str = "Exit codes:
   0  success
-  1  a workflow is invalid, or a run did not succeed
+  1  a workflow is invalid, or a run did not succeed (or, by `overlap: skip`, did not start)
   2  the command line is wrong
   3  the system refused: a file could not be read or written, systemd could not be reached";
 
