@@ -555,3 +555,139 @@ fn triggers_are_told_apart() {
         "{daily:#?}"
     );
 }
+
+/// Finished runs of `wf` as `flow history --json` lists them (newest first).
+fn history(sb: &Sandbox, wf: &str) -> Vec<serde_json::Value> {
+    let out = sh(
+        sb,
+        &format!("flow history {wf} --json --db {DB} 2>/dev/null"),
+    );
+    serde_json::from_str(&out.stdout).unwrap_or_default()
+}
+
+/// A database locked by another process: the supervisor keeps what it learned in memory,
+/// says so, keeps running, and writes it all once the lock is gone.
+#[test]
+fn a_locked_database_delays_records_but_loses_none() {
+    let yaml = "tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n";
+    let Some(sb) = setup(&[("lk", yaml)]) else {
+        return;
+    };
+    // Make sure the database exists (the supervisor created it) before locking it.
+    sh(&sb, "flow run lk --wait").ok();
+    wait_run(&sb, "lk", 1, Duration::from_secs(20));
+    // Another process takes the write lock for 8 s (the supervisor waits 2 s for a lock,
+    // then keeps the records in memory and retries).
+    let locker = sh(
+        &sb,
+        &format!(
+            "systemd-run --unit=locker sh -c \
+             '(echo \"BEGIN EXCLUSIVE;\"; echo \"SELECT 1;\"; sleep 8; echo \"ROLLBACK;\") | sqlite3 {DB}' && sleep 1"
+        ),
+    );
+    assert!(locker.success(), "{locker:?}");
+    sh(&sb, "flow run lk --wait").ok();
+    std::thread::sleep(Duration::from_secs(3));
+    let warned = sh(&sb, "journalctl -u supervisor-test --no-pager -o cat").stdout;
+    assert!(
+        warned.contains("kept in memory, retrying"),
+        "no warning about the locked database:\n{warned}"
+    );
+    assert_eq!(
+        sh(&sb, "systemctl is-active supervisor-test").stdout.trim(),
+        "active"
+    );
+    assert_eq!(history(&sb, "lk").len(), 1, "written through the lock?");
+    let second = wait_run(&sb, "lk", 2, Duration::from_secs(20));
+    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(results(&second, "a"), ["success"], "{second:#}");
+    assert_eq!(results(&second, "b"), ["success"], "{second:#}");
+    assert_eq!(history(&sb, "lk").len(), 2);
+}
+
+/// A full disk: the same, until space is freed.
+#[test]
+fn a_full_disk_delays_records_but_loses_none() {
+    let Some(sb) = common::sandbox() else { return };
+    install_flow(&sb);
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/full.yaml"),
+        b"tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n",
+    )
+    .expect("write workflow");
+    sh(&sb, "flow apply").ok();
+    // The history on a small file system of its own.
+    sh(
+        &sb,
+        "mkdir -p /var/lib/flow && mount -t tmpfs -o size=2m tmpfs /var/lib/flow",
+    )
+    .ok();
+    start_supervisor(&sb);
+    sh(&sb, "flow run full --wait").ok();
+    wait_run(&sb, "full", 1, Duration::from_secs(20));
+    sh(
+        &sb,
+        "dd if=/dev/zero of=/var/lib/flow/filler bs=64k 2>/dev/null; sync; true",
+    );
+    for _ in 0..3 {
+        sh(&sb, "flow run full --wait").ok();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let warned = sh(&sb, "journalctl -u supervisor-test --no-pager -o cat").stdout;
+    assert!(
+        warned.contains("kept in memory, retrying"),
+        "no warning about the full disk:\n{warned}"
+    );
+    assert_eq!(
+        sh(&sb, "systemctl is-active supervisor-test").stdout.trim(),
+        "active"
+    );
+    sh(&sb, "rm /var/lib/flow/filler").ok();
+    for id in 2..=4 {
+        let v = wait_run(&sb, "full", id, Duration::from_secs(20));
+        assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+        assert_eq!(results(&v, "b"), ["success"], "{v:#}");
+    }
+    assert_eq!(history(&sb, "full").len(), 4);
+    let check = sh(
+        &sb,
+        &format!("flow history full --db {DB} >/dev/null; echo $?"),
+    );
+    assert_eq!(check.stdout.trim(), "0");
+}
+
+/// A workflow edited and applied during a run: the run finishes with the definition it
+/// started with (here: its retries), the next run uses the new one.
+#[test]
+fn a_run_finishes_with_the_definition_it_started_with() {
+    let v1 = "
+tasks:
+  flaky:
+    run: echo try >> /var/tmp/tries; false
+    retries: 2
+    retry_delay: 2s
+";
+    let Some(sb) = setup(&[("ed", v1)]) else {
+        return;
+    };
+    sh(&sb, "systemctl start --no-block flow-ed.service").ok();
+    wait_until("the first attempt", Duration::from_secs(20), || {
+        sh(&sb, "test -s /var/tmp/tries").success().then_some(())
+    });
+    // During the first retry delay: no retries any more.
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/ed.yaml"),
+        v1.replace("retries: 2", "retries: 0").as_bytes(),
+    )
+    .expect("edit the workflow");
+    sh(&sb, "flow apply").ok();
+    let first = wait_run(&sb, "ed", 1, Duration::from_secs(30));
+    assert_eq!(
+        results(&first, "flaky"),
+        ["exit-code 1", "exit-code 1", "exit-code 1"],
+        "{first:#}"
+    );
+    sh(&sb, "flow run ed --wait");
+    let second = wait_run(&sb, "ed", 2, Duration::from_secs(30));
+    assert_eq!(results(&second, "flaky"), ["exit-code 1"], "{second:#}");
+}
