@@ -7,7 +7,8 @@
 //!   (one task's exit to the next one's start, from systemd's own timestamps);
 //! - a 1000-task random DAG (0–3 upstreams per task), the same comparison.
 //!
-//! `cargo bench --bench runs` — figures go to docs/benchmarks.md.
+//! `cargo bench --bench runs` — figures go to docs/benchmarks.md. The supervisor runs in
+//! the sandbox, as on a real host (`SUPERVISOR=0` leaves it out).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -34,6 +35,21 @@ fn main() {
         Path::new("/usr/local/bin/flow"),
     )
     .expect("install flow");
+    // As on a real host: the supervisor follows every run (`SUPERVISOR=0`: without it).
+    if std::env::var("SUPERVISOR").as_deref() != Ok("0") {
+        inside(
+            &sb,
+            "systemd-run",
+            &[
+                "--unit=flow-supervisor",
+                "-p",
+                "Type=notify",
+                "/usr/local/bin/flow",
+                "supervise",
+            ],
+        );
+        println!("supervisor: running (flow-supervisor)");
+    }
     compare(&sb, "chain100", &chain(100), rounds, true);
     compare(&sb, "dag1000", &random_dag(1000, 42), rounds.min(5), false);
 }
