@@ -368,9 +368,13 @@ impl Decoder<'_> {
             }
             Some(node) => match node {
                 Node::Map(entries, _) if !entries.is_empty() => {
+                    tasks.reserve(entries.len());
+                    needs.reserve(entries.len());
+                    task_spans.reserve(entries.len());
                     // Task name → the line of its first definition: one lookup per task
                     // keeps large workflows linear.
-                    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+                    let mut seen: HashMap<&str, usize, foldhash::fast::RandomState> =
+                        HashMap::with_capacity_and_hasher(entries.len(), Default::default());
                     for (key, value) in entries {
                         let Node::Scalar(Scalar {
                             value: tname, span, ..
@@ -980,6 +984,11 @@ impl Decoder<'_> {
     /// a line holding a Unicode noncharacter (U+FFFE, U+FFFF, U+FDD0…U+FDEF, …) as not
     /// "UTF-8 clean".
     fn clean_text(&mut self, node: &Node, text: &str, what: &str) -> Option<()> {
+        // Every noncharacter is encoded in UTF-8 starting with byte 0xEF or above: text
+        // without those bytes and without NUL needs no closer look.
+        if !text.bytes().any(|b| b == 0 || b >= 0xEF) {
+            return Some(());
+        }
         let Some(bad) = text.chars().find(|&c| c == '\0' || is_noncharacter(c)) else {
             return Some(());
         };
@@ -1060,13 +1069,13 @@ impl Decoder<'_> {
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         let text = match node {
-            Node::Scalar(s) if !node.is_null() => s.value.clone(),
+            Node::Scalar(s) if !node.is_null() => s.value.as_str(),
             _ => {
                 self.type_error(node, what, "a duration like `30s` or `5m`");
                 return None;
             }
         };
-        match duration::parse(&text) {
+        match duration::parse(text) {
             Ok(d) => Some(d),
             Err(msg) => {
                 self.error(node.span(), format!("{what}: {msg}")).help =

@@ -14,13 +14,10 @@ use super::yaml::Span;
 
 /// Fill `needs` of every task with indices; report every problem.
 pub fn resolve(parsed: &mut Parsed, diags: &mut Vec<Diagnostic>) {
-    let index: HashMap<&str, usize> = parsed
-        .workflow
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
+    let tasks = &parsed.workflow.tasks;
+    let mut index: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(tasks.len(), Default::default());
+    index.extend(tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)));
     let mut resolved: Vec<Vec<usize>> = Vec::with_capacity(parsed.needs.len());
     for (i, needs) in parsed.needs.iter().enumerate() {
         let me = parsed.workflow.tasks[i].name.as_str();
