@@ -92,15 +92,25 @@ pub const HELP: &str = "write a duration such as `30s`, `5m`, `1h30m`, `2d` or `
 
 /// Render as systemd time span syntax, e.g. `1h 30min`, `500ms`, `0`.
 pub fn to_systemd(d: Duration) -> String {
+    let mut out = String::new();
+    push_systemd(&mut out, d);
+    out
+}
+
+/// `to_systemd`, appended to `out`.
+pub fn push_systemd(out: &mut String, d: Duration) {
+    use std::fmt::Write;
+    // Writing to a `String` cannot fail.
     let mut ms = d.as_millis();
     if ms == 0 {
-        return if d.is_zero() {
-            "0".into()
+        if d.is_zero() {
+            out.push('0');
         } else {
-            format!("{}us", d.as_micros())
-        };
+            let _ = write!(out, "{}us", d.as_micros());
+        }
+        return;
     }
-    let mut parts = Vec::new();
+    let mut first = true;
     for (unit, size) in [
         ("d", 86_400_000u128),
         ("h", 3_600_000),
@@ -109,11 +119,14 @@ pub fn to_systemd(d: Duration) -> String {
         ("ms", 1),
     ] {
         if ms >= size {
-            parts.push(format!("{}{unit}", ms / size));
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            let _ = write!(out, "{}{unit}", ms / size);
             ms %= size;
         }
     }
-    parts.join(" ")
 }
 
 #[cfg(test)]

@@ -3,55 +3,112 @@
 //! `$VAR` is substituted (so `$` is written `$$`); inside a double-quoted word C escapes apply
 //! (`\\`, `\"`, `\n`, `\xNN`). Writing every command and environment word double-quoted with
 //! these escapes delivers it to the process byte for byte.
+//!
+//! Each function comes in two forms: `push_*` appends to a buffer (what `emit` uses, so that
+//! a unit is written into one string), and the plain one returns a new string. Every
+//! character that needs an escape is ASCII, so the text is scanned byte by byte and copied
+//! in runs between those bytes: a value with nothing to escape is one copy.
 
 /// One double-quoted word for `Exec*=` lines: specifiers, variables and C escapes neutralised.
 pub fn exec_word(s: &str) -> String {
-    quoted(s, true)
+    let mut out = String::with_capacity(s.len() + 2);
+    push_exec_word(&mut out, s);
+    out
+}
+
+/// `exec_word`, appended to `out`.
+pub fn push_exec_word(out: &mut String, s: &str) {
+    out.push('"');
+    push_quoted_body(out, s, true);
+    out.push('"');
 }
 
 /// One double-quoted `NAME=value` word for `Environment=`: no `$` substitution happens there.
 pub fn env_assignment(name: &str, value: &str) -> String {
-    quoted(&format!("{name}={value}"), false)
+    let mut out = String::with_capacity(name.len() + value.len() + 3);
+    push_env_assignment(&mut out, name, value);
+    out
+}
+
+/// `env_assignment`, appended to `out`.
+pub fn push_env_assignment(out: &mut String, name: &str, value: &str) {
+    out.push('"');
+    push_quoted_body(out, name, false);
+    out.push('=');
+    push_quoted_body(out, value, false);
+    out.push('"');
 }
 
 /// A value systemd takes verbatim after specifier expansion (paths, descriptions):
 /// `%` doubled; line breaks would end the line, so they become spaces.
 pub fn raw(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '%' => out.push_str("%%"),
-            '\n' | '\r' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    // A trailing backslash would continue the line into the next key.
-    while out.ends_with('\\') {
-        out.pop();
-    }
+    push_raw(&mut out, s);
     out
 }
 
-fn quoted(s: &str, exec: bool) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '%' => out.push_str("%%"),
-            '$' if exec => out.push_str("$$"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
+/// `raw`, appended to `out`.
+pub fn push_raw(out: &mut String, s: &str) {
+    push_raw_joined(out, &[s]);
+}
+
+/// `raw` of the concatenation of `parts`, appended to `out` without building it first.
+pub fn push_raw_joined(out: &mut String, parts: &[&str]) {
+    let start = out.len();
+    for part in parts {
+        let bytes = part.as_bytes();
+        let mut from = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let replacement = match b {
+                b'%' => "%%",
+                b'\n' | b'\r' => " ",
+                _ => continue,
+            };
+            // `i` is at an ASCII byte, so both slices end on character boundaries.
+            out.push_str(&part[from..i]);
+            out.push_str(replacement);
+            from = i + 1;
         }
+        out.push_str(&part[from..]);
     }
-    out.push('"');
-    out
+    // A trailing backslash would continue the line into the next key. The escapes above
+    // neither make nor remove backslashes, so these are the value's own trailing ones.
+    while out.len() > start && out.ends_with('\\') {
+        out.pop();
+    }
+}
+
+/// The inside of a double-quoted word (without the quotes).
+fn push_quoted_body(out: &mut String, s: &str, exec: bool) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let replacement: &str = match b {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            b'\t' => "\\t",
+            b'\r' => "\\r",
+            b'%' => "%%",
+            b'$' if exec => "$$",
+            // Other ASCII control characters. Bytes of multi-byte characters are all
+            // 0x80 or above, so none of them matches any arm.
+            0..0x20 | 0x7f => {
+                out.push_str(&s[start..i]);
+                out.push_str("\\x");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(replacement);
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
 }
 
 #[cfg(test)]

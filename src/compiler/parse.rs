@@ -3,6 +3,7 @@
 //! as names here and resolved by `validate`.
 
 use std::collections::HashMap;
+use std::fmt::{self, Display};
 use std::time::Duration;
 
 use super::diagnostic::Diagnostic;
@@ -114,20 +115,25 @@ pub const MAX_DESCRIPTION: usize = 4096;
 const PATH_MAX: usize = 4095;
 const NAME_MAX: usize = 255;
 
-/// A workflow as decoded, before task references are resolved.
-pub struct Parsed {
+/// A workflow as decoded, before task references are resolved. Names borrow from the YAML
+/// tree.
+pub struct Parsed<'a> {
     pub workflow: Workflow,
     /// Per task (same order as `workflow.tasks`): the names it needs, with their positions.
-    pub needs: Vec<Vec<(String, Span)>>,
+    pub needs: Vec<Vec<(&'a str, Span)>>,
     /// Per task: the position of its name.
     pub task_spans: Vec<Span>,
-    /// Every task name in the file, including tasks that had errors (so that needing one of
-    /// them is not also reported as an unknown task).
-    pub declared: Vec<String>,
+    /// The names of the tasks that had errors and are not in `workflow.tasks` (so that
+    /// needing one of them is not also reported as an unknown task).
+    pub declared: Vec<&'a str>,
 }
 
 /// Decode a parsed YAML document. `default_name` is the file's stem.
-pub fn decode(root: &Node, default_name: &str, diags: &mut Vec<Diagnostic>) -> Option<Parsed> {
+pub fn decode<'a>(
+    root: &'a Node,
+    default_name: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Parsed<'a>> {
     let mut d = Decoder { diags };
     d.workflow(root, default_name)
 }
@@ -166,6 +172,16 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// "task `NAME`", for error messages: formatted only when one is reported.
+#[derive(Clone, Copy)]
+struct TaskWhat<'a>(&'a str);
+
+impl Display for TaskWhat<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task `{}`", self.0)
+    }
+}
+
 struct Decoder<'d> {
     diags: &'d mut Vec<Diagnostic>,
 }
@@ -177,7 +193,7 @@ impl Decoder<'_> {
         &mut self.diags[last]
     }
 
-    fn type_error(&mut self, node: &Node, what: &str, expected: &str) {
+    fn type_error(&mut self, node: &Node, what: impl Display, expected: &str) {
         let found = node.kind_name();
         self.error(
             node.span(),
@@ -190,12 +206,12 @@ impl Decoder<'_> {
     fn fields<'a>(
         &mut self,
         node: &'a Node,
-        what: &str,
+        what: impl Display,
         allowed: &[&str],
         other_level: &[(&[&str], &str)],
     ) -> Option<Fields<'a>> {
         let Node::Map(entries, _) = node else {
-            if !node.is_null() || what == "the workflow" {
+            if !node.is_null() || what.to_string() == "the workflow" {
                 self.type_error(node, what, "a mapping of keys");
             }
             return None;
@@ -232,7 +248,7 @@ impl Decoder<'_> {
         Some(fields)
     }
 
-    fn workflow(&mut self, root: &Node, default_name: &str) -> Option<Parsed> {
+    fn workflow<'a>(&mut self, root: &'a Node, default_name: &str) -> Option<Parsed<'a>> {
         let task_hint: &[&str] = TASK_ONLY_KEYS;
         let fields = self.fields(
             root,
@@ -352,9 +368,13 @@ impl Decoder<'_> {
             }
             Some(node) => match node {
                 Node::Map(entries, _) if !entries.is_empty() => {
+                    tasks.reserve(entries.len());
+                    needs.reserve(entries.len());
+                    task_spans.reserve(entries.len());
                     // Task name → the line of its first definition: one lookup per task
                     // keeps large workflows linear.
-                    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+                    let mut seen: HashMap<&str, usize, foldhash::fast::RandomState> =
+                        HashMap::with_capacity_and_hasher(entries.len(), Default::default());
                     for (key, value) in entries {
                         let Node::Scalar(Scalar {
                             value: tname, span, ..
@@ -371,7 +391,6 @@ impl Decoder<'_> {
                             continue;
                         }
                         seen.insert(tname.as_str(), span.start.line);
-                        declared.push(tname.clone());
                         if let Err((msg, help)) = names::check_task(tname) {
                             self.error(*span, msg).help = Some(help);
                         }
@@ -379,6 +398,8 @@ impl Decoder<'_> {
                             tasks.push(task);
                             needs.push(task_needs);
                             task_spans.push(*span);
+                        } else {
+                            declared.push(tname.as_str());
                         }
                     }
                 }
@@ -559,14 +580,15 @@ impl Decoder<'_> {
         }
     }
 
-    fn task(
+    fn task<'a>(
         &mut self,
         name: &str,
-        node: &Node,
+        node: &'a Node,
         base: &Settings,
         name_span: Span,
-    ) -> Option<(Task, Vec<(String, Span)>)> {
-        let what = format!("task `{name}`");
+    ) -> Option<(Task, Vec<(&'a str, Span)>)> {
+        // Formatted only if there is an error to report.
+        let what = TaskWhat(name);
         let wf_hint: &[&str] = WORKFLOW_KEYS;
         // A bare string is a shorthand for `run:`, with the same checks.
         if let Node::Scalar(_) = node
@@ -580,7 +602,7 @@ impl Decoder<'_> {
         }
         let Some(fields) = self.fields(
             node,
-            &what,
+            what,
             TASK_KEYS,
             &[(wf_hint, "`{}` is a workflow key: put it at the top level")],
         ) else {
@@ -922,29 +944,34 @@ impl Decoder<'_> {
         out
     }
 
-    fn names_list(&mut self, node: &Node, what: &str) -> Vec<(String, Span)> {
-        let items: Vec<&Node> = match node {
-            Node::Seq(items, _) => items.iter().collect(),
-            Node::Scalar(_) if !node.is_null() => vec![node],
+    fn names_list<'a>(&mut self, node: &'a Node, what: &str) -> Vec<(&'a str, Span)> {
+        let items: &[Node] = match node {
+            Node::Seq(items, _) => items,
+            Node::Scalar(_) if !node.is_null() => std::slice::from_ref(node),
             _ => {
                 self.type_error(node, what, "a list of task names");
                 return Vec::new();
             }
         };
-        items
-            .into_iter()
-            .filter_map(|n| {
-                self.string(n, "a task name in `needs`")
-                    .map(|s| (s, n.span()))
-            })
-            .collect()
+        let mut names = Vec::with_capacity(items.len());
+        for n in items {
+            if let Some(s) = self.str(n, "a task name in `needs`") {
+                names.push((s, n.span()));
+            }
+        }
+        names
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        self.str(node, what).map(str::to_string)
+    }
+
+    /// `string`, borrowed from the tree.
+    fn str<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a str> {
         match node {
             Node::Scalar(s) if !node.is_null() => {
                 self.clean_text(node, &s.value, what)?;
-                Some(s.value.clone())
+                Some(s.value.as_str())
             }
             _ => {
                 self.type_error(node, what, "a string");
@@ -957,6 +984,11 @@ impl Decoder<'_> {
     /// a line holding a Unicode noncharacter (U+FFFE, U+FFFF, U+FDD0…U+FDEF, …) as not
     /// "UTF-8 clean".
     fn clean_text(&mut self, node: &Node, text: &str, what: &str) -> Option<()> {
+        // Every noncharacter is encoded in UTF-8 starting with byte 0xEF or above: text
+        // without those bytes and without NUL needs no closer look.
+        if !text.bytes().any(|b| b == 0 || b >= 0xEF) {
+            return Some(());
+        }
         let Some(bad) = text.chars().find(|&c| c == '\0' || is_noncharacter(c)) else {
             return Some(());
         };
@@ -1037,13 +1069,13 @@ impl Decoder<'_> {
 
     fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         let text = match node {
-            Node::Scalar(s) if !node.is_null() => s.value.clone(),
+            Node::Scalar(s) if !node.is_null() => s.value.as_str(),
             _ => {
                 self.type_error(node, what, "a duration like `30s` or `5m`");
                 return None;
             }
         };
-        match duration::parse(&text) {
+        match duration::parse(text) {
             Ok(d) => Some(d),
             Err(msg) => {
                 self.error(node.span(), format!("{what}: {msg}")).help =

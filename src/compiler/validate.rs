@@ -7,27 +7,23 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::diagnostic::Diagnostic;
+use super::model::Task;
 use super::parse::Parsed;
 use super::suggest;
 use super::yaml::Span;
 
 /// Fill `needs` of every task with indices; report every problem.
 pub fn resolve(parsed: &mut Parsed, diags: &mut Vec<Diagnostic>) {
-    let index: HashMap<&str, usize> = parsed
-        .workflow
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
+    let tasks = &parsed.workflow.tasks;
+    let mut index: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(tasks.len(), Default::default());
+    index.extend(tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)));
     let mut resolved: Vec<Vec<usize>> = Vec::with_capacity(parsed.needs.len());
-    // For each edge (task, upstream): the span of the name in `needs`, to point at cycles.
-    let mut edge_span: HashMap<(usize, usize), Span> = HashMap::new();
     for (i, needs) in parsed.needs.iter().enumerate() {
         let me = parsed.workflow.tasks[i].name.as_str();
         let mut ups = Vec::with_capacity(needs.len());
         for (name, span) in needs {
-            match index.get(name.as_str()) {
+            match index.get(name) {
                 Some(&j) if j == i => diags.push(
                     Diagnostic::new(*span, format!("task `{me}` needs itself"))
                         .help("remove it from its own `needs`"),
@@ -36,11 +32,8 @@ pub fn resolve(parsed: &mut Parsed, diags: &mut Vec<Diagnostic>) {
                     Diagnostic::new(*span, format!("task `{me}` needs `{name}` twice"))
                         .help("list each task once"),
                 ),
-                Some(&j) => {
-                    ups.push(j);
-                    edge_span.insert((i, j), *span);
-                }
-                None if parsed.declared.iter().any(|d| d == name) => {}
+                Some(&j) => ups.push(j),
+                None if parsed.declared.contains(name) => {}
                 None => {
                     let others = parsed
                         .workflow
@@ -78,15 +71,55 @@ pub fn resolve(parsed: &mut Parsed, diags: &mut Vec<Diagnostic>) {
     for (task, ups) in parsed.workflow.tasks.iter_mut().zip(resolved) {
         task.needs = ups;
     }
-    report_cycles(parsed, &edge_span, diags);
+    if has_cycle(&parsed.workflow.tasks) {
+        report_cycles(parsed, diags);
+    }
 }
 
-fn report_cycles(
-    parsed: &Parsed,
-    edge_span: &HashMap<(usize, usize), Span>,
-    diags: &mut Vec<Diagnostic>,
-) {
+/// Whether the `needs` of `tasks` form a cycle: Kahn's algorithm, which takes tasks that
+/// no remaining task needs until none is left (no cycle) or none can be taken (a cycle).
+/// Linear, and without the per-task allocations of the full strongly-connected-components
+/// search, which runs only when this finds a cycle.
+fn has_cycle(tasks: &[Task]) -> bool {
+    let mut needed_by = vec![0usize; tasks.len()];
+    for task in tasks {
+        for &up in &task.needs {
+            needed_by[up] += 1;
+        }
+    }
+    let mut ready: Vec<usize> = (0..tasks.len()).filter(|&i| needed_by[i] == 0).collect();
+    let mut taken = 0;
+    while let Some(i) = ready.pop() {
+        taken += 1;
+        for &up in &tasks[i].needs {
+            needed_by[up] -= 1;
+            if needed_by[up] == 0 {
+                ready.push(up);
+            }
+        }
+    }
+    taken < tasks.len()
+}
+
+fn report_cycles(parsed: &Parsed, diags: &mut Vec<Diagnostic>) {
     let tasks = &parsed.workflow.tasks;
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    // For each edge (task, upstream): the span of the name in `needs` that made it (the
+    // first one: a repeated name was reported and left out), to point at cycles.
+    let mut edge_span: HashMap<(usize, usize), Span> = HashMap::new();
+    for (i, needs) in parsed.needs.iter().enumerate() {
+        for (name, span) in needs {
+            if let Some(&j) = index.get(name)
+                && j != i
+            {
+                edge_span.entry((i, j)).or_insert(*span);
+            }
+        }
+    }
     let mut graph: DiGraph<usize, ()> = DiGraph::with_capacity(tasks.len(), edge_span.len());
     let nodes: Vec<NodeIndex> = (0..tasks.len()).map(|i| graph.add_node(i)).collect();
     for (i, task) in tasks.iter().enumerate() {
@@ -125,7 +158,7 @@ fn report_cycles(
 }
 
 /// A cycle through the strongly connected `members`, starting from the one first in the file.
-fn find_cycle(tasks: &[super::model::Task], members: &[usize]) -> Option<Vec<usize>> {
+fn find_cycle(tasks: &[Task], members: &[usize]) -> Option<Vec<usize>> {
     let start = *members.iter().min()?;
     let mut path = vec![start];
     let mut seen = vec![start];
