@@ -189,8 +189,9 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
         });
         assert!(
             v["succeeded"] == true && ok == dag.len(),
-            "flow's run did not succeed: {ok} of {} tasks",
-            dag.len()
+            "flow's run did not succeed: {ok} of {} tasks\n{}",
+            dag.len(),
+            out.chars().take(2000).collect::<String>()
         );
         if edges {
             flow_gaps.extend(edge_gaps(sb, &flow_units, dag));

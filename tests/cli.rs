@@ -254,3 +254,41 @@ fn compile_of_a_relative_path_names_the_source_absolutely() {
         "{unit}"
     );
 }
+
+/// Output cut short by the reader (`flow graph big | head`) ends the command quietly, as
+/// for any command-line tool: no panic message about a broken pipe.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut yaml = String::from("tasks:\n");
+    for i in 0..3000 {
+        yaml.push_str(&format!("  task_number_{i}:\n    run: 'true'\n"));
+        if i > 0 {
+            yaml.push_str(&format!("    needs: [task_number_{}]\n", i - 1));
+        }
+    }
+    let f = write(dir.path(), "big.yaml", &yaml);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flow"))
+        .arg("graph")
+        .arg(&f)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn flow");
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("read");
+    // The pipe's read end is closed here, while flow still has output to write.
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !out.status.success(),
+        "the output should not have fit in the pipe"
+    );
+}

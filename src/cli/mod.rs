@@ -227,6 +227,16 @@ pub fn main() -> ExitCode {
             }
         };
     }
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`flow history | head`) would
+    // panic; like other command-line tools, end quietly instead. (Not for `slot` above: the
+    // task it becomes keeps what systemd set, which ignores SIGPIPE.)
+    // SAFETY: before any thread exists; the default action needs no handler.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { paths, scope } => validate::run(&paths, &scope),

@@ -377,8 +377,14 @@ impl Supervisor {
     }
 
     /// Tells trigger units that a run of `wf` is open here (see `runs::trigger`): after
-    /// systemd's part of it ended, retries may still be due.
+    /// systemd's part of it ended, retries may still be due. Only for workflows with
+    /// retries: for the others a run is over when systemd's part is.
     fn hold(&self, wf: &str, open: bool) {
+        let open = open
+            && self
+                .runs
+                .get(wf)
+                .is_some_and(|r| r.def.tasks.iter().any(|t| t.retries > 0));
         let path = trigger::hold_file(&self.cfg.runtime_dir, wf);
         if open {
             if let Some(dir) = path.parent() {
