@@ -120,6 +120,42 @@ fn ingest_a_thousand_task_workflow() {
     assert_eq!(ok, n);
 }
 
+/// The supervisor's own ingest capacity: the signals of five runs of a 1000-task workflow
+/// (10,000 task transitions, with the `PropertiesChanged` pairs systemd sends between them)
+/// read and handled in process into a real store, no PID 1. Median of 7 rounds.
+#[test]
+#[ignore = "benchmark"]
+fn ingest_capacity_without_pid1() {
+    let mut rounds: Vec<flow::supervisor::bench::Report> = (0..7)
+        .map(|_| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            flow::supervisor::bench::ingest(&dir.path().join("h.db"), 1000, 5).expect("ingest")
+        })
+        .collect();
+    for r in &rounds {
+        assert_eq!(r.attempts, 5000, "not every attempt was recorded");
+        assert_eq!(r.task_state_calls, 0, "a task's end asked PID 1");
+    }
+    rounds.sort_by_key(|r| r.elapsed);
+    let rate = |r: &flow::supervisor::bench::Report| r.transitions as f64 / r.elapsed.as_secs_f64();
+    let m = &rounds[3];
+    eprintln!(
+        "ingest: {} transitions ({} messages) in {:.3}s median = {:.0} transitions/s \
+         (min {:.0}/s, max {:.0}/s over 7 rounds); {} attempts recorded per round, \
+         {} PID 1 calls for task ends, {} other calls",
+        m.transitions,
+        m.messages,
+        m.elapsed.as_secs_f64(),
+        rate(m),
+        rate(&rounds[6]),
+        rate(&rounds[0]),
+        m.attempts,
+        m.task_state_calls,
+        m.other_calls
+    );
+    assert!(rate(m) >= 2000.0, "{:.0} transitions/s", rate(m));
+}
+
 #[test]
 #[ignore = "benchmark"]
 fn history_over_100k_runs() {
