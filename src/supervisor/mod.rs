@@ -388,7 +388,16 @@ impl Supervisor {
                 }
                 self.on_job_removed(&unit, &result)?;
             }
-            Signal::Reloaded => self.reload_defs()?,
+            Signal::Reloaded => {
+                self.reload_defs()?;
+                // Forget the units of workflows that are gone.
+                let live: HashSet<String> = self
+                    .defs
+                    .values()
+                    .flat_map(|d| d.tasks.iter().map(|t| unit_path(&t.unit)))
+                    .collect();
+                self.seen.retain(|path| live.contains(path));
+            }
             Signal::Changed { path, iface, props } => match props {
                 Some(p) => self.seen.apply(&path, iface, p),
                 None => self.seen.forget(&path),

@@ -146,6 +146,11 @@ impl Seen {
         self.units.remove(path);
     }
 
+    /// Keeps only the units whose object path `keep` accepts.
+    pub(super) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.units.retain(|path, _| keep(path));
+    }
+
     /// A unit's state as its signals told it, once both interfaces were seen.
     pub(super) fn state(&self, name: &str, path: &str) -> Option<UnitState> {
         let e = self.units.get(path)?;
@@ -241,6 +246,12 @@ mod tests {
         let s = seen.state("u.service", "/p").expect("known");
         assert_eq!(s.invocation_id, None);
         assert_eq!(s.inactive_exit_timestamp, None);
+        seen.retain(|p| p != "/other");
+        assert!(seen.state("u.service", "/p").is_some());
+        seen.retain(|p| p != "/p");
+        assert_eq!(seen.state("u.service", "/p"), None);
+        seen.apply("/p", Iface::Unit, unit("inactive", &[1], 10, 20));
+        seen.apply("/p", Iface::Typed, service("success", 1, 0));
         seen.forget("/p");
         assert_eq!(seen.state("u.service", "/p"), None);
     }
