@@ -1,9 +1,9 @@
 //! The supervisor's ingest capacity, measured without systemd: a stream of the signals
 //! systemd 252 sends for a run (each task's `JobNew`, `JobRemoved` and the
 //! `PropertiesChanged` pairs between them, as real D-Bus messages) goes through the same
-//! reading ([`super::signal_of`], on a thread of its own as in `flow supervise`) and handling
-//! ([`Supervisor::handle`]) into a real SQLite store. PID 1 is not involved: a stand-in
-//! [`Manager`] answers, and counts, every call the supervisor makes.
+//! reading (`signal_of`, on a thread of its own as in `flow supervise`) and handling
+//! (`Supervisor::handle`) into a real SQLite store. PID 1 is not involved: a stand-in
+//! `Manager` answers, and counts, every call the supervisor makes.
 //!
 //! Not part of flow's interface; public for `tests/supervisor_bench.rs`.
 #![doc(hidden)]

@@ -14,7 +14,7 @@
 //! workflow's `begin` unit finishes (its InvocationID identifies the run). When a task's
 //! start job ends, the task's unit properties tell whether it was a new activation (its
 //! `InactiveExitTimestamp` moved) and how it ended. Those properties come from the unit's
-//! own change signals (see [`seen`]), not from a call to PID 1, which is busiest exactly
+//! own change signals (see `seen.rs`), not from a call to PID 1, which is busiest exactly
 //! when many tasks end. A failed attempt with retries left is
 //! started again after its delay, together with every unfinished task downstream of it
 //! (their jobs failed with `dependency`, or their `.done` condition skipped them); tasks
