@@ -1028,15 +1028,37 @@ fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
         .path_namespace(UNIT_PATHS)
         .map_err(err)?
         .build();
+    let owners = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(BUS)
+        .map_err(err)?
+        .interface(BUS)
+        .map_err(err)?
+        .member("NameOwnerChanged")
+        .map_err(err)?
+        .arg(0, SYSTEMD)
+        .map_err(err)?
+        .build();
     let bus = zbus::blocking::fdo::DBusProxy::new(conn).map_err(err)?;
-    bus.add_match_rule(jobs).map_err(|e| err(e.into()))?;
-    bus.add_match_rule(props).map_err(|e| err(e.into()))?;
+    for rule in [jobs, props, owners] {
+        bus.add_match_rule(rule).map_err(|e| err(e.into()))?;
+    }
+    // The bus lets any client send a signal to any other, so the sender is checked against
+    // systemd's unique name (read after the rules exist, so a change is not missed).
+    let name = zbus::names::BusName::try_from(SYSTEMD).map_err(|e| err(e.into()))?;
+    let mut owner = bus
+        .get_name_owner(name)
+        .map_err(|e| err(e.into()))?
+        .to_string();
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for msg in signals {
                 let Ok(msg) = msg else { break };
+                if !from_systemd(&msg, &mut owner) {
+                    continue;
+                }
                 if let Some(sig) = signal_of(&msg)
                     && tx.send(sig).is_err()
                 {
@@ -1050,6 +1072,26 @@ fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
             error: e,
         })?;
     Ok(rx)
+}
+
+const SYSTEMD: &str = "org.freedesktop.systemd1";
+const BUS: &str = "org.freedesktop.DBus";
+
+/// Whether a message comes from systemd, whose unique name is `owner`; follows the owner
+/// when the bus says it changed (systemd re-executed), and then says no.
+fn from_systemd(msg: &zbus::Message, owner: &mut String) -> bool {
+    let header = msg.header();
+    let sender = header.sender().map(|s| s.as_str());
+    if sender == Some(BUS)
+        && header.member().map(|m| m.as_str()) == Some("NameOwnerChanged")
+        && let Ok((name, _, new)) = msg.body().deserialize::<(&str, &str, &str)>()
+    {
+        if name == SYSTEMD {
+            *owner = new.to_string();
+        }
+        return false;
+    }
+    !owner.is_empty() && sender == Some(owner.as_str())
 }
 
 /// The supervisor's reading of one message: a manager signal, or a property change of a
@@ -1256,4 +1298,41 @@ pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
     s.write(Write::Prune);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     s.run_loop(&rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(sender: &str, iface: &str, member: &str) -> zbus::Message {
+        zbus::Message::signal("/org/freedesktop/systemd1", iface, member)
+            .and_then(|b| b.sender(sender))
+            .and_then(|b| b.build(&(7u32,)))
+            .expect("message")
+    }
+
+    #[test]
+    fn only_systemds_own_signals_are_read() {
+        let mut owner = ":1.1".to_string();
+        let job = |sender| signal(sender, "org.freedesktop.systemd1.Manager", "JobRemoved");
+        assert!(from_systemd(&job(":1.1"), &mut owner));
+        // Anyone may send a signal to the supervisor: not systemd's, not read.
+        assert!(!from_systemd(&job(":1.9"), &mut owner));
+        // systemd re-executed and came back under another name.
+        let moved = zbus::Message::signal("/org/freedesktop/DBus", BUS, "NameOwnerChanged")
+            .and_then(|b| b.sender(BUS))
+            .and_then(|b| b.build(&(SYSTEMD, ":1.1", ":1.5")))
+            .expect("message");
+        assert!(!from_systemd(&moved, &mut owner));
+        assert_eq!(owner, ":1.5");
+        assert!(!from_systemd(&job(":1.1"), &mut owner));
+        assert!(from_systemd(&job(":1.5"), &mut owner));
+        // Another name's owner changing changes nothing.
+        let other = zbus::Message::signal("/org/freedesktop/DBus", BUS, "NameOwnerChanged")
+            .and_then(|b| b.sender(BUS))
+            .and_then(|b| b.build(&("org.example.X", "", ":1.7")))
+            .expect("message");
+        assert!(!from_systemd(&other, &mut owner));
+        assert_eq!(owner, ":1.5");
+    }
 }
