@@ -691,3 +691,68 @@ tasks:
     let second = wait_run(&sb, "ed", 2, Duration::from_secs(30));
     assert_eq!(results(&second, "flaky"), ["exit-code 1"], "{second:#}");
 }
+
+/// Attempts are recorded from the units' change signals: each task's last attempt must
+/// carry exactly what systemd itself says of the unit's last activation (InvocationID,
+/// start and end timestamps, result), for a success, an exit code, a timeout and a task
+/// that succeeded on its retry.
+#[test]
+fn attempts_carry_systemds_own_invocation_ids_and_timestamps() {
+    let yaml = "
+tasks:
+  ok:
+    run: 'true'
+  bad:
+    run: exit 3
+  slow:
+    run: sleep 30
+    timeout: 1s
+  flaky:
+    run: |
+      n=$(cat /var/tmp/flaky2 2>/dev/null || echo 0); n=$((n+1)); echo $n > /var/tmp/flaky2
+      [ $n -ge 2 ]
+    retries: 1
+    retry_delay: 1s
+";
+    let Some(sb) = setup(&[("props", yaml)]) else {
+        return;
+    };
+    sh(&sb, "systemctl start --no-block flow-props.service").ok();
+    let v = wait_run(&sb, "props", 1, Duration::from_secs(60));
+    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(results(&v, "ok"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "bad"), ["exit-code 3"], "{v:#}");
+    assert_eq!(results(&v, "slow"), ["timeout"], "{v:#}");
+    assert_eq!(results(&v, "flaky"), ["exit-code 1", "success"], "{v:#}");
+    let sd = common::systemd(&sb);
+    for task in ["ok", "bad", "slow", "flaky"] {
+        let unit = format!("flow-props--{task}.service");
+        let st = sd.unit_state(&unit).expect("unit state");
+        let a = attempts(&v, task);
+        let last = a.last().expect("an attempt");
+        assert_eq!(
+            last["invocation_id"].as_str(),
+            st.invocation_id.as_deref(),
+            "{task}: {v:#}"
+        );
+        assert_eq!(
+            last["started_us"].as_u64(),
+            st.inactive_exit_timestamp,
+            "{task}: {v:#}"
+        );
+        assert_eq!(
+            last["ended_us"].as_u64(),
+            st.inactive_enter_timestamp,
+            "{task}: {v:#}"
+        );
+    }
+    let flaky = attempts(&v, "flaky");
+    assert_ne!(
+        flaky[0]["invocation_id"], flaky[1]["invocation_id"],
+        "{v:#}"
+    );
+    assert!(
+        flaky[0]["ended_us"].as_i64() <= flaky[1]["started_us"].as_i64(),
+        "{v:#}"
+    );
+}

@@ -36,6 +36,10 @@ pub struct TaskDef {
     pub retries: u32,
     pub retry_delay: Duration,
     pub backoff: Backoff,
+    /// `CPUAccounting=` of the task's unit, when its file sets it.
+    pub cpu_accounting: Option<bool>,
+    /// `MemoryAccounting=` of the task's unit, when its file sets it.
+    pub memory_accounting: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +130,8 @@ pub fn from_files(files: &BTreeMap<String, InstalledFile>) -> Vec<WorkflowDef> {
                             Some("exponential") => Backoff::Exponential,
                             _ => Backoff::Fixed,
                         },
+                        cpu_accounting: service_bool(text, "CPUAccounting"),
+                        memory_accounting: service_bool(text, "MemoryAccounting"),
                     }
                 })
                 .collect();
@@ -139,6 +145,27 @@ pub fn from_files(files: &BTreeMap<String, InstalledFile>) -> Vec<WorkflowDef> {
             }
         })
         .collect()
+}
+
+/// A boolean key of the `[Service]` section (the last one set wins, as in systemd).
+fn service_bool(contents: &str, key: &str) -> Option<bool> {
+    let mut in_section = false;
+    let mut value = None;
+    for line in contents.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == "[Service]";
+        } else if in_section
+            && let Some(v) = line.strip_prefix(key).and_then(|r| r.strip_prefix('='))
+        {
+            value = match v.trim() {
+                "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
+                "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
+                _ => value,
+            };
+        }
+    }
+    value
 }
 
 /// A key of the `[X-Flow]` section.
@@ -170,7 +197,21 @@ mod tests {
             retries: 5,
             retry_delay: Duration::from_secs(2),
             backoff,
+            cpu_accounting: None,
+            memory_accounting: None,
         }
+    }
+
+    #[test]
+    fn accounting_keys_of_the_service_section() {
+        let text = "[Unit]\nCPUAccounting=yes\n[Service]\nCPUAccounting=no\nCPUAccounting=on\n\
+                    MemoryAccounting=false\n[X-Flow]\nMemoryAccounting=yes\n";
+        assert_eq!(service_bool(text, "CPUAccounting"), Some(true));
+        assert_eq!(service_bool(text, "MemoryAccounting"), Some(false));
+        assert_eq!(
+            service_bool("[Service]\nType=oneshot\n", "CPUAccounting"),
+            None
+        );
     }
 
     #[test]

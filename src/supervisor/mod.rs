@@ -2,17 +2,20 @@
 //! alone: retries with backoff, run deadlines, and (with `recover`) reconciliation after a
 //! crash.
 //!
-//! Event-driven, no polling. The manager's `JobNew`/`JobRemoved`/`Reloading` signals are
-//! subscribed to (match rule on the Manager interface only: no `PropertiesChanged` traffic of
-//! other units) before anything is read or started; a reader thread forwards them over a
-//! channel, and the main thread sleeps in `recv_timeout` until the next event or the next
-//! deadline of its own (a retry delay, a run deadline, a watchdog ping, a failed write to
-//! retry). When nothing runs and no watchdog is configured it does not wake at all.
+//! Event-driven, no polling. The manager's `JobNew`/`JobRemoved`/`Reloading` signals and the
+//! `PropertiesChanged` signals of unit objects are subscribed to before anything is read or
+//! started, on one stream (so their order is kept); a reader thread keeps those of flow's
+//! units and forwards them over a channel, and the main thread sleeps in `recv_timeout`
+//! until the next event or the next deadline of its own (a retry delay, a run deadline, a
+//! watchdog ping, a failed write to retry). When nothing runs and no watchdog is configured
+//! it does not wake at all (other units' property changes wake only the reader thread).
 //!
 //! How a run is followed (the mechanism is in `compiler::emit`): a run begins when the
 //! workflow's `begin` unit finishes (its InvocationID identifies the run). When a task's
 //! start job ends, the task's unit properties tell whether it was a new activation (its
-//! `InactiveExitTimestamp` moved) and how it ended. A failed attempt with retries left is
+//! `InactiveExitTimestamp` moved) and how it ended. Those properties come from the unit's
+//! own change signals (see `seen.rs`), not from a call to PID 1, which is busiest exactly
+//! when many tasks end. A failed attempt with retries left is
 //! started again after its delay, together with every unfinished task downstream of it
 //! (their jobs failed with `dependency`, or their `.done` condition skipped them); tasks
 //! that already succeeded are skipped by PID 1 through their `.ok` condition. When the
@@ -22,8 +25,10 @@
 //! Every fact goes to SQLite at once; a write that fails (disk full, locked) stays queued in
 //! memory and is retried, so the in-memory state is never lost while the process lives.
 
+pub mod bench;
 pub mod def;
 mod journal;
+mod seen;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -37,8 +42,46 @@ use zbus::zvariant::ObjectPath;
 
 use crate::runs::trigger;
 use crate::store::{self, Attempt, Store, StoreError};
-use crate::systemd::{Bus, Systemd, SystemdError, UnitState};
-use def::{When, WorkflowDef};
+use crate::systemd::watch::unit_path;
+use crate::systemd::{AccountingDefaults, Bus, JobSummary, Systemd, SystemdError, UnitState};
+use def::{TaskDef, When, WorkflowDef};
+use seen::Seen;
+
+/// What the supervisor asks of systemd. A trait so that its signal handling can be driven
+/// without a bus (the ingest benchmark, [`bench`]); [`Systemd`] is the real one.
+pub(crate) trait Manager {
+    fn ref_unit(&self, name: &str) -> Result<(), SystemdError>;
+    fn queue_start(&self, name: &str) -> Result<(), SystemdError>;
+    fn stop_unit_no_wait(&self, name: &str) -> Result<(), SystemdError>;
+    fn unit_state(&self, name: &str) -> Result<UnitState, SystemdError>;
+    fn unit_state_in_one_call(&self, name: &str) -> Result<UnitState, SystemdError>;
+    fn accounting(&self, name: &str) -> Result<(Option<u64>, Option<u64>), SystemdError>;
+    fn list_jobs(&self) -> Result<Vec<JobSummary>, SystemdError>;
+}
+
+impl Manager for Systemd {
+    fn ref_unit(&self, name: &str) -> Result<(), SystemdError> {
+        Systemd::ref_unit(self, name)
+    }
+    fn queue_start(&self, name: &str) -> Result<(), SystemdError> {
+        Systemd::queue_start(self, name)
+    }
+    fn stop_unit_no_wait(&self, name: &str) -> Result<(), SystemdError> {
+        Systemd::stop_unit_no_wait(self, name)
+    }
+    fn unit_state(&self, name: &str) -> Result<UnitState, SystemdError> {
+        Systemd::unit_state(self, name)
+    }
+    fn unit_state_in_one_call(&self, name: &str) -> Result<UnitState, SystemdError> {
+        Systemd::unit_state_in_one_call(self, name)
+    }
+    fn accounting(&self, name: &str) -> Result<(Option<u64>, Option<u64>), SystemdError> {
+        Systemd::accounting(self, name)
+    }
+    fn list_jobs(&self) -> Result<Vec<JobSummary>, SystemdError> {
+        Systemd::list_jobs(self)
+    }
+}
 
 /// Where and how the supervisor works.
 #[derive(Debug, Clone)]
@@ -78,6 +121,13 @@ enum Signal {
     },
     /// A daemon-reload finished: unit files may have changed.
     Reloaded,
+    /// Properties of one interface of a flow unit changed; `None`: the signal could not be
+    /// read (the unit's state is then read from PID 1 when needed).
+    Changed {
+        path: String,
+        iface: seen::Iface,
+        props: Option<seen::Props>,
+    },
     Closed,
 }
 
@@ -175,8 +225,13 @@ enum Write {
 
 pub struct Supervisor {
     cfg: Config,
-    sd: Systemd,
+    sd: Box<dyn Manager>,
     store: Store,
+    /// What flow's units' change signals said.
+    seen: Seen,
+    /// What the manager accounts for units that do not say (their resource use is not in
+    /// the signals, and is read only where it is accounted).
+    accounting: AccountingDefaults,
     defs: BTreeMap<String, Arc<WorkflowDef>>,
     runs: HashMap<String, ActiveRun>,
     /// Units with a start job queued, by unit name: job id.
@@ -199,6 +254,14 @@ impl Supervisor {
     fn start(cfg: Config) -> Result<(Supervisor, mpsc::Receiver<Signal>), SupervisorError> {
         let sd = Systemd::connect(cfg.bus.clone())?;
         let rx = listen(&sd)?;
+        let accounting = sd.accounting_defaults().unwrap_or_else(|e| {
+            eprintln!("warning: {e}; reading every task's resource use");
+            AccountingDefaults {
+                cpu: true,
+                memory: true,
+                memory_peak: true,
+            }
+        });
         let store = open_store(&cfg.db)?;
         let next_id = store.max_run_id()? + 1;
         // Pinged at half the interval systemd gave (WATCHDOG_USEC).
@@ -206,8 +269,10 @@ impl Supervisor {
         let mut s = Supervisor {
             defs: BTreeMap::new(),
             cfg,
-            sd,
+            sd: Box::new(sd),
             store,
+            seen: Seen::default(),
+            accounting,
             runs: HashMap::new(),
             queued: HashMap::new(),
             next_id,
@@ -320,7 +385,20 @@ impl Supervisor {
                 }
                 self.on_job_removed(&unit, &result)?;
             }
-            Signal::Reloaded => self.reload_defs()?,
+            Signal::Reloaded => {
+                self.reload_defs()?;
+                // Forget the units of workflows that are gone.
+                let live: HashSet<String> = self
+                    .defs
+                    .values()
+                    .flat_map(|d| d.tasks.iter().map(|t| unit_path(&t.unit)))
+                    .collect();
+                self.seen.retain(|path| live.contains(path));
+            }
+            Signal::Changed { path, iface, props } => match props {
+                Some(p) => self.seen.apply(&path, iface, p),
+                None => self.seen.forget(&path),
+            },
             Signal::Closed => {}
         }
         Ok(())
@@ -418,10 +496,33 @@ impl Supervisor {
         if !self.runs.contains_key(&def.name) {
             return Ok(());
         }
-        let state = self.sd.unit_state(unit)?;
+        let state = self.task_state(&def.tasks[i], result)?;
         self.task_ended(&def.name, i, result, &state)?;
         self.advance(&def.name)?;
         Ok(())
+    }
+
+    /// A task unit's state at the end of its start job: what its change signals said (and,
+    /// where the unit accounts its resource use, which the signals never carry, one call
+    /// for that); one read from PID 1 when the signals did not tell everything.
+    fn task_state(&mut self, task: &TaskDef, job: &str) -> Result<UnitState, SupervisorError> {
+        let Some(mut state) = self.seen.state(&task.unit, &unit_path(&task.unit)) else {
+            return Ok(self.sd.unit_state_in_one_call(&task.unit)?);
+        };
+        let ran = matches!(job, "done" | "failed" | "timeout");
+        let cpu = task.cpu_accounting.unwrap_or(self.accounting.cpu);
+        let memory =
+            self.accounting.memory_peak && task.memory_accounting.unwrap_or(self.accounting.memory);
+        if ran && (cpu || memory) {
+            match self.sd.accounting(&task.unit) {
+                Ok((cpu_ns, peak)) => {
+                    state.cpu_usage_nsec = cpu_ns;
+                    state.memory_peak = peak;
+                }
+                Err(e) => eprintln!("warning: {e}"),
+            }
+        }
+        Ok(state)
     }
 
     fn open_run(&mut self, def: &Arc<WorkflowDef>) -> Result<(), SupervisorError> {
@@ -873,48 +974,80 @@ fn open_store(path: &Path) -> Result<Store, SupervisorError> {
     }
 }
 
-/// Subscribes to the manager's job signals and forwards them from a reader thread.
+/// Where systemd's unit objects are; flow's are `flow_2d...` below it (`-` escaped).
+const UNIT_PATHS: &str = "/org/freedesktop/systemd1/unit";
+const FLOW_UNIT_PATHS: &str = "/org/freedesktop/systemd1/unit/flow_2d";
+
+/// Subscribes to the manager's job signals and to the property changes of units, and
+/// forwards the ones about flow's units from a reader thread.
+///
+/// Both go through one stream, so that a unit's changes stay ahead of its job's
+/// `JobRemoved`, as systemd sends them. A bus match rule cannot select a prefix of one path
+/// element (`path_namespace` matches whole elements), so the rule takes the property changes
+/// of every unit and the reader thread drops, by the object path in the header, those that
+/// are not flow's before reading their body.
 fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
     let err = |e: zbus::Error| {
         SupervisorError::Systemd(SystemdError::Disconnected {
             action: format!("watching jobs: {e}"),
         })
     };
-    let rule = MatchRule::builder()
+    let conn = sd.connection();
+    conn.clone().set_max_queued(64 * 1024);
+    // The unfiltered stream of the connection (registered before the rules, so nothing the
+    // rules bring in is missed); it also carries replies to the main thread's calls, which
+    // are skipped here.
+    let signals = MessageIterator::from(conn.clone());
+    let jobs = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender("org.freedesktop.systemd1")
         .map_err(err)?
         .interface("org.freedesktop.systemd1.Manager")
         .map_err(err)?
         .build();
-    let signals =
-        MessageIterator::for_match_rule(rule, sd.connection(), Some(64 * 1024)).map_err(err)?;
+    let props = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.systemd1")
+        .map_err(err)?
+        .interface("org.freedesktop.DBus.Properties")
+        .map_err(err)?
+        .member("PropertiesChanged")
+        .map_err(err)?
+        .path_namespace(UNIT_PATHS)
+        .map_err(err)?
+        .build();
+    let owners = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(BUS)
+        .map_err(err)?
+        .interface(BUS)
+        .map_err(err)?
+        .member("NameOwnerChanged")
+        .map_err(err)?
+        .arg(0, SYSTEMD)
+        .map_err(err)?
+        .build();
+    let bus = zbus::blocking::fdo::DBusProxy::new(conn).map_err(err)?;
+    for rule in [jobs, props, owners] {
+        bus.add_match_rule(rule).map_err(|e| err(e.into()))?;
+    }
+    // The bus lets any client send a signal to any other, so the sender is checked against
+    // systemd's unique name (read after the rules exist, so a change is not missed).
+    let name = zbus::names::BusName::try_from(SYSTEMD).map_err(|e| err(e.into()))?;
+    let mut owner = bus
+        .get_name_owner(name)
+        .map_err(|e| err(e.into()))?
+        .to_string();
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for msg in signals {
                 let Ok(msg) = msg else { break };
-                let header = msg.header();
-                let member = header.member().map(|m| m.as_str().to_string());
-                let sig = match member.as_deref() {
-                    Some("JobNew") => msg
-                        .body()
-                        .deserialize::<(u32, ObjectPath<'_>, String)>()
-                        .ok()
-                        .map(|(id, _, unit)| Signal::JobNew { id, unit }),
-                    Some("JobRemoved") => msg
-                        .body()
-                        .deserialize::<(u32, ObjectPath<'_>, String, String)>()
-                        .ok()
-                        .map(|(id, _, unit, result)| Signal::JobRemoved { id, unit, result }),
-                    Some("Reloading") => match msg.body().deserialize::<bool>() {
-                        Ok(false) => Some(Signal::Reloaded),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                if let Some(sig) = sig
+                if !from_systemd(&msg, &mut owner) {
+                    continue;
+                }
+                if let Some(sig) = signal_of(&msg)
                     && tx.send(sig).is_err()
                 {
                     return;
@@ -927,6 +1060,74 @@ fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
             error: e,
         })?;
     Ok(rx)
+}
+
+const SYSTEMD: &str = "org.freedesktop.systemd1";
+const BUS: &str = "org.freedesktop.DBus";
+
+/// Whether a message comes from systemd, whose unique name is `owner`; follows the owner
+/// when the bus says it changed (systemd re-executed), and then says no.
+fn from_systemd(msg: &zbus::Message, owner: &mut String) -> bool {
+    let header = msg.header();
+    let sender = header.sender().map(|s| s.as_str());
+    if sender == Some(BUS)
+        && header.member().map(|m| m.as_str()) == Some("NameOwnerChanged")
+        && let Ok((name, _, new)) = msg.body().deserialize::<(&str, &str, &str)>()
+    {
+        if name == SYSTEMD {
+            *owner = new.to_string();
+        }
+        return false;
+    }
+    !owner.is_empty() && sender == Some(owner.as_str())
+}
+
+/// The supervisor's reading of one message: a manager signal, or a property change of a
+/// flow unit; `None` for anything else.
+fn signal_of(msg: &zbus::Message) -> Option<Signal> {
+    let header = msg.header();
+    if header.message_type() != zbus::message::Type::Signal {
+        return None;
+    }
+    let iface = header.interface()?;
+    let member = header.member()?;
+    match (iface.as_str(), member.as_str()) {
+        ("org.freedesktop.systemd1.Manager", "JobNew") => msg
+            .body()
+            .deserialize::<(u32, ObjectPath<'_>, String)>()
+            .ok()
+            .map(|(id, _, unit)| Signal::JobNew { id, unit }),
+        ("org.freedesktop.systemd1.Manager", "JobRemoved") => msg
+            .body()
+            .deserialize::<(u32, ObjectPath<'_>, String, String)>()
+            .ok()
+            .map(|(id, _, unit, result)| Signal::JobRemoved { id, unit, result }),
+        ("org.freedesktop.systemd1.Manager", "Reloading") => {
+            match msg.body().deserialize::<bool>() {
+                Ok(false) => Some(Signal::Reloaded),
+                _ => None,
+            }
+        }
+        ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
+            let path = header.path()?.as_str();
+            if !path.starts_with(FLOW_UNIT_PATHS) {
+                return None;
+            }
+            let body = msg.body();
+            let (name, props) = match body.deserialize::<(&str, seen::Props, Vec<&str>)>() {
+                Ok((name, props, _)) => (name, Some(props)),
+                // Unreadable values: the interface alone, if that can be read.
+                Err(_) => (body.deserialize::<(&str,)>().ok()?.0, None),
+            };
+            let iface = seen::Iface::of(name)?;
+            Some(Signal::Changed {
+                path: path.to_string(),
+                iface,
+                props,
+            })
+        }
+        _ => None,
+    }
 }
 
 impl Supervisor {
@@ -1090,4 +1291,41 @@ pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
     s.write(Write::Prune);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     s.run_loop(&rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(sender: &str, iface: &str, member: &str) -> zbus::Message {
+        zbus::Message::signal("/org/freedesktop/systemd1", iface, member)
+            .and_then(|b| b.sender(sender))
+            .and_then(|b| b.build(&(7u32,)))
+            .expect("message")
+    }
+
+    #[test]
+    fn only_systemds_own_signals_are_read() {
+        let mut owner = ":1.1".to_string();
+        let job = |sender| signal(sender, "org.freedesktop.systemd1.Manager", "JobRemoved");
+        assert!(from_systemd(&job(":1.1"), &mut owner));
+        // Anyone may send a signal to the supervisor: not systemd's, not read.
+        assert!(!from_systemd(&job(":1.9"), &mut owner));
+        // systemd re-executed and came back under another name.
+        let moved = zbus::Message::signal("/org/freedesktop/DBus", BUS, "NameOwnerChanged")
+            .and_then(|b| b.sender(BUS))
+            .and_then(|b| b.build(&(SYSTEMD, ":1.1", ":1.5")))
+            .expect("message");
+        assert!(!from_systemd(&moved, &mut owner));
+        assert_eq!(owner, ":1.5");
+        assert!(!from_systemd(&job(":1.1"), &mut owner));
+        assert!(from_systemd(&job(":1.5"), &mut owner));
+        // Another name's owner changing changes nothing.
+        let other = zbus::Message::signal("/org/freedesktop/DBus", BUS, "NameOwnerChanged")
+            .and_then(|b| b.sender(BUS))
+            .and_then(|b| b.build(&("org.example.X", "", ":1.7")))
+            .expect("message");
+        assert!(!from_systemd(&other, &mut owner));
+        assert_eq!(owner, ":1.5");
+    }
 }

@@ -218,6 +218,23 @@ pub struct UnitState {
     pub memory_peak: Option<u64>,
 }
 
+/// What the manager accounts for a unit whose file does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountingDefaults {
+    /// `DefaultCPUAccounting=`: `CPUUsageNSec` is known after a run.
+    pub cpu: bool,
+    /// `DefaultMemoryAccounting=`.
+    pub memory: bool,
+    /// The manager reports `MemoryPeak` (systemd 255 and later).
+    pub memory_peak: bool,
+}
+
+/// The major number of a manager version string such as `252.38-1~deb12u1` or `255`.
+fn major_version(version: &str) -> Option<u32> {
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// One unit as `ListUnitsByPatterns` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitSummary {
@@ -438,17 +455,9 @@ impl Systemd {
         let unit = self.properties(&path, "org.freedesktop.systemd1.Unit", &action)?;
         let mut state = UnitState {
             name: name.to_string(),
-            load_state: string(&unit, "LoadState").unwrap_or_default(),
-            active_state: string(&unit, "ActiveState").unwrap_or_default(),
-            sub_state: string(&unit, "SubState").unwrap_or_default(),
-            invocation_id: bytes(&unit, "InvocationID")
-                .filter(|id| !id.is_empty())
-                .map(|id| hex(&id)),
-            inactive_exit_timestamp: usec(&unit, "InactiveExitTimestamp"),
-            active_enter_timestamp: usec(&unit, "ActiveEnterTimestamp"),
-            inactive_enter_timestamp: usec(&unit, "InactiveEnterTimestamp"),
             ..UnitState::default()
         };
+        state.fill_unit(&unit);
         if state.load_state != "loaded" {
             // A unit that is not loaded has no type-specific interface to read.
             return Ok(state);
@@ -457,17 +466,64 @@ impl Systemd {
             return Ok(state);
         };
         let typed = self.properties(&path, iface, &action)?;
-        state.result = string(&typed, "Result");
-        state.exec_main_start_timestamp = usec(&typed, "ExecMainStartTimestamp");
-        state.exec_main_exit_timestamp = usec(&typed, "ExecMainExitTimestamp");
-        state.exec_main_code = int(&typed, "ExecMainCode").unwrap_or(0);
-        state.exec_main_status = int(&typed, "ExecMainStatus").unwrap_or(0);
-        state.next_elapse_realtime = usec(&typed, "NextElapseUSecRealtime");
-        state.next_elapse_monotonic = usec(&typed, "NextElapseUSecMonotonic");
-        state.last_trigger = usec(&typed, "LastTriggerUSec");
-        state.cpu_usage_nsec = usec(&typed, "CPUUsageNSec");
-        state.memory_peak = usec(&typed, "MemoryPeak");
+        state.fill_typed(&typed);
         Ok(state)
+    }
+
+    /// Reads a unit's state in one call: `GetAll` with an empty interface name, which
+    /// systemd answers with the properties of every interface of the object (and loads the
+    /// unit if needed, as `LoadUnit` would). For a caller that must not keep PID 1 busy.
+    pub fn unit_state_in_one_call(&self, name: &str) -> Result<UnitState, SystemdError> {
+        let action = format!("read the state of {name}");
+        let path = OwnedObjectPath::try_from(watch::unit_path(name))
+            .map_err(|e| SystemdError::from_call(&action, e.into()))?;
+        let all = self.properties(&path, "", &action)?;
+        let mut state = UnitState {
+            name: name.to_string(),
+            ..UnitState::default()
+        };
+        state.fill_unit(&all);
+        if state.load_state == "loaded" {
+            state.fill_typed(&all);
+        }
+        Ok(state)
+    }
+
+    /// What a service's last activation used, `(CPUUsageNSec, MemoryPeak)`, in one call.
+    /// systemd never sends these in `PropertiesChanged`, so a follower of the signals that
+    /// records them must ask.
+    pub fn accounting(&self, name: &str) -> Result<(Option<u64>, Option<u64>), SystemdError> {
+        let action = format!("read the resource use of {name}");
+        let Some(iface) = type_interface(name) else {
+            return Ok((None, None));
+        };
+        let path = OwnedObjectPath::try_from(watch::unit_path(name))
+            .map_err(|e| SystemdError::from_call(&action, e.into()))?;
+        let typed = self.properties(&path, iface, &action)?;
+        Ok((usec(&typed, "CPUUsageNSec"), usec(&typed, "MemoryPeak")))
+    }
+
+    /// The manager's accounting defaults and whether it reports `MemoryPeak` (systemd 255
+    /// and later): what a unit accounts unless its own file says otherwise.
+    pub fn accounting_defaults(&self) -> Result<AccountingDefaults, SystemdError> {
+        let action = "read the manager's accounting defaults";
+        let cpu = self
+            .manager
+            .default_cpu_accounting()
+            .map_err(|e| SystemdError::from_call(action, e))?;
+        let memory = self
+            .manager
+            .default_memory_accounting()
+            .map_err(|e| SystemdError::from_call(action, e))?;
+        let version = self
+            .manager
+            .version()
+            .map_err(|e| SystemdError::from_call(action, e))?;
+        Ok(AccountingDefaults {
+            cpu,
+            memory,
+            memory_peak: major_version(&version).is_some_and(|v| v >= 255),
+        })
     }
 
     /// Lists loaded units whose names match any of the shell-style patterns.
@@ -607,8 +663,76 @@ fn int(props: &HashMap<String, OwnedValue>, key: &str) -> Option<i32> {
     props.get(key).and_then(|v| v.downcast_ref::<i32>().ok())
 }
 
-/// A µs timestamp; 0 and `USEC_INFINITY` both mean "none".
 impl UnitState {
+    /// Takes the properties of the `org.freedesktop.systemd1.Unit` interface found in
+    /// `props` (from `GetAll` or `PropertiesChanged`); absent ones are left as they are.
+    pub fn fill_unit(&mut self, props: &HashMap<String, OwnedValue>) {
+        if let Some(v) = string(props, "LoadState") {
+            self.load_state = v;
+        }
+        if let Some(v) = string(props, "ActiveState") {
+            self.active_state = v;
+        }
+        if let Some(v) = string(props, "SubState") {
+            self.sub_state = v;
+        }
+        if let Some(id) = bytes(props, "InvocationID") {
+            self.invocation_id = (!id.is_empty()).then(|| hex(&id));
+        }
+        set_usec(
+            props,
+            "InactiveExitTimestamp",
+            &mut self.inactive_exit_timestamp,
+        );
+        set_usec(
+            props,
+            "ActiveEnterTimestamp",
+            &mut self.active_enter_timestamp,
+        );
+        set_usec(
+            props,
+            "InactiveEnterTimestamp",
+            &mut self.inactive_enter_timestamp,
+        );
+    }
+
+    /// Takes the properties of a unit's type interface (`...Service`, `...Timer`, ...)
+    /// found in `props`; absent ones are left as they are.
+    pub fn fill_typed(&mut self, props: &HashMap<String, OwnedValue>) {
+        if let Some(v) = string(props, "Result") {
+            self.result = Some(v);
+        }
+        set_usec(
+            props,
+            "ExecMainStartTimestamp",
+            &mut self.exec_main_start_timestamp,
+        );
+        set_usec(
+            props,
+            "ExecMainExitTimestamp",
+            &mut self.exec_main_exit_timestamp,
+        );
+        if let Some(v) = int(props, "ExecMainCode") {
+            self.exec_main_code = v;
+        }
+        if let Some(v) = int(props, "ExecMainStatus") {
+            self.exec_main_status = v;
+        }
+        set_usec(
+            props,
+            "NextElapseUSecRealtime",
+            &mut self.next_elapse_realtime,
+        );
+        set_usec(
+            props,
+            "NextElapseUSecMonotonic",
+            &mut self.next_elapse_monotonic,
+        );
+        set_usec(props, "LastTriggerUSec", &mut self.last_trigger);
+        set_usec(props, "CPUUsageNSec", &mut self.cpu_usage_nsec);
+        set_usec(props, "MemoryPeak", &mut self.memory_peak);
+    }
+
     /// When a timer elapses next, as realtime µs: monotonic elapse times (from `every:`)
     /// are moved onto the realtime clock by the distance from now.
     pub fn next_elapse(&self) -> Option<u64> {
@@ -628,6 +752,14 @@ impl UnitState {
     }
 }
 
+/// Sets `field` from a µs property that is present (0 and `USEC_INFINITY`: `None`).
+fn set_usec(props: &HashMap<String, OwnedValue>, key: &str, field: &mut Option<u64>) {
+    if props.contains_key(key) {
+        *field = usec(props, key);
+    }
+}
+
+/// A µs timestamp; 0 and `USEC_INFINITY` both mean "none".
 fn usec(props: &HashMap<String, OwnedValue>, key: &str) -> Option<u64> {
     props
         .get(key)
@@ -691,6 +823,13 @@ mod tests {
     #[test]
     fn invocation_ids_are_lower_hex() {
         assert_eq!(hex(&[0x00, 0xab, 0x10]), "00ab10");
+    }
+
+    #[test]
+    fn manager_versions_have_a_major_number() {
+        assert_eq!(major_version("252.38-1~deb12u1"), Some(252));
+        assert_eq!(major_version("255"), Some(255));
+        assert_eq!(major_version("v255"), None);
     }
 
     #[test]

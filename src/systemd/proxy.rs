@@ -77,6 +77,21 @@ pub(crate) trait Manager {
         result: &str,
     ) -> zbus::Result<()>;
 
+    /// Whether units account CPU time unless they say otherwise (`DefaultCPUAccounting=`).
+    #[zbus(
+        property(emits_changed_signal = "false"),
+        name = "DefaultCPUAccounting"
+    )]
+    fn default_cpu_accounting(&self) -> zbus::Result<bool>;
+
+    /// Whether units account memory unless they say otherwise (`DefaultMemoryAccounting=`).
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn default_memory_accounting(&self) -> zbus::Result<bool>;
+
+    /// The manager's version, such as `252.38-1~deb12u1`.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> zbus::Result<String>;
+
     /// `initializing`, `starting`, `running`, `degraded`, `maintenance` or `stopping`.
     #[zbus(property(emits_changed_signal = "false"))]
     fn system_state(&self) -> zbus::Result<String>;
