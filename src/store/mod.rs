@@ -181,6 +181,14 @@ pub struct Store {
 }
 
 impl Store {
+    /// Caps SQLite's page cache of this connection (default about 2 MiB): a process that
+    /// stays up, like the supervisor, writes small records and needs little of it.
+    pub fn limit_cache(&self, kib: u32) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .map_err(|e| self.sql(e))
+    }
+
     /// Opens (creating if needed) the database for writing, as the supervisor does. A
     /// corrupt file is moved aside; the caller gets [`StoreError::MovedAside`] as a warning
     /// together with the fresh store.

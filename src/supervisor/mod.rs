@@ -959,6 +959,7 @@ fn open_store(path: &Path) -> Result<Store, SupervisorError> {
                 if let Some(w) = warning {
                     eprintln!("warning: {w}");
                 }
+                s.limit_cache(256)?;
                 return Ok(s);
             }
             // Locked by another process: wait for it rather than exit into a restart loop.
@@ -1286,6 +1287,12 @@ impl Supervisor {
 
 /// `flow supervise`: runs until the connection to systemd closes.
 pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
+    // One malloc arena for the process: the signal reader thread would otherwise get an
+    // arena of its own, whose pages stay resident (idle memory is a target on a Pi).
+    // SAFETY: mallopt only tunes glibc's allocator; called before the threads start.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
     let (mut s, rx) = Supervisor::start(cfg)?;
     s.recover()?;
     s.write(Write::Prune);
