@@ -262,6 +262,24 @@ fn a_start_during_a_run_changes_nothing() {
     assert_eq!(lines, ["bad", "kept", "quick"]);
 }
 
+/// Runs asked for in quick succession all run: systemd's default start rate limit (five
+/// starts in 10 s) does not apply to flow's units.
+#[test]
+fn eight_runs_in_a_row_all_run() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "often",
+        "tasks:\n  a: {run: 'echo a >> /srv/often.log'}\n  b: {needs: [a], run: 'true'}\n",
+    );
+    // Kept loaded, as the supervisor keeps them: an unloaded unit forgets its start count.
+    fb.pin("often", &["a", "b"]);
+    for i in 0..8 {
+        let r = fb.run_wait("often");
+        assert!(r.succeeded, "run {i}: {r:?}");
+    }
+    assert_eq!(fb.read_string("/srv/often.log"), "a\n".repeat(8));
+}
+
 #[test]
 fn memory_max_kills_a_task_that_allocates_past_it() {
     let Some(fb) = FlowBox::new() else { return };

@@ -156,7 +156,11 @@ fn new_unit(opts: &Shared, capacity: usize, description: &[&str]) -> UnitWriter 
         .comment("Do not edit: change the YAML file and run `flow apply`.")
         .section("Unit")
         .set_with("Description", |out| push_raw_joined(out, description))
-        .set("SourcePath", &opts.source);
+        .set("SourcePath", &opts.source)
+        // systemd refuses a sixth start within 10 s by default (`start-limit-hit`), a
+        // guard against restart loops; runs are asked for, by a schedule like `every: 1s`
+        // or by hand, and each must start.
+        .set("StartLimitIntervalSec", "0");
     w
 }
 
