@@ -756,3 +756,29 @@ tasks:
         "{v:#}"
     );
 }
+
+/// The history can be read by any user the database is readable by (here `nobody`), and
+/// the readers say when the supervisor is not running.
+#[test]
+fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
+    let Some(sb) = setup(&[("pub", "tasks:\n  a: {run: 'true'}\n")]) else {
+        return;
+    };
+    sh(&sb, "flow run pub --wait").ok();
+    wait_run(&sb, "pub", 1, Duration::from_secs(20));
+    let nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
+    let out = sh(&sb, &format!("{nobody} flow history pub --json --db {DB}"));
+    assert!(out.success(), "{out:?}");
+    let runs: serde_json::Value = serde_json::from_str(&out.stdout).expect("history json");
+    assert_eq!(runs[0]["result"], "succeeded", "{runs:#}");
+    assert!(!out.stderr.contains("not running"), "{out:?}");
+    let status = sh(&sb, &format!("{nobody} flow status pub 1 --db {DB}"));
+    assert!(status.success(), "{status:?}");
+    sh(&sb, "systemctl stop supervisor-test").ok();
+    let down = sh(&sb, &format!("{nobody} flow history pub --db {DB}"));
+    assert!(down.success(), "{down:?}");
+    assert!(
+        down.stderr.contains("the supervisor is not running"),
+        "{down:?}"
+    );
+}
