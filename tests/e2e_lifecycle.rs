@@ -149,3 +149,57 @@ fn apply_reapply_edit_and_remove() {
     let state = fb.sd.unit_state("flow-life--a.service").expect("state");
     assert_eq!(state.load_state, "not-found");
 }
+
+/// `--user`: a user's own manager (root's, in the sandbox) runs the workflow; status, logs,
+/// list, the trigger unit and pause/resume work on it, read from that manager and from the
+/// journal (where a user manager logs less than the system's: no "Deactivated" message).
+#[test]
+fn a_users_own_manager_runs_workflows() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.sh("systemctl start user@0.service");
+    let env = "export XDG_RUNTIME_DIR=/run/user/0 \
+               DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root;";
+    fb.write(
+        "/root/.config/flow/workflows/mine.yaml",
+        "schedule: {every: 1h}\ntasks:\n  hello: {run: 'echo hello from $(id -un)'}\n  bye: {needs: [hello], run: 'echo bye'}\n",
+    );
+    let user = |cmd: &str| fb.sh(&format!("{env} {cmd}"));
+    let applied = user("flow apply --user");
+    assert!(applied.contains("flow-mine.trigger.service"), "{applied}");
+    assert!(
+        fb.exists("/root/.config/systemd/user/flow-mine.service"),
+        "{applied}"
+    );
+    let ran = user("flow run mine --user --wait --json");
+    let v: serde_json::Value = serde_json::from_str(ran.trim()).expect("run json");
+    assert_eq!(v["succeeded"], true, "{v:#}");
+    let status = user("flow status mine --user --json");
+    let s: serde_json::Value = serde_json::from_str(status.trim()).expect("status json");
+    let states: Vec<&str> = s["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["state"].as_str())
+        .collect();
+    assert_eq!(states, ["succeeded", "succeeded"], "{s:#}");
+    // journald reads a task's output stream on its own schedule: wait for the last line.
+    let logs = common::wait_until("both tasks' lines", Duration::from_secs(10), || {
+        let logs = user("flow logs mine --user");
+        logs.contains(" bye | bye").then_some(logs)
+    });
+    assert!(logs.contains(" hello | hello from root"), "{logs}");
+    let list = user("flow list --user");
+    assert!(list.contains("succeeded"), "{list}");
+    // The trigger unit (what the timer starts) finds the user's manager through `%t`.
+    let hello = |s: &serde_json::Value| s["tasks"][0]["invocation_id"].as_str().map(str::to_string);
+    let first = hello(&s);
+    assert!(first.is_some(), "{s:#}");
+    user("systemctl --user start flow-mine.trigger.service");
+    common::wait_until("a second run", Duration::from_secs(20), || {
+        let out = user("flow status mine --user --json");
+        let s: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        (s["tasks"][1]["state"] == "succeeded" && hello(&s) != first).then_some(())
+    });
+    let paused = user("flow pause mine --user; systemctl --user is-active flow-mine.timer || true");
+    assert!(paused.trim_end().ends_with("inactive"), "{paused}");
+}

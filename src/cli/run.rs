@@ -109,8 +109,8 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
 /// elapses (or `flow run` hands it a trigger that meets a run going).
 pub fn trigger_unit(name: &str, runtime: &Path, unit_dir: &Path) -> Result<Exit, CliError> {
     let w = Where {
-        // The units of a user's manager run as that user; the system's as root.
-        user: !nix::unistd::getuid().is_root(),
+        // `%t` is /run for the system manager, the user's runtime directory otherwise.
+        user: runtime != Path::new("/run"),
         unit_dir: Some(unit_dir.to_path_buf()),
         json: false,
     };
@@ -265,19 +265,30 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
             "workflow `{name}` has no task `{t}`"
         )));
     }
+    // (No `--user` for a user's manager: it limits journalctl to the per-user journal
+    // files, which only a persistent journal has; the matches below are exact anyway.)
     let mut args: Vec<String> = vec!["-o".into(), "json".into(), "--no-pager".into()];
-    if w.user {
-        args.push("--user".into());
-    }
     if follow {
-        args.extend([
-            "-f".into(),
-            "-n".into(),
-            "0".into(),
-            format!("FLOW_WORKFLOW={name}"),
-        ]);
-        if let Some(t) = task {
-            args.push(format!("FLOW_TASK={t}"));
+        args.extend(["-f".into(), "-n".into(), "0".into()]);
+        if w.user {
+            // journald does not add a user unit's `LogExtraFields=` to its lines (it reads
+            // them for system units only); the syslog identifier, `<wf>/<task>`, is there.
+            for (i, t) in wf
+                .tasks
+                .iter()
+                .filter(|t| task.is_none_or(|want| t.name == want))
+                .enumerate()
+            {
+                if i > 0 {
+                    args.push("+".into());
+                }
+                args.push(format!("SYSLOG_IDENTIFIER={name}/{}", t.name));
+            }
+        } else {
+            args.push(format!("FLOW_WORKFLOW={name}"));
+            if let Some(t) = task {
+                args.push(format!("FLOW_TASK={t}"));
+            }
         }
     } else {
         let sd = w.connect()?;
@@ -325,7 +336,16 @@ pub fn print_journal(args: &[String]) -> Result<Exit, CliError> {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
-        let task = v["FLOW_TASK"].as_str().unwrap_or("?");
+        // `FLOW_TASK`, or for a user unit (see above) the syslog identifier `<wf>/<task>`.
+        let task = v["FLOW_TASK"]
+            .as_str()
+            .or_else(|| {
+                v["SYSLOG_IDENTIFIER"]
+                    .as_str()
+                    .and_then(|id| id.split_once('/'))
+                    .map(|(_, t)| t)
+            })
+            .unwrap_or("?");
         let message = match &v["MESSAGE"] {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Array(bytes) => String::from_utf8_lossy(

@@ -22,6 +22,8 @@ const SUCCESS: &str = "7ad2d189f7e94e70a38c781354912448";
 const FAILURE_RESULT: &str = "d9b373ed55a64feb8242e02dbe79a49c";
 const PROCESS_EXIT: &str = "98e322203f7a4ed290d09fe03c09fe15";
 const SKIPPED: &str = "0e4284a0caca4bfc81c0bb6786972673";
+/// "Finished ...": a start job done.
+const JOB_DONE: &str = "39f53479d3a045ac8e11786248231fbf";
 
 /// What the journal says about one task in the last run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +54,9 @@ pub fn last_run(user: bool, begin: &str, tasks: &[String]) -> std::io::Result<La
     let mut cmd = Command::new("journalctl");
     cmd.args(["--no-pager", "-o", "json", "-r"]);
     if user {
-        cmd.arg("--user");
+        // The user's manager runs as the user. (Not `--user`: that reads only per-user
+        // journal files, which exist with a persistent journal alone.)
+        cmd.arg(format!("_UID={}", nix::unistd::getuid()));
     } else {
         // Only the manager's own messages: a task cannot forge them.
         cmd.arg("_PID=1");
@@ -105,7 +109,10 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
         return false;
     }
     let rec = run.tasks.entry(unit.to_string()).or_default();
-    let invocation = s("INVOCATION_ID").filter(|i| !i.is_empty());
+    // A user manager tags its messages with `USER_INVOCATION_ID` (and `USER_UNIT`).
+    let invocation = s("INVOCATION_ID")
+        .or_else(|| s("USER_INVOCATION_ID"))
+        .filter(|i| !i.is_empty());
     // Messages of an earlier activation in the same run (a retry) are older than the final
     // one already recorded: only fill in what belongs to the same invocation.
     let same = rec.invocation_id.is_none() || invocation == rec.invocation_id.as_deref();
@@ -152,6 +159,16 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
             if rec.invocation_id.is_none() {
                 rec.invocation_id = invocation.map(str::to_string);
             }
+        }
+        // A user manager logs "Deactivated successfully" at debug level only, so there
+        // the end of the start job is the success (a task skipped by a condition gets its
+        // own, newer, message first).
+        JOB_DONE
+            if field == "USER_UNIT" && rec.state.is_none() && s("JOB_RESULT") == Some("done") =>
+        {
+            rec.state = Some(TaskState::Succeeded);
+            rec.ended = Some(time);
+            rec.invocation_id = invocation.map(str::to_string);
         }
         _ => {
             // A start job that ended without running the unit.
