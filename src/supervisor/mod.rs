@@ -1177,24 +1177,7 @@ impl Supervisor {
             for r in &mine {
                 self.runs.insert(
                     def.name.clone(),
-                    ActiveRun {
-                        id: r.id,
-                        def: def.clone(),
-                        begin_us: r.started_us.max(0) as u64,
-                        tasks: def
-                            .tasks
-                            .iter()
-                            .map(|_| TaskRun {
-                                attempts: 0,
-                                last_inv: None,
-                                st: St::Pending,
-                            })
-                            .collect(),
-                        deadline: def.timeout.map(|t| {
-                            let elapsed = (store::now_us() - r.started_us).max(0) as u64;
-                            Instant::now() + t.saturating_sub(Duration::from_micros(elapsed))
-                        }),
-                    },
+                    ActiveRun::new(r.id, def.clone(), r.started_us.max(0) as u64),
                 );
             }
             for end in ends {
