@@ -271,19 +271,7 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
     if follow {
         args.extend(["-f".into(), "-n".into(), "0".into()]);
         if w.user {
-            // journald does not add a user unit's `LogExtraFields=` to its lines (it reads
-            // them for system units only); the syslog identifier, `<wf>/<task>`, is there.
-            for (i, t) in wf
-                .tasks
-                .iter()
-                .filter(|t| task.is_none_or(|want| t.name == want))
-                .enumerate()
-            {
-                if i > 0 {
-                    args.push("+".into());
-                }
-                args.push(format!("SYSLOG_IDENTIFIER={name}/{}", t.name));
-            }
+            user_task_matches(&mut args, &wf, task);
         } else {
             args.push(format!("FLOW_WORKFLOW={name}"));
             if let Some(t) = task {
@@ -291,6 +279,30 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
             }
         }
     } else {
+        if w.user {
+            // A user unit's lines carry `_SYSTEMD_INVOCATION_ID` only when journald read
+            // the process's cgroup before it exited (system units' come from PID 1's own
+            // records): a short task's lines may lack it. Its syslog identifier, from the
+            // last run's start on, is certain.
+            let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
+            let last = runs::journal::last_run(true, &wf.begin_unit(), &units)
+                .map_err(|e| CliError::io("cannot read the journal (journalctl)", e))?;
+            let Some(begun) = last.begun else {
+                println!("No logs: no run of {name} has started yet.");
+                return Ok(Exit::Success);
+            };
+            let _ = Command::new("journalctl")
+                .arg("--sync")
+                .stderr(Stdio::null())
+                .status();
+            args.push(format!(
+                "--since=@{}.{:06}",
+                begun / 1_000_000,
+                begun % 1_000_000
+            ));
+            user_task_matches(&mut args, &wf, task);
+            return print_journal(&args);
+        }
         let sd = w.connect()?;
         let states = runs::last_run(&sd, &wf, w.user).map_err(sys)?;
         let ids: Vec<String> = states
@@ -318,6 +330,20 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
         }
     }
     print_journal(&args)
+}
+
+/// journalctl matches for the lines of a user manager's tasks: journald does not add a
+/// user unit's `LogExtraFields=` to its lines (it reads them for system units only), but the
+/// syslog identifier, `<wf>/<task>`, is there. Only the user's own processes.
+fn user_task_matches(args: &mut Vec<String>, wf: &InstalledWorkflow, task: Option<&str>) {
+    args.push(format!("_UID={}", nix::unistd::getuid()));
+    for t in wf
+        .tasks
+        .iter()
+        .filter(|t| task.is_none_or(|want| t.name == want))
+    {
+        args.push(format!("SYSLOG_IDENTIFIER={}/{}", wf.name, t.name));
+    }
 }
 
 /// Run journalctl with JSON output and print `time task | message` lines.
