@@ -499,7 +499,7 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
     let sd = crate::systemd::Systemd::connect(Bus::System)
         .map_err(|e| CliError::System(e.to_string()))?;
     // Tells the supervisor that the task starts that follow are a retry of this run.
-    let request = Path::new("/run/flow").join(format!("{name}.retry"));
+    let request = crate::runs::trigger::retry_request_file(Path::new("/run"), name);
     std::fs::write(&request, run.to_string())
         .map_err(|e| CliError::io(format!("cannot write {}", request.display()), e))?;
     for t in &roots {

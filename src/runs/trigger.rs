@@ -33,35 +33,51 @@ pub fn runtime_dir(user: bool) -> PathBuf {
     }
 }
 
+/// `<runtime dir>/flow/<wf>.<ext>`: the small files triggers, `flow retry` and the
+/// supervisor leave each other.
+fn shared_file(runtime: &Path, wf: &str, ext: &str) -> PathBuf {
+    runtime.join("flow").join(format!("{wf}.{ext}"))
+}
+
 pub fn hold_file(runtime: &Path, wf: &str) -> PathBuf {
-    runtime.join("flow").join(format!("{wf}.hold"))
+    shared_file(runtime, wf, "hold")
 }
 
 pub fn note_file(runtime: &Path, wf: &str) -> PathBuf {
-    runtime.join("flow").join(format!("{wf}.trigger"))
+    shared_file(runtime, wf, "trigger")
+}
+
+/// Left by `flow retry` before it starts the failed tasks of a run: the task starts that
+/// follow are a retry of that run, for the supervisor.
+pub fn retry_request_file(runtime: &Path, wf: &str) -> PathBuf {
+    shared_file(runtime, wf, "retry")
+}
+
+/// Creates the directory of one of those files (best effort: the write that follows
+/// reports what went wrong).
+pub fn create_parent(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
 }
 
 /// Leaves word of what starts the next run, for the supervisor. Best effort: without it
 /// the run is recorded as started by `systemctl`.
 pub fn leave_note(runtime: &Path, wf: &str, kind: &str) {
     let path = note_file(runtime, wf);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
+    create_parent(&path);
     let _ = std::fs::write(path, kind);
 }
 
 fn skipped_file(runtime: &Path, wf: &str) -> PathBuf {
-    runtime.join("flow").join(format!("{wf}.skipped"))
+    shared_file(runtime, wf, "skipped")
 }
 
 /// Leaves word of a skipped trigger. Best effort, like [`leave_note`].
 fn note_skip(runtime: &Path, wf: &str, kind: &str) {
     use std::io::Write;
     let path = skipped_file(runtime, wf);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
+    create_parent(&path);
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -423,11 +423,7 @@ impl Supervisor {
         if def.task_index(unit).is_some() && !self.runs.contains_key(&def.name) {
             // `flow retry` leaves this request before starting units; a task started by
             // hand (or by a run whose begin job is not seen yet) is not a retry.
-            let request = self
-                .cfg
-                .runtime_dir
-                .join("flow")
-                .join(format!("{}.retry", def.name));
+            let request = trigger::retry_request_file(&self.cfg.runtime_dir, &def.name);
             if std::fs::remove_file(&request).is_ok() {
                 self.open_retry_run(&def);
             }
@@ -465,9 +461,7 @@ impl Supervisor {
                 .is_some_and(|r| r.def.tasks.iter().any(|t| t.retries > 0));
         let path = trigger::hold_file(&self.cfg.runtime_dir, wf);
         if open {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
+            trigger::create_parent(&path);
             if let Err(e) = std::fs::write(&path, std::process::id().to_string()) {
                 eprintln!("warning: cannot write {}: {e}", path.display());
             }
