@@ -132,13 +132,20 @@ fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
             "retry gap {gap} µs not about 1 s: {v:#}"
         );
     }
-    // The exact lines of the second attempt.
-    let logs = sh(
-        &sb,
-        &format!("flow logs retry3 1 --task flaky --attempt 2 --db {DB}"),
-    )
-    .ok();
-    assert!(logs.stdout.contains("attempt 2"), "{}", logs.stdout);
+    // The exact lines of the second attempt (journald writes a task's output on its own
+    // schedule: wait for it).
+    let logs = wait_until(
+        "the second attempt's lines",
+        Duration::from_secs(10),
+        || {
+            let logs = sh(
+                &sb,
+                &format!("flow logs retry3 1 --task flaky --attempt 2 --db {DB}"),
+            )
+            .ok();
+            logs.stdout.contains("attempt 2").then_some(logs)
+        },
+    );
     assert!(!logs.stdout.contains("attempt 1"), "{}", logs.stdout);
     let hist = sh(&sb, &format!("flow history --db {DB}")).ok();
     assert!(hist.stdout.contains("retry3"), "{}", hist.stdout);
