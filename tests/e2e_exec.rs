@@ -127,7 +127,7 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     fb.apply(
         "talk",
         "tasks:
-  hello: {run: 'echo hello-line-1; echo hello-line-2'}
+  hello: {run: 'echo hello-line-1; echo hello-line-2; sleep 0.3'}
   bye: {needs: [hello], run: 'echo bye-line >&2'}
 ",
     );
@@ -154,6 +154,9 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     );
     let by_task = messages(&["FLOW_WORKFLOW=talk", "FLOW_TASK=bye"]);
     assert_eq!(by_task, vec!["bye-line", "bye-line"]);
+    // journald tags a line with the invocation ID only if it looked the writer up while it
+    // ran, hence the sleep: `bye`, which exits at once, may lack it (docs/units.md), and
+    // `flow logs` below must find its lines all the same.
     let inv = r.invocation("hello");
     let by_id = messages(&[&format!("_SYSTEMD_INVOCATION_ID={inv}")]);
     assert_eq!(by_id, vec!["hello-line-1", "hello-line-2"]);

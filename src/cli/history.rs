@@ -309,29 +309,34 @@ pub fn logs(
 ) -> Result<Exit, CliError> {
     let s = db.open()?;
     let r = find_run(&s, name, Some(run))?;
-    let ids: Vec<String> = s
+    let attempts: Vec<Attempt> = s
         .attempts(r.id)
         .map_err(|e| CliError::System(e.to_string()))?
         .into_iter()
         .filter(|a| task.is_none_or(|t| a.task == t))
         .filter(|a| attempt.is_none_or(|n| a.attempt == n))
-        .filter_map(|a| a.invocation_id)
+        .filter(|a| a.invocation_id.is_some())
         .collect();
-    if ids.is_empty() {
+    if attempts.is_empty() {
         println!("No logs: no matching attempt ran in run {run} of {name}.");
         return Ok(Exit::Success);
     }
-    let mut args: Vec<String> = vec!["-o".into(), "json".into(), "--no-pager".into()];
-    if user {
-        args.push("--user".into());
-    }
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            args.push("+".into());
-        }
-        args.push(format!("_SYSTEMD_INVOCATION_ID={id}"));
-    }
-    super::run::print_journal(&args)
+    let mut names: Vec<&str> = attempts.iter().map(|a| a.task.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let tasks = crate::runs::logs::Tasks::new(name, names, user);
+    // From a little before the run began (the manager's "Starting" message of its first
+    // task comes first) to a while after it ended (lines still in flight).
+    let us = |v: i64| u64::try_from(v).unwrap_or(0);
+    let select = crate::runs::logs::Select::Activations {
+        since: us(r.started_us).saturating_sub(2_000_000),
+        until: r.ended_us.map(|e| us(e) + 60_000_000),
+        ids: attempts
+            .into_iter()
+            .filter_map(|a| a.invocation_id)
+            .collect(),
+    };
+    super::run::print_lines(&tasks, &select)
 }
 
 pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> String {

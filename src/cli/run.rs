@@ -1,9 +1,8 @@
 //! Commands on installed workflows, read from and acted on through systemd alone:
 //! `run`, `status`, `logs`, `list`, `cancel`, `pause`, `resume`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Args;
@@ -265,134 +264,47 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
             "workflow `{name}` has no task `{t}`"
         )));
     }
-    // (No `--user` for a user's manager: it limits journalctl to the per-user journal
-    // files, which only a persistent journal has; the matches below are exact anyway.)
-    let mut args: Vec<String> = vec!["-o".into(), "json".into(), "--no-pager".into()];
-    if follow {
-        args.extend(["-f".into(), "-n".into(), "0".into()]);
-        if w.user {
-            user_task_matches(&mut args, &wf, task);
-        } else {
-            args.push(format!("FLOW_WORKFLOW={name}"));
-            if let Some(t) = task {
-                args.push(format!("FLOW_TASK={t}"));
-            }
-        }
-    } else {
-        if w.user {
-            // A user unit's lines carry `_SYSTEMD_INVOCATION_ID` only when journald read
-            // the process's cgroup before it exited (system units' come from PID 1's own
-            // records): a short task's lines may lack it. Its syslog identifier, from the
-            // last run's start on, is certain.
-            let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
-            let last = runs::journal::last_run(true, &wf.begin_unit(), &units)
-                .map_err(|e| CliError::io("cannot read the journal (journalctl)", e))?;
-            let Some(begun) = last.begun else {
-                println!("No logs: no run of {name} has started yet.");
-                return Ok(Exit::Success);
-            };
-            let _ = Command::new("journalctl")
-                .arg("--sync")
-                .stderr(Stdio::null())
-                .status();
-            args.push(format!(
-                "--since=@{}.{:06}",
-                begun / 1_000_000,
-                begun % 1_000_000
-            ));
-            user_task_matches(&mut args, &wf, task);
-            return print_journal(&args);
-        }
-        let sd = w.connect()?;
-        let states = runs::last_run(&sd, &wf, w.user).map_err(sys)?;
-        let ids: Vec<String> = states
+    let tasks = runs::logs::Tasks::new(
+        name,
+        wf.tasks
             .iter()
-            .filter(|t| task.is_none_or(|want| t.name == want))
-            .filter_map(|t| t.invocation_id.clone())
-            .collect();
-        if ids.is_empty() {
-            println!(
-                "No logs: no task of {name} has run yet{}.",
-                task.map(|t| format!(" (task {t})")).unwrap_or_default()
-            );
+            .map(|t| t.name.as_str())
+            .filter(|t| task.is_none_or(|want| *t == want)),
+        w.user,
+    );
+    let select = if follow {
+        runs::logs::Select::Follow
+    } else {
+        // The last run's lines: every line of its tasks since it began (retries included).
+        let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
+        let last = runs::journal::last_run(w.user, &wf.begin_unit(), &units)
+            .map_err(|e| CliError::io("cannot read the journal (journalctl)", e))?;
+        let Some(begun) = last.begun else {
+            println!("No logs: no run of {name} has started yet.");
             return Ok(Exit::Success);
-        }
-        // Make sure lines still in flight to journald are written before reading.
-        let _ = Command::new("journalctl")
-            .arg("--sync")
-            .stderr(Stdio::null())
-            .status();
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                args.push("+".into());
-            }
-            args.push(format!("_SYSTEMD_INVOCATION_ID={id}"));
-        }
-    }
-    print_journal(&args)
-}
-
-/// journalctl matches for the lines of a user manager's tasks: journald does not add a
-/// user unit's `LogExtraFields=` to its lines (it reads them for system units only), but the
-/// syslog identifier, `<wf>/<task>`, is there. Only the user's own processes.
-fn user_task_matches(args: &mut Vec<String>, wf: &InstalledWorkflow, task: Option<&str>) {
-    args.push(format!("_UID={}", nix::unistd::getuid()));
-    for t in wf
-        .tasks
-        .iter()
-        .filter(|t| task.is_none_or(|want| t.name == want))
-    {
-        args.push(format!("SYSLOG_IDENTIFIER={}/{}", wf.name, t.name));
-    }
-}
-
-/// Run journalctl with JSON output and print `time task | message` lines.
-pub fn print_journal(args: &[String]) -> Result<Exit, CliError> {
-    let mut child = Command::new("journalctl")
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| CliError::io("cannot run journalctl (is systemd installed?)", e))?;
-    let Some(stdout) = child.stdout.take() else {
-        return Err(CliError::System("journalctl gave no output".into()));
+        };
+        runs::logs::Select::Since(begun)
     };
+    print_lines(&tasks, &select)
+}
+
+/// Print the selected lines as `time task | message`.
+pub fn print_lines(
+    tasks: &runs::logs::Tasks,
+    select: &runs::logs::Select,
+) -> Result<Exit, CliError> {
     let mut out = std::io::stdout().lock();
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        // `FLOW_TASK`, or for a user unit (see above) the syslog identifier `<wf>/<task>`.
-        let task = v["FLOW_TASK"]
-            .as_str()
-            .or_else(|| {
-                v["SYSLOG_IDENTIFIER"]
-                    .as_str()
-                    .and_then(|id| id.split_once('/'))
-                    .map(|(_, t)| t)
-            })
-            .unwrap_or("?");
-        let message = match &v["MESSAGE"] {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(bytes) => String::from_utf8_lossy(
-                &bytes
-                    .iter()
-                    .filter_map(|b| b.as_u64().map(|b| b as u8))
-                    .collect::<Vec<_>>(),
-            )
-            .into_owned(),
-            _ => continue,
-        };
-        let time = v["__REALTIME_TIMESTAMP"]
-            .as_str()
-            .and_then(|t| t.parse::<i64>().ok())
-            .map(clock)
-            .unwrap_or_default();
-        if writeln!(out, "{time} {task} | {message}").is_err() {
-            break;
-        }
-    }
-    let _ = child.wait();
+    runs::logs::read(tasks, select, |line| {
+        writeln!(
+            out,
+            "{} {} | {}",
+            clock(line.time_us),
+            line.task,
+            line.message
+        )
+        .is_ok()
+    })
+    .map_err(|e| CliError::io("cannot run journalctl (is systemd installed?)", e))?;
     Ok(Exit::Success)
 }
 

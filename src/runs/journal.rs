@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use super::TaskState;
 
 /// `MESSAGE_ID`s of the manager's messages (systemd's `sd-messages.h`).
-const STARTING: &str = "7d4958e842da4a758f6c1cdc7b36dcc5";
+pub(crate) const STARTING: &str = "7d4958e842da4a758f6c1cdc7b36dcc5";
 const SUCCESS: &str = "7ad2d189f7e94e70a38c781354912448";
 const FAILURE_RESULT: &str = "d9b373ed55a64feb8242e02dbe79a49c";
 const PROCESS_EXIT: &str = "98e322203f7a4ed290d09fe03c09fe15";

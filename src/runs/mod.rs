@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod journal;
+pub mod logs;
 pub mod trigger;
 
 use crate::compiler::names;

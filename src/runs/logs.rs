@@ -1,0 +1,365 @@
+//! The lines a workflow's tasks wrote, read back from the journal.
+//!
+//! journald tags a line with `_SYSTEMD_INVOCATION_ID` only when it resolved the writer's
+//! unit in time: for a process that exits within microseconds of writing (`echo x`), the
+//! stream's line may carry `_SYSTEMD_UNIT` (from the stream's header) and no invocation ID.
+//! Matching by invocation ID alone therefore loses lines. Instead, a line belongs to the
+//! activation its unit was in when the line arrived: the manager's "Starting" message of
+//! each activation opens it, and units run one activation at a time.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use super::journal::STARTING;
+use crate::compiler::names;
+
+/// One line a task wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Realtime µs when journald received it.
+    pub time_us: i64,
+    pub task: String,
+    pub message: String,
+}
+
+/// Which lines to read.
+#[derive(Debug, Clone)]
+pub enum Select {
+    /// Every line of the tasks from this realtime µs on (the start of a run).
+    Since(u64),
+    /// The lines of these activations (InvocationIDs), which started after `since`.
+    Activations {
+        since: u64,
+        until: Option<u64>,
+        ids: HashSet<String>,
+    },
+    /// New lines as they come, until interrupted.
+    Follow,
+}
+
+/// The tasks of a workflow whose lines are wanted, in the calling user's manager or the
+/// system's.
+pub struct Tasks {
+    workflow: String,
+    /// Task names by unit name.
+    units: HashMap<String, String>,
+    user: bool,
+}
+
+impl Tasks {
+    pub fn new<'a>(workflow: &str, tasks: impl IntoIterator<Item = &'a str>, user: bool) -> Self {
+        let units = tasks
+            .into_iter()
+            .map(|t| (names::task_unit(workflow, t), t.to_string()))
+            .collect();
+        Tasks {
+            workflow: workflow.to_string(),
+            units,
+            user,
+        }
+    }
+
+    /// journalctl's arguments: the tasks' lines, and with `manager` the manager's messages
+    /// about the task units.
+    fn matches(&self, manager: bool) -> Vec<String> {
+        let mut args = Vec::new();
+        // Sorted: the same command line for the same tasks.
+        let mut pairs: Vec<(&String, &String)> = self.units.iter().collect();
+        pairs.sort();
+        if self.user {
+            // journald reads a user unit's `LogExtraFields=` for system units only, and its
+            // cgroup only while the process lives; the syslog identifier is always there.
+            // Only the user's own processes (and their manager).
+            let uid = format!("_UID={}", nix::unistd::getuid());
+            args.push(uid.clone());
+            for (_, t) in &pairs {
+                args.push(format!("SYSLOG_IDENTIFIER={}/{t}", self.workflow));
+            }
+            if manager {
+                args.extend(["+".into(), uid]);
+                args.extend(pairs.iter().map(|(u, _)| format!("USER_UNIT={u}")));
+            }
+        } else {
+            args.extend(pairs.iter().map(|(u, _)| format!("_SYSTEMD_UNIT={u}")));
+            if manager {
+                // Only the manager's own messages: a task cannot forge them.
+                args.extend(["+".into(), "_PID=1".into()]);
+                args.extend(pairs.iter().map(|(u, _)| format!("UNIT={u}")));
+            }
+        }
+        args
+    }
+
+    /// The task a line of the journal came from, if it is one of ours.
+    fn task_of(&self, entry: &serde_json::Value) -> Option<String> {
+        let s = |k: &str| entry.get(k).and_then(|v| v.as_str());
+        let by_unit = |unit: &str| self.units.get(unit).cloned();
+        if self.user {
+            s("SYSLOG_IDENTIFIER")
+                .and_then(|id| id.strip_prefix(self.workflow.as_str()))
+                .and_then(|rest| rest.strip_prefix('/'))
+                .and_then(|t| by_unit(&names::task_unit(&self.workflow, t)))
+                .or_else(|| s("_SYSTEMD_USER_UNIT").and_then(by_unit))
+        } else {
+            s("_SYSTEMD_UNIT").and_then(by_unit)
+        }
+    }
+}
+
+/// Calls `each` with every selected line, oldest first, until it returns false.
+pub fn read(
+    tasks: &Tasks,
+    select: &Select,
+    mut each: impl FnMut(Line) -> bool,
+) -> std::io::Result<()> {
+    let tracking = matches!(select, Select::Activations { .. });
+    let mut cmd = Command::new("journalctl");
+    cmd.args(["-o", "json", "--no-pager"]);
+    match select {
+        Select::Since(since) => {
+            cmd.arg(since_arg("--since", *since));
+        }
+        Select::Activations { since, until, .. } => {
+            cmd.arg(since_arg("--since", *since));
+            if let Some(until) = until {
+                cmd.arg(since_arg("--until", *until));
+            }
+        }
+        Select::Follow => {
+            cmd.args(["-f", "-n", "0"]);
+        }
+    }
+    cmd.args(tasks.matches(tracking));
+    if !matches!(select, Select::Follow) {
+        // Make sure lines still in flight to journald are written before reading (needs
+        // root; without, a line sent in the last moment may be missing).
+        let _ = Command::new("journalctl")
+            .arg("--sync")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(std::io::Error::other("journalctl gave no output"));
+    };
+    let mut picker = Picker::new(tasks, select);
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(line) = picker.pick(&entry)
+            && !each(line)
+        {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
+
+/// Decides, entry by entry in the journal's order, which are wanted lines.
+struct Picker<'a> {
+    tasks: &'a Tasks,
+    /// The wanted activations; `None`: every line.
+    ids: Option<&'a HashSet<String>>,
+    /// Each unit's activation at the time, from the manager's "Starting" messages.
+    current: HashMap<String, String>,
+}
+
+impl<'a> Picker<'a> {
+    fn new(tasks: &'a Tasks, select: &'a Select) -> Self {
+        let ids = match select {
+            Select::Activations { ids, .. } => Some(ids),
+            _ => None,
+        };
+        Picker {
+            tasks,
+            ids,
+            current: HashMap::new(),
+        }
+    }
+
+    fn pick(&mut self, entry: &serde_json::Value) -> Option<Line> {
+        if self.ids.is_some()
+            && let Some((unit, id)) = activation_start(entry, self.tasks.user)
+        {
+            self.current.insert(unit, id);
+            return None;
+        }
+        let task = self.tasks.task_of(entry)?;
+        if let Some(ids) = self.ids {
+            let own = entry
+                .get("_SYSTEMD_INVOCATION_ID")
+                .and_then(|v| v.as_str())
+                .filter(|i| !i.is_empty());
+            let unit = names::task_unit(&self.tasks.workflow, &task);
+            let id = own.or_else(|| self.current.get(&unit).map(String::as_str))?;
+            if !ids.contains(id) {
+                return None;
+            }
+        }
+        let time_us = entry["__REALTIME_TIMESTAMP"]
+            .as_str()
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or_default();
+        Some(Line {
+            time_us,
+            task,
+            message: message(entry)?,
+        })
+    }
+}
+
+/// `--since=@S.UUUUUU` for realtime µs.
+fn since_arg(flag: &str, us: u64) -> String {
+    format!("{flag}=@{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// The unit and InvocationID of a manager's "Starting ..." message.
+fn activation_start(entry: &serde_json::Value, user: bool) -> Option<(String, String)> {
+    let s = |k: &str| entry.get(k).and_then(|v| v.as_str());
+    if s("MESSAGE_ID") != Some(STARTING) {
+        return None;
+    }
+    let (unit, id) = if user {
+        (s("USER_UNIT")?, s("USER_INVOCATION_ID")?)
+    } else {
+        if s("_PID") != Some("1") {
+            return None;
+        }
+        (s("UNIT")?, s("INVOCATION_ID")?)
+    };
+    (!id.is_empty()).then(|| (unit.to_string(), id.to_string()))
+}
+
+/// The text of a line: journald stores non-UTF-8 lines as byte arrays.
+fn message(entry: &serde_json::Value) -> Option<String> {
+    match &entry["MESSAGE"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(bytes) => Some(
+            String::from_utf8_lossy(
+                &bytes
+                    .iter()
+                    .filter_map(|b| b.as_u64().map(|b| b as u8))
+                    .collect::<Vec<_>>(),
+            )
+            .into_owned(),
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tasks(user: bool) -> Tasks {
+        Tasks::new("talk", ["hello", "bye"], user)
+    }
+
+    #[test]
+    fn system_matches_lines_and_with_tracking_the_managers_messages() {
+        assert_eq!(
+            tasks(false).matches(true),
+            [
+                "_SYSTEMD_UNIT=flow-talk--bye.service",
+                "_SYSTEMD_UNIT=flow-talk--hello.service",
+                "+",
+                "_PID=1",
+                "UNIT=flow-talk--bye.service",
+                "UNIT=flow-talk--hello.service"
+            ]
+        );
+        assert_eq!(tasks(false).matches(false).len(), 2);
+    }
+
+    #[test]
+    fn lines_are_told_by_unit_or_syslog_identifier() {
+        let line = serde_json::json!({"_SYSTEMD_UNIT": "flow-talk--bye.service"});
+        assert_eq!(tasks(false).task_of(&line).as_deref(), Some("bye"));
+        let other = serde_json::json!({"_SYSTEMD_UNIT": "flow-talk--other.service"});
+        assert_eq!(tasks(false).task_of(&other), None);
+        let user = serde_json::json!({"SYSLOG_IDENTIFIER": "talk/hello"});
+        assert_eq!(tasks(true).task_of(&user).as_deref(), Some("hello"));
+        let near = serde_json::json!({"SYSLOG_IDENTIFIER": "talkative/hello"});
+        assert_eq!(tasks(true).task_of(&near), None);
+    }
+
+    #[test]
+    fn only_the_managers_starting_messages_open_activations() {
+        let start = serde_json::json!({"MESSAGE_ID": STARTING, "_PID": "1",
+            "UNIT": "u.service", "INVOCATION_ID": "abc"});
+        assert_eq!(
+            activation_start(&start, false),
+            Some(("u.service".into(), "abc".into()))
+        );
+        let forged = serde_json::json!({"MESSAGE_ID": STARTING, "_PID": "42",
+            "UNIT": "u.service", "INVOCATION_ID": "abc"});
+        assert_eq!(activation_start(&forged, false), None);
+        let user = serde_json::json!({"MESSAGE_ID": STARTING, "USER_UNIT": "u.service",
+            "USER_INVOCATION_ID": "def"});
+        assert_eq!(
+            activation_start(&user, true),
+            Some(("u.service".into(), "def".into()))
+        );
+    }
+
+    #[test]
+    fn lines_without_an_invocation_id_belong_to_their_units_activation_at_the_time() {
+        let t = tasks(false);
+        let select = Select::Activations {
+            since: 0,
+            until: None,
+            ids: HashSet::from(["second".to_string()]),
+        };
+        let mut p = Picker::new(&t, &select);
+        let start = |id: &str| {
+            serde_json::json!({"MESSAGE_ID": STARTING, "_PID": "1",
+                "UNIT": "flow-talk--bye.service", "INVOCATION_ID": id})
+        };
+        let line = |msg: &str, own: Option<&str>| {
+            let mut v = serde_json::json!({"_SYSTEMD_UNIT": "flow-talk--bye.service",
+                "MESSAGE": msg, "__REALTIME_TIMESTAMP": "5"});
+            if let Some(id) = own {
+                v["_SYSTEMD_INVOCATION_ID"] = id.into();
+            }
+            v
+        };
+        let picked = [
+            line("before any start", None),
+            start("first"),
+            line("first, untagged", None),
+            start("second"),
+            line("second, untagged", None),
+            line("second, tagged", Some("second")),
+            line("first, late but tagged", Some("first")),
+            start("third"),
+            line("third, untagged", None),
+        ]
+        .iter()
+        .filter_map(|e| p.pick(e))
+        .map(|l| l.message)
+        .collect::<Vec<_>>();
+        assert_eq!(picked, ["second, untagged", "second, tagged"]);
+        let all = Select::Since(0);
+        let mut p = Picker::new(&t, &all);
+        assert!(
+            p.pick(&start("x")).is_none(),
+            "a manager message is no line"
+        );
+        assert_eq!(
+            p.pick(&line("any", None)).map(|l| (l.task, l.time_us)),
+            Some(("bye".to_string(), 5))
+        );
+    }
+
+    #[test]
+    fn byte_array_messages_are_decoded() {
+        let e = serde_json::json!({"MESSAGE": [104, 105, 255]});
+        assert_eq!(message(&e).as_deref(), Some("hi\u{fffd}"));
+    }
+}
