@@ -312,6 +312,29 @@ fn apt_install_use_upgrade_remove_purge() {
         before, after,
         "the workflow no longer runs after `apt remove`"
     );
+    // What its timer starts, the trigger unit, runs it too (flow's overlap rule is gone
+    // with the binary), and succeeds.
+    run(
+        &sb,
+        "systemctl",
+        &["start", &format!("flow-{EXAMPLE}.trigger.service")],
+    )
+    .ok();
+    wait_until(
+        "a run started by the trigger unit",
+        Duration::from_secs(20),
+        || (sh(&sb, &format!("wc -l < {CSV}")).ok().stdout != after).then_some(()),
+    );
+    let result = systemctl(
+        &sb,
+        &[
+            "show",
+            "-P",
+            "Result",
+            &format!("flow-{EXAMPLE}.trigger.service"),
+        ],
+    );
+    assert_eq!(result, "success", "the trigger unit failed without flow");
 
     // Reinstall: the history is still there.
     apt(&sb, &["install", "/tmp/flow.deb"]);

@@ -224,6 +224,19 @@ fn trigger_unit(wf: &Workflow, opts: &Shared) -> String {
     u.section("Service")
         .set("Type", "oneshot")
         .set_with("ExecStart", |out| {
+            // Through `sh`, so that a timer keeps starting runs when flow's binary is gone
+            // (`apt remove` keeps the units): then it starts the run unit as plain systemd
+            // would, without the overlap rule (a run going simply continues). `$0` is the
+            // run unit, `$4` the runtime directory (`/run` for the system's manager).
+            out.push_str("/bin/sh -c ");
+            push_exec_word(
+                out,
+                "r=$0; [ -x \"$1\" ] && exec \"$@\"; [ \"$4\" = /run ] || u=--user; \
+                 exec systemctl $u start --no-block \"$r\"",
+            );
+            out.push(' ');
+            push_exec_word(out, &names::run_unit(&wf.name));
+            out.push(' ');
             push_exec_word(out, &opts.opts.flow_bin);
             out.push_str(" trigger --runtime-dir %t --unit-dir ");
             push_exec_word(out, &opts.opts.unit_dir);
