@@ -781,6 +781,17 @@ fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
     assert!(!out.stderr.contains("not running"), "{out:?}");
     let status = sh(&sb, &format!("{nobody} flow status pub 1 --db {DB}"));
     assert!(status.success(), "{status:?}");
+    // The last run as systemd tells it needs the journal, which is not nobody's to read
+    // here (a volatile journal): that is said, not shown as a workflow that never ran.
+    let live = sh(&sb, &format!("{nobody} flow status pub"));
+    assert!(!live.success(), "{live:?}");
+    assert!(live.stderr.contains("systemd-journal group"), "{live:?}");
+    let list = sh(&sb, &format!("{nobody} flow list"));
+    assert!(
+        list.stdout.contains("pub") && !list.stdout.contains("never run"),
+        "{list:?}"
+    );
+    assert!(list.stderr.contains("insufficient permissions"), "{list:?}");
     sh(&sb, "systemctl stop supervisor-test").ok();
     let down = sh(&sb, &format!("{nobody} flow history pub --db {DB}"));
     assert!(down.success(), "{down:?}");

@@ -278,7 +278,7 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
         // The last run's lines: every line of its tasks since it began (retries included).
         let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
         let last = runs::journal::last_run(w.user, &wf.begin_unit(), &units)
-            .map_err(|e| CliError::io("cannot read the journal (journalctl)", e))?;
+            .map_err(|e| sys(runs::LastRunError::Journal(e)))?;
         let Some(begun) = last.begun else {
             println!("No logs: no run of {name} has started yet.");
             return Ok(Exit::Success);
@@ -327,6 +327,8 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
     let wfs = runs::installed_workflows(&files);
     let sd = w.connect().ok();
     let mut rows = Vec::new();
+    // Why a last result reads `?`, said once below the table.
+    let mut unknown_why = None;
     for wf in &wfs {
         let schedule = wf
             .timer
@@ -355,7 +357,10 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
                 Ok(states) if states.iter().any(|t| !t.state.is_final()) => "running".to_string(),
                 Ok(states) if states.iter().all(|t| t.state.is_ok()) => "succeeded".to_string(),
                 Ok(_) => "failed".to_string(),
-                Err(_) => "?".into(),
+                Err(e) => {
+                    unknown_why.get_or_insert(e.to_string());
+                    "?".into()
+                }
             },
             None => "?".into(),
         };
@@ -378,6 +383,9 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
     );
     for (n, s, x, l) in rows {
         println!("{n:wn$}  {s:ws$}  {x:25}  {l}");
+    }
+    if let Some(why) = unknown_why {
+        eprintln!("\nLAST is `?` where flow {why}");
     }
     Ok(Exit::Success)
 }

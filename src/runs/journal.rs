@@ -72,8 +72,9 @@ pub fn last_run(user: bool, begin: &str, tasks: &[String]) -> std::io::Result<La
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let mut out = LastRun::default();
+    let mut reached = false;
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
@@ -81,14 +82,42 @@ pub fn last_run(user: bool, begin: &str, tasks: &[String]) -> std::io::Result<La
                 continue;
             };
             if apply(&mut out, &entry, field, begin) {
+                reached = true;
                 break;
             }
         }
     }
-    // Stop journalctl if it still has older history to print.
-    let _ = child.kill();
-    let _ = child.wait();
+    if reached {
+        // Stop journalctl if it still has older history to print.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(out);
+    }
+    let mut complaint = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut complaint);
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(unreadable(complaint.trim()));
+    }
     Ok(out)
+}
+
+/// journalctl's complaint as an error; `PermissionDenied` when the journal is not the
+/// caller's to read, which otherwise would look like a workflow that never ran.
+fn unreadable(complaint: &str) -> std::io::Error {
+    let kind = if complaint.contains("permission") {
+        std::io::ErrorKind::PermissionDenied
+    } else {
+        std::io::ErrorKind::Other
+    };
+    let text = if complaint.is_empty() {
+        "journalctl failed".to_string()
+    } else {
+        complaint.to_string()
+    };
+    std::io::Error::new(kind, text)
 }
 
 /// Folds one entry (newest first) into `run`; true once the run's start was reached.
@@ -193,6 +222,14 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_not_ours_to_read_is_told_apart() {
+        let denied = unreadable("No journal files were opened due to insufficient permissions.");
+        assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(unreadable("").to_string(), "journalctl failed");
+        assert_eq!(unreadable("boom").kind(), std::io::ErrorKind::Other);
+    }
 
     fn entry(unit: &str, t: u64, fields: &[(&str, &str)]) -> serde_json::Value {
         let mut v = serde_json::json!({"UNIT": unit, "__REALTIME_TIMESTAMP": t.to_string()});

@@ -381,8 +381,19 @@ pub fn start_and_follow(
 pub enum LastRunError {
     #[error(transparent)]
     Systemd(#[from] SystemdError),
-    #[error("cannot read the journal (journalctl): {0}\n  is systemd installed?")]
+    #[error("cannot read the journal (journalctl): {0}\n  {hint}", hint = journal_hint(.0))]
     Journal(std::io::Error),
+}
+
+/// How to get past a journal that could not be read.
+pub fn journal_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "the system's messages are for root and the systemd-journal group: run as \
+             root, or join the group (usermod -aG systemd-journal USER, then log in again)"
+        }
+        _ => "is systemd installed?",
+    }
 }
 
 /// The state of each task in the current or last run, from systemd alone (works without
