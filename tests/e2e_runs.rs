@@ -262,6 +262,40 @@ fn a_start_during_a_run_changes_nothing() {
     assert_eq!(lines, ["bad", "kept", "quick"]);
 }
 
+/// `FLOW_RUN_DIR` starts each run empty (files and directories a run left are gone, also
+/// ones a task made read-only) and keeps what the last run left once it ended.
+#[test]
+fn each_run_starts_with_an_empty_run_directory() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "pass",
+        "tasks:
+  write:
+    run: |
+      ls -A \"$FLOW_RUN_DIR\" >> /srv/seen.log
+      echo --- >> /srv/seen.log
+      mkdir -p \"$FLOW_RUN_DIR/sub/deeper\"
+      echo data > \"$FLOW_RUN_DIR/sub/deeper/file\"
+      echo note > \"$FLOW_RUN_DIR/note\"
+      chmod 0500 \"$FLOW_RUN_DIR/sub\"
+  read: {needs: [write], run: 'cat \"$FLOW_RUN_DIR/note\" >> /srv/seen.log'}
+",
+    );
+    for i in 0..3 {
+        let r = fb.run_wait("pass");
+        assert!(r.succeeded, "run {i}: {r:?}");
+    }
+    assert_eq!(
+        fb.read_string("/srv/seen.log"),
+        "---\nnote\n".repeat(3),
+        "a run saw what an earlier one left"
+    );
+    assert!(
+        fb.exists("/run/flow/pass/sub/deeper/file"),
+        "the last run's files are gone"
+    );
+}
+
 /// Runs asked for in quick succession all run: systemd's default start rate limit (five
 /// starts in 10 s) does not apply to flow's units.
 #[test]

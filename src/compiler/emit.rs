@@ -204,16 +204,20 @@ fn begin_unit(wf: &Workflow, opts: &Shared) -> String {
     for name in &opts.task_units {
         u.set("Wants", name);
     }
+    // systemd makes the directory (no process for that), one `find` empties it. It is
+    // preserved when the run ends: the supervisor's retries and `flow retry` read its
+    // markers after the run unit is done, and what tasks left stays there to look at.
     u.section("Service")
         .set("Type", "oneshot")
         .set("RemainAfterExit", "yes")
-        .set_with("ExecStart", |out| {
-            out.push_str("/bin/rm -rf ");
-            out.push_str(dir);
+        .set_with("RuntimeDirectory", |out| {
+            out.push_str(names::runtime_subdir(&wf.name).as_str());
         })
+        .set("RuntimeDirectoryPreserve", "yes")
         .set_with("ExecStart", |out| {
-            out.push_str("/bin/mkdir -p ");
+            out.push_str("/usr/bin/find ");
             out.push_str(dir);
+            out.push_str(" -mindepth 1 -delete");
         });
     u.section("X-Flow").set("Workflow", &wf.name);
     u.finish()

@@ -121,7 +121,12 @@ pub fn task_script(workflow: &str, task: &str) -> String {
 
 /// Per-run state, under the manager's runtime directory (`%t`: /run, or $XDG_RUNTIME_DIR).
 pub fn state_dir(workflow: &str) -> String {
-    format!("%t/flow/{workflow}")
+    format!("%t/{}", runtime_subdir(workflow))
+}
+
+/// [`state_dir`] relative to the runtime directory, as `RuntimeDirectory=` takes it.
+pub fn runtime_subdir(workflow: &str) -> String {
+    format!("flow/{workflow}")
 }
 
 /// The workflow a generated file belongs to, from its file name.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::InstalledWorkflow;
-use crate::systemd::{Systemd, SystemdError};
+use crate::systemd::{Systemd, SystemdError, UnitSummary};
 
 /// The manager's runtime directory (`%t`): `/run` for the system manager, the user's
 /// `$XDG_RUNTIME_DIR` for a user manager.
@@ -120,21 +120,21 @@ pub fn going(
     runtime: &Path,
 ) -> Result<Option<String>, SystemdError> {
     let run = wf.run_unit();
-    // The run unit has a start job from the moment a run is asked for until every task
-    // is done. (The begin unit may stay active a moment longer, until systemd sees that
-    // it is no longer needed: that is not a run going; `start` stops it first.)
-    if let Some(job) = sd.list_jobs()?.iter().find(|j| j.unit == run) {
-        return Ok(Some(format!(
-            "{run} has a {} job {}",
-            job.job_type, job.state
-        )));
-    }
-    let state = sd.unit_state(&run)?;
-    if matches!(
-        state.active_state.as_str(),
-        "active" | "activating" | "deactivating" | "reloading"
-    ) {
-        return Ok(Some(format!("{run} is {}", state.active_state)));
+    // One call for the run unit's job and state (a unit that is not loaded has neither).
+    if let Some(unit) = loaded(sd, &run)? {
+        // The run unit has a start job from the moment a run is asked for until every
+        // task is done. (The begin unit may stay active a moment longer, until systemd
+        // sees that it is no longer needed: that is not a run going; `start` stops it
+        // first.)
+        if let Some((_, job_type)) = &unit.job {
+            return Ok(Some(format!("{run} has a {job_type} job")));
+        }
+        if matches!(
+            unit.active_state.as_str(),
+            "active" | "activating" | "deactivating" | "reloading"
+        ) {
+            return Ok(Some(format!("{run} is {}", unit.active_state)));
+        }
     }
     if let Some(pid) = holder(runtime, &wf.name) {
         return Ok(Some(format!(
@@ -252,10 +252,20 @@ fn start(
 /// the last run's markers.
 pub fn begin_afresh(sd: &Systemd, wf: &InstalledWorkflow) -> Result<(), SystemdError> {
     let begin = wf.begin_unit();
-    if sd.unit_state(&begin)?.active_state != "inactive" {
+    if loaded(sd, &begin)?.is_some_and(|u| u.active_state != "inactive") {
         sd.stop_unit(&begin)?;
     }
     Ok(())
+}
+
+/// A unit's state and job if it is loaded, in one call (`ListUnitsByPatterns` with its
+/// exact name: unit names have no glob characters). Starting a run is on the path a
+/// benchmark measures, and each call to PID 1 costs a round trip.
+fn loaded(sd: &Systemd, unit: &str) -> Result<Option<UnitSummary>, SystemdError> {
+    Ok(sd
+        .list_units_by_patterns(&[unit])?
+        .into_iter()
+        .find(|u| u.name == unit))
 }
 
 /// Stops a run: the run unit first, so that its pending start job cannot pull tasks in
