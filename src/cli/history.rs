@@ -336,6 +336,7 @@ pub fn logs(
             .filter_map(|a| a.invocation_id)
             .collect(),
     };
+    crate::runs::journal::sync();
     super::run::print_lines(&tasks, &select)
 }
 

@@ -276,6 +276,7 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
         runs::logs::Select::Follow
     } else {
         // The last run's lines: every line of its tasks since it began (retries included).
+        // Reading its start synced the journal.
         let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
         let last = runs::journal::last_run(w.user, &wf.begin_unit(), &units)
             .map_err(|e| sys(runs::LastRunError::Journal(e)))?;

@@ -210,9 +210,7 @@ fn begin_unit(wf: &Workflow, opts: &Shared) -> String {
     u.section("Service")
         .set("Type", "oneshot")
         .set("RemainAfterExit", "yes")
-        .set_with("RuntimeDirectory", |out| {
-            out.push_str(names::runtime_subdir(&wf.name).as_str());
-        })
+        .set("RuntimeDirectory", &names::runtime_subdir(&wf.name))
         .set("RuntimeDirectoryPreserve", "yes")
         .set_with("ExecStart", |out| {
             out.push_str("/usr/bin/find ");

@@ -65,13 +65,7 @@ pub fn last_run(user: bool, begin: &str, tasks: &[String]) -> std::io::Result<La
     for t in tasks {
         cmd.arg(format!("{field}={t}"));
     }
-    // Make sure what the manager sent is written before reading (needs root; harmless
-    // without: then a line sent in the last moment may be missing).
-    let _ = Command::new("journalctl")
-        .arg("--sync")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    sync();
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let mut out = LastRun::default();
     let mut reached = false;
@@ -102,6 +96,16 @@ pub fn last_run(user: bool, begin: &str, tasks: &[String]) -> std::io::Result<La
         return Err(unreadable(complaint.trim()));
     }
     Ok(out)
+}
+
+/// Makes journald write what it has received before the journal is read (needs root;
+/// harmless without: then a line sent in the last moment may be missing).
+pub fn sync() {
+    let _ = Command::new("journalctl")
+        .arg("--sync")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// journalctl's complaint as an error; `PermissionDenied` when the journal is not the

@@ -107,7 +107,8 @@ impl Tasks {
     }
 }
 
-/// Calls `each` with every selected line, oldest first, until it returns false.
+/// Calls `each` with every selected line, oldest first, until it returns false. (Call
+/// [`super::journal::sync`] first where the newest lines matter.)
 pub fn read(
     tasks: &Tasks,
     select: &Select,
@@ -131,15 +132,6 @@ pub fn read(
         }
     }
     cmd.args(tasks.matches(tracking));
-    if !matches!(select, Select::Follow) {
-        // Make sure lines still in flight to journald are written before reading (needs
-        // root; without, a line sent in the last moment may be missing).
-        let _ = Command::new("journalctl")
-            .arg("--sync")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
     let mut child = cmd.stdout(Stdio::piped()).spawn()?;
     let Some(stdout) = child.stdout.take() else {
         return Err(std::io::Error::other("journalctl gave no output"));
