@@ -36,7 +36,8 @@ fn main() {
     )
     .expect("install flow");
     // As on a real host: the supervisor follows every run (`SUPERVISOR=0`: without it).
-    if std::env::var("SUPERVISOR").as_deref() != Ok("0") {
+    let supervised = std::env::var("SUPERVISOR").as_deref() != Ok("0");
+    if supervised {
         inside(
             &sb,
             "systemd-run",
@@ -53,10 +54,17 @@ fn main() {
     // `ONLY=chain100` or `ONLY=dag1000`: one of the two.
     let only = std::env::var("ONLY").unwrap_or_default();
     if only.is_empty() || only == "chain100" {
-        compare(&sb, "chain100", &chain(100), rounds, true);
+        compare(&sb, "chain100", &chain(100), rounds, true, supervised);
     }
     if only.is_empty() || only == "dag1000" {
-        compare(&sb, "dag1000", &random_dag(1000, 42), rounds.min(5), false);
+        compare(
+            &sb,
+            "dag1000",
+            &random_dag(1000, 42),
+            rounds.min(5),
+            false,
+            supervised,
+        );
     }
 }
 
@@ -112,7 +120,7 @@ fn random_dag(n: usize, seed: u64) -> Dag {
         .collect()
 }
 
-fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
+fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool, supervised: bool) {
     // flow's workflow.
     let mut yaml = String::from("tasks:\n");
     for (task, ups) in dag {
@@ -161,8 +169,12 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
     inside(sb, "/usr/local/bin/flow", &["apply"]);
     inside(sb, "systemctl", &["daemon-reload"]);
     // Keep every unit loaded, so that each run's timestamps can be read after it (systemd
-    // unloads inactive units nobody references). Same for both sides.
-    let sd = sb.systemd().expect("connect to the sandbox");
+    // unloads inactive units nobody references). The supervisor pins each run unit, which
+    // references its tasks, and the hand-written target holds its units until it is
+    // stopped (their timestamps are read before that). Without the supervisor, this
+    // connection pins them. (A connection subscribes to the manager's signals, and any
+    // subscriber makes PID 1 send a change signal for every unit: one more would slow
+    // both sides down, which is why it is not opened when the supervisor runs.)
     let flow_units: Vec<String> = dag
         .iter()
         .map(|(t, _)| format!("flow-{name}--{t}.service"))
@@ -171,11 +183,13 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
         .iter()
         .map(|(t, _)| format!("hand-{name}-{t}.service"))
         .collect();
-    if edges {
+    let _pins = (edges && !supervised).then(|| {
+        let sd = sb.systemd().expect("connect to the sandbox");
         for u in flow_units.iter().chain(&hand_units) {
             sd.ref_unit(u).expect("pin a unit");
         }
-    }
+        sd
+    });
 
     let mut flow_times = Vec::new();
     let mut hand_times = Vec::new();
@@ -187,10 +201,10 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool) {
         let t = Instant::now();
         inside(sb, "systemctl", &["start", &target]);
         let hand = t.elapsed();
-        inside(sb, "systemctl", &["stop", &target]);
         if edges {
             hand_gaps.extend(edge_gaps(sb, &hand_units, dag));
         }
+        inside(sb, "systemctl", &["stop", &target]);
         let t = Instant::now();
         let out = inside(
             sb,
