@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::ops::Not;
+use std::time::Duration;
+
 use common::flowbox::FlowBox;
 
 #[test]
@@ -170,4 +173,25 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     let only = fb.flow(&["logs", "talk", "--task", "bye"]).ok().stdout;
     assert_eq!(only.lines().count(), 1, "{only}");
     assert!(only.trim_end().ends_with(" bye | bye-line"), "{only}");
+
+    // `flow logs -f` prints the lines of the runs that follow, as they come.
+    fb.sh("timeout 30 /usr/local/bin/flow logs talk -f > /tmp/follow.out 2>&1 & echo $! > /tmp/follow.pid");
+    common::wait_until("journalctl -f to start", Duration::from_secs(10), || {
+        fb.sh("pgrep -x journalctl || true")
+            .trim()
+            .is_empty()
+            .not()
+            .then_some(())
+    });
+    let third = fb.run_wait("talk");
+    assert!(third.succeeded, "{third:?}");
+    let followed = common::wait_until("followed lines", Duration::from_secs(10), || {
+        let out = fb.read_string("/tmp/follow.out");
+        (out.lines().count() >= 3).then_some(out)
+    });
+    let lines: Vec<&str> = followed.lines().collect();
+    assert_eq!(lines.len(), 3, "{followed}");
+    assert!(lines[0].ends_with(" hello | hello-line-1"), "{followed}");
+    assert!(lines[2].ends_with(" bye | bye-line"), "{followed}");
+    fb.sh("kill $(cat /tmp/follow.pid)");
 }
