@@ -252,8 +252,7 @@ tasks:
         wait_run(&sb, "crashy", run, Duration::from_secs(60));
     }
     assert_eq!(kills, 20);
-    let hist = sh(&sb, &format!("flow history crashy --json --db {DB}")).ok();
-    let hist: serde_json::Value = serde_json::from_str(&hist.stdout).expect("json");
+    let hist = history_json(&sb, "crashy");
     let all = hist.as_array().expect("runs");
     assert_eq!(all.len(), runs as usize, "{hist:#}");
     for r in all {
@@ -342,8 +341,7 @@ tasks:
         sh(&sb, "systemctl start flow-fix.service").ok();
         wait_run(&sb, "fix", n, Duration::from_secs(20));
     }
-    let hist = sh(&sb, &format!("flow history fix --json --db {DB}")).ok();
-    let hist: serde_json::Value = serde_json::from_str(&hist.stdout).expect("json");
+    let hist = history_json(&sb, "fix");
     let ids: Vec<i64> = hist
         .as_array()
         .expect("runs")
@@ -407,9 +405,8 @@ tasks:
     assert_eq!(fourth["run"]["trigger"], "systemctl", "{fourth:#}");
     assert_eq!(results(&fourth, "long"), ["success"], "{fourth:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/long").ok().stdout, "long\nlong\n");
-    let history = sh(&sb, &format!("flow history ov --json --db {DB}")).ok();
-    let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history json");
-    assert_eq!(runs.as_array().map(Vec::len), Some(4), "{}", history.stdout);
+    let runs = history_json(&sb, "ov");
+    assert_eq!(runs.as_array().map(Vec::len), Some(4), "{runs:#}");
 }
 
 /// Overlap `queue`: a trigger while a run is going waits and starts a run when it ends;
@@ -450,9 +447,8 @@ tasks:
     std::thread::sleep(Duration::from_secs(4));
     let starts = sh(&sb, "cat /var/tmp/starts").ok().stdout;
     assert_eq!(starts.lines().count(), 2, "{starts}");
-    let history = sh(&sb, &format!("flow history ov --json --db {DB}")).ok();
-    let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history json");
-    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{}", history.stdout);
+    let runs = history_json(&sb, "ov");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
 }
 
 /// Overlap `replace`: a trigger while a run is going cancels it and starts a fresh run,
@@ -563,7 +559,16 @@ fn triggers_are_told_apart() {
     );
 }
 
-/// Finished runs of `wf` as `flow history --json` lists them (newest first).
+/// Every run of `wf` as `flow history --json` lists them (newest first); the command must
+/// succeed and print JSON.
+fn history_json(sb: &Sandbox, wf: &str) -> serde_json::Value {
+    let out = sh(sb, &format!("flow history {wf} --json --db {DB}")).ok();
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("flow history --json printed no JSON ({e}): {}", out.stdout))
+}
+
+/// Finished runs of `wf` as `flow history --json` lists them (newest first); none when
+/// the command fails.
 fn history(sb: &Sandbox, wf: &str) -> Vec<serde_json::Value> {
     let out = sh(
         sb,

@@ -91,10 +91,14 @@ impl Tasks {
         args
     }
 
-    /// The task a line of the journal came from, if it is one of ours.
-    fn task_of(&self, entry: &serde_json::Value) -> Option<String> {
+    /// The unit and task a line of the journal came from, if it is one of ours.
+    fn task_of(&self, entry: &serde_json::Value) -> Option<(&str, &str)> {
         let s = |k: &str| entry.get(k).and_then(|v| v.as_str());
-        let by_unit = |unit: &str| self.units.get(unit).cloned();
+        let by_unit = |unit: &str| {
+            self.units
+                .get_key_value(unit)
+                .map(|(u, t)| (u.as_str(), t.as_str()))
+        };
         if self.user {
             s("SYSLOG_IDENTIFIER")
                 .and_then(|id| id.strip_prefix(self.workflow.as_str()))
@@ -182,14 +186,13 @@ impl<'a> Picker<'a> {
             self.current.insert(unit, id);
             return None;
         }
-        let task = self.tasks.task_of(entry)?;
+        let (unit, task) = self.tasks.task_of(entry)?;
         if let Some(ids) = self.ids {
             let own = entry
                 .get("_SYSTEMD_INVOCATION_ID")
                 .and_then(|v| v.as_str())
                 .filter(|i| !i.is_empty());
-            let unit = names::task_unit(&self.tasks.workflow, &task);
-            let id = own.or_else(|| self.current.get(&unit).map(String::as_str))?;
+            let id = own.or_else(|| self.current.get(unit).map(String::as_str))?;
             if !ids.contains(id) {
                 return None;
             }
@@ -200,7 +203,7 @@ impl<'a> Picker<'a> {
             .unwrap_or_default();
         Some(Line {
             time_us,
-            task,
+            task: task.to_string(),
             message: message(entry)?,
         })
     }
@@ -272,11 +275,17 @@ mod tests {
     #[test]
     fn lines_are_told_by_unit_or_syslog_identifier() {
         let line = serde_json::json!({"_SYSTEMD_UNIT": "flow-talk--bye.service"});
-        assert_eq!(tasks(false).task_of(&line).as_deref(), Some("bye"));
+        assert_eq!(
+            tasks(false).task_of(&line),
+            Some(("flow-talk--bye.service", "bye"))
+        );
         let other = serde_json::json!({"_SYSTEMD_UNIT": "flow-talk--other.service"});
         assert_eq!(tasks(false).task_of(&other), None);
         let user = serde_json::json!({"SYSLOG_IDENTIFIER": "talk/hello"});
-        assert_eq!(tasks(true).task_of(&user).as_deref(), Some("hello"));
+        assert_eq!(
+            tasks(true).task_of(&user),
+            Some(("flow-talk--hello.service", "hello"))
+        );
         let near = serde_json::json!({"SYSLOG_IDENTIFIER": "talkative/hello"});
         assert_eq!(tasks(true).task_of(&near), None);
     }
