@@ -152,6 +152,104 @@ fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
     assert!(hist.stdout.contains("succeeded"), "{}", hist.stdout);
 }
 
+/// With the supervisor running, `flow run --wait` follows the run through it: through the
+/// retries, to the run's recorded end, and with the run's number in the history.
+#[test]
+fn run_wait_follows_the_retries_to_the_recorded_end() {
+    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
+        return;
+    };
+    let t0 = std::time::Instant::now();
+    let out = sh(&sb, "flow run retry3 --wait");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // Two failed attempts, each told with its retry, then the success; ~1 s apart.
+    assert_eq!(
+        out.stdout.matches("failed (exit 1)").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.matches("tried again in").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(
+        out.stdout.contains("Run 1 succeeded.") && out.stdout.contains("flow history retry3 1"),
+        "the run's number: {}",
+        out.stdout
+    );
+    let table = out.stdout.rsplit("TASK").next().unwrap_or_default();
+    for task in ["flaky", "down", "after"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(task) && l.contains("succeeded")),
+            "{task}: {}",
+            out.stdout
+        );
+    }
+    // The history has the run's end already: --wait returned after it was recorded.
+    let v = sh(&sb, &format!("flow status retry3 1 --json --db {DB}")).ok();
+    let v: serde_json::Value = serde_json::from_str(&v.stdout).expect("status JSON");
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(results(&v, "flaky").len(), 3, "{v:#}");
+    // `--json` says which run it was; the next one succeeds at once.
+    let out = sh(&sb, "flow run retry3 --wait --json").ok();
+    let j: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("run JSON");
+    assert_eq!(j["run"], 2, "{j:#}");
+    assert_eq!(j["succeeded"], true, "{j:#}");
+}
+
+/// A supervisor that goes away while `flow run --wait` follows a run through it: the rest
+/// is read from systemd, and the run's outcome is still right.
+#[test]
+fn run_wait_outlives_the_supervisor() {
+    let yaml = "
+tasks:
+  slow:
+    run: sleep 2; echo done
+  after:
+    needs: [slow]
+    run: exit 3
+";
+    let Some(sb) = setup(&[("gone", yaml)]) else {
+        return;
+    };
+    sh(
+        &sb,
+        "(flow run gone --wait > /var/tmp/out 2>&1; echo $? > /var/tmp/rc) > /dev/null 2>&1 &",
+    )
+    .ok();
+    wait_until("the task to run", Duration::from_secs(20), || {
+        sh(&sb, "grep -q 'slow.*running' /var/tmp/out")
+            .success()
+            .then_some(())
+    });
+    sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
+    let rc = wait_until("flow run --wait to end", Duration::from_secs(30), || {
+        let rc = sh(&sb, "cat /var/tmp/rc").stdout;
+        (!rc.is_empty()).then_some(rc)
+    });
+    let out = sh(&sb, "cat /var/tmp/out").ok().stdout;
+    assert_eq!(rc.trim(), "1", "{out}");
+    let table = out.rsplit("TASK").next().unwrap_or_default();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("slow") && l.contains("succeeded")),
+        "{out}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("after") && l.contains("failed (exit 3)")),
+        "{out}"
+    );
+}
+
 #[test]
 fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
     let Some(sb) = setup(&[("exhaust", EXHAUST)]) else {

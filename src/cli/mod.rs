@@ -103,7 +103,8 @@ pub enum Command {
     /// rule decides: skip (exit 1, nothing started), queue, or replace.
     Run {
         name: String,
-        /// Follow the run live and exit with its result (0 succeeded, 1 failed).
+        /// Follow the run live and exit with its result (0 succeeded, 1 failed). With the
+        /// supervisor running, retries included, and the run's number in the history.
         #[arg(long)]
         wait: bool,
         #[command(flatten)]

@@ -11,7 +11,7 @@ use super::exit::{CliError, Exit};
 use super::workflows;
 use crate::install;
 use crate::runs::trigger::{self, Outcome};
-use crate::runs::{self, InstalledWorkflow, Start, TaskRun, TaskState};
+use crate::runs::{self, Followed, InstalledWorkflow, Start, TaskRun, TaskState};
 use crate::systemd::{Bus, Systemd};
 
 #[derive(Debug, Clone, Args)]
@@ -94,14 +94,20 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
         );
         return Ok(Exit::Success);
     }
-    let runs = follow(&sd, &wf, start, w.json)?;
+    let followed = follow(&sd, &wf, start, w.json, w.user, &runtime)?;
+    let runs = &followed.tasks;
     if w.json {
-        println!("{}", json_runs(&wf, &runs));
+        let mut v = json_runs(&wf, runs);
+        v["run"] = followed.run.into();
+        println!("{v}");
     } else {
         println!();
-        print_table(&runs);
+        print_table(runs, followed.run);
+        if let Some(id) = followed.run {
+            println!("Its attempts: flow history {name} {id}");
+        }
     }
-    Ok(result_exit(&runs))
+    Ok(result_exit(runs))
 }
 
 /// `flow trigger NAME` (hidden): what a workflow's trigger unit runs when its timer
@@ -134,13 +140,16 @@ pub fn trigger_unit(name: &str, runtime: &Path, unit_dir: &Path) -> Result<Exit,
     Ok(Exit::Success)
 }
 
-/// Start a run, print each change as it happens, return the final states.
+/// Start a run, print each change as it happens, return the final states. Followed
+/// through the supervisor when it runs (retries included), else through systemd alone.
 pub fn follow(
     sd: &Systemd,
     wf: &InstalledWorkflow,
     start: Start,
     quiet: bool,
-) -> Result<Vec<TaskRun>, CliError> {
+    user: bool,
+    runtime: &Path,
+) -> Result<Followed, CliError> {
     let width = wf.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
     if !quiet {
         println!(
@@ -150,7 +159,7 @@ pub fn follow(
             if wf.tasks.len() == 1 { "" } else { "s" }
         );
     }
-    runs::start_and_follow(sd, wf, start, |_, t| {
+    let show = |_: usize, t: &TaskRun, retry: Option<Duration>| {
         if quiet {
             return;
         }
@@ -159,10 +168,24 @@ pub fn follow(
             .duration
             .map(|d| format!("  {}", fmt_duration(d)))
             .unwrap_or_default();
-        println!("  {mark} {:width$}  {}{dur}", t.name, t.state.label());
+        let retry = retry
+            .map(|d| format!("  (tried again in {})", fmt_duration(d)))
+            .unwrap_or_default();
+        println!(
+            "  {mark} {:width$}  {}{dur}{retry}",
+            t.name,
+            t.state.label()
+        );
         let _ = std::io::stdout().flush();
-    })
-    .map_err(sys)
+    };
+    match runs::follow::Client::connect(runtime, &wf.name) {
+        Some(client) => {
+            runs::start_and_follow_supervised(sd, wf, start, user, client, show).map_err(sys)
+        }
+        None => runs::start_and_follow(sd, wf, start, show)
+            .map(|tasks| Followed { tasks, run: None })
+            .map_err(sys),
+    }
 }
 
 fn mark(state: &TaskState) -> &'static str {
@@ -193,7 +216,8 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-pub fn print_table(runs: &[TaskRun]) {
+/// The final table; `run`: the run's number in the history, when known.
+pub fn print_table(runs: &[TaskRun], run: Option<i64>) {
     let width = runs.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
     println!("{:width$}  {:26}  {:>9}", "TASK", "RESULT", "DURATION");
     for t in runs {
@@ -201,7 +225,8 @@ pub fn print_table(runs: &[TaskRun]) {
         println!("{:width$}  {:26}  {:>9}", t.name, t.state.label(), dur);
     }
     let ok = runs.iter().all(|t| t.state.is_ok());
-    println!("\nRun {}.", if ok { "succeeded" } else { "failed" });
+    let number = run.map(|id| format!(" {id}")).unwrap_or_default();
+    println!("\nRun{number} {}.", if ok { "succeeded" } else { "failed" });
 }
 
 fn json_runs(wf: &InstalledWorkflow, runs: &[TaskRun]) -> serde_json::Value {

@@ -136,9 +136,23 @@ pub fn workflow_of_file(file: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// The workflow whose run unit this is, if it is one.
+pub fn workflow_of_run_unit(unit: &str) -> Option<&str> {
+    let wf = workflow_of_file(unit)?;
+    (unit.len() == wf.len() + "flow-.service".len() && unit.ends_with(".service")).then_some(wf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_units_are_told_apart() {
+        assert_eq!(workflow_of_run_unit("flow-a-b.service"), Some("a-b"));
+        assert_eq!(workflow_of_run_unit("flow-a--t.service"), None);
+        assert_eq!(workflow_of_run_unit("flow-a.begin.service"), None);
+        assert_eq!(workflow_of_run_unit("flow-a.timer"), None);
+    }
 
     #[test]
     fn valid_and_invalid_names() {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod follow;
 pub mod journal;
 pub mod logs;
 pub mod trigger;
@@ -214,6 +215,36 @@ pub fn out_of_memory(task: &TaskInfo, state: TaskState) -> TaskState {
     }
 }
 
+impl TaskState {
+    /// The state an attempt's result in the supervisor's history stands for (`success`,
+    /// `exit-code 1`, `signal 9`, `timeout`, `oom`, `skipped`, `canceled`,
+    /// `upstream_failed`).
+    pub fn from_attempt(result: &str) -> TaskState {
+        let number = |prefix: &str| {
+            result
+                .strip_prefix(prefix)
+                .and_then(|n| n.trim().parse::<i32>().ok())
+        };
+        match result {
+            "success" => TaskState::Succeeded,
+            "skipped" => TaskState::Skipped,
+            "timeout" => TaskState::TimedOut,
+            "oom" => TaskState::OutOfMemory,
+            "canceled" => TaskState::Canceled,
+            "upstream_failed" => TaskState::UpstreamFailed,
+            _ => {
+                if let Some(n) = number("exit-code") {
+                    TaskState::Failed(n)
+                } else if let Some(n) = number("signal") {
+                    TaskState::Killed(n)
+                } else {
+                    TaskState::Failed(1)
+                }
+            }
+        }
+    }
+}
+
 /// A task's state from its unit's properties after its start job ended.
 pub fn finished_state(job: &JobResult, unit: &UnitState) -> TaskState {
     match job {
@@ -275,19 +306,9 @@ pub fn start_and_follow(
     sd: &Systemd,
     wf: &InstalledWorkflow,
     start: Start,
-    mut progress: impl FnMut(usize, &TaskRun),
+    mut progress: impl FnMut(usize, &TaskRun, Option<Duration>),
 ) -> Result<Vec<TaskRun>, SystemdError> {
-    let mut runs: Vec<TaskRun> = wf
-        .tasks
-        .iter()
-        .map(|t| TaskRun {
-            name: t.name.clone(),
-            state: TaskState::Pending,
-            started: None,
-            duration: None,
-            invocation_id: None,
-        })
-        .collect();
+    let mut runs = pending(wf);
     // What the signals said of each task's unit in this run.
     let mut seen: Vec<UnitState> = vec![UnitState::default(); wf.tasks.len()];
     let paths: HashMap<String, usize> = wf
@@ -306,13 +327,7 @@ pub fn start_and_follow(
     let run_unit = wf.run_unit();
     let begin_path = unit_path(&wf.begin_unit());
     let mut begun = start == Start::RunUnit;
-    match start {
-        Start::RunUnit => sd.start_unit_no_wait(&run_unit)?,
-        Start::Trigger => {
-            sd.ref_unit(&run_unit)?;
-            sd.queue_start(&wf.trigger_unit())?
-        }
-    }
+    start_run(sd, wf, start)?;
     while let Some(event) = watch.next_event() {
         if !begun {
             begun = matches!(&event, Event::Changed { unit_path, changes }
@@ -343,7 +358,7 @@ pub fn start_and_follow(
                 {
                     runs[i].state = TaskState::Running;
                     runs[i].started = Some(Instant::now());
-                    progress(i, &runs[i]);
+                    progress(i, &runs[i], None);
                 }
             }
             Event::JobRemoved { unit, result } => {
@@ -369,11 +384,150 @@ pub fn start_and_follow(
                 {
                     runs[i].invocation_id = seen[i].invocation_id.clone();
                 }
-                progress(i, &runs[i]);
+                progress(i, &runs[i], None);
             }
         }
     }
     Ok(runs)
+}
+
+/// What a followed run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Followed {
+    pub tasks: Vec<TaskRun>,
+    /// The run's number in the supervisor's history, when the supervisor followed it.
+    pub run: Option<i64>,
+}
+
+/// Starts a run and follows it through the supervisor (see [`follow`]), which tells of
+/// retries too: the run is over when its last retry is. `progress` is called at each
+/// change with the task's index and, for a failed attempt that will be tried again, the
+/// delay. When the supervisor stops telling before the end, the rest is read from
+/// systemd, as [`last_run`] does.
+pub fn start_and_follow_supervised(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+    start: Start,
+    user: bool,
+    mut client: follow::Client,
+    mut progress: impl FnMut(usize, &TaskRun, Option<Duration>),
+) -> Result<Followed, LastRunError> {
+    let mut runs = pending(wf);
+    let index: HashMap<&str, usize> = wf
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    start_run(sd, wf, start)?;
+    let mut run = None;
+    loop {
+        let Some(ev) = client.next_event() else {
+            // The supervisor went away: what systemd knows.
+            wait_for_run_unit(sd, wf)?;
+            let last = last_run(sd, wf, user)?;
+            for (t, l) in runs.iter_mut().zip(last) {
+                if !t.state.is_final() || l.state.is_final() {
+                    *t = l;
+                }
+            }
+            return Ok(Followed { tasks: runs, run });
+        };
+        match ev {
+            follow::Event::Following => {}
+            follow::Event::Run { id } => run = Some(id),
+            follow::Event::Running { task } => {
+                let Some(&i) = index.get(task.as_str()) else {
+                    continue;
+                };
+                runs[i].state = TaskState::Running;
+                runs[i].started = Some(Instant::now());
+                runs[i].duration = None;
+                progress(i, &runs[i], None);
+            }
+            follow::Event::Attempt {
+                task,
+                result,
+                invocation_id,
+                started_us,
+                ended_us,
+                retry_in_ms,
+                ..
+            } => {
+                let Some(&i) = index.get(task.as_str()) else {
+                    continue;
+                };
+                let t = &mut runs[i];
+                t.state = out_of_memory(&wf.tasks[i], TaskState::from_attempt(&result));
+                t.duration = match (started_us, ended_us) {
+                    (Some(a), Some(b)) if b >= a => Some(Duration::from_micros((b - a) as u64)),
+                    _ => t.started.map(|s| s.elapsed()),
+                };
+                t.invocation_id = invocation_id;
+                progress(i, &runs[i], retry_in_ms.map(Duration::from_millis));
+            }
+            follow::Event::End { run: id, .. } => {
+                if id.is_none() {
+                    // systemd's part ended and no run began: what systemd knows.
+                    let last = last_run(sd, wf, user)?;
+                    return Ok(Followed {
+                        tasks: last,
+                        run: None,
+                    });
+                }
+                return Ok(Followed {
+                    tasks: runs,
+                    run: id,
+                });
+            }
+        }
+    }
+}
+
+/// Waits until the workflow's run unit has no job and is not activating.
+fn wait_for_run_unit(sd: &Systemd, wf: &InstalledWorkflow) -> Result<(), SystemdError> {
+    let run_unit = wf.run_unit();
+    let mut watch = sd.watch()?;
+    let going = |sd: &Systemd| -> Result<bool, SystemdError> {
+        Ok(sd
+            .list_units_by_patterns(&[&run_unit])?
+            .iter()
+            .any(|u| u.job.is_some() || u.active_state == "activating"))
+    };
+    if !going(sd)? {
+        return Ok(());
+    }
+    while let Some(event) = watch.next_event() {
+        if matches!(&event, Event::JobRemoved { unit, .. } if *unit == run_unit) && !going(sd)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Every task pending.
+fn pending(wf: &InstalledWorkflow) -> Vec<TaskRun> {
+    wf.tasks
+        .iter()
+        .map(|t| TaskRun {
+            name: t.name.clone(),
+            state: TaskState::Pending,
+            started: None,
+            duration: None,
+            invocation_id: None,
+        })
+        .collect()
+}
+
+/// Queues the start of a run (see [`Start`]), pinning the run unit so that it stays loaded.
+fn start_run(sd: &Systemd, wf: &InstalledWorkflow, start: Start) -> Result<(), SystemdError> {
+    match start {
+        Start::RunUnit => sd.start_unit_no_wait(&wf.run_unit()),
+        Start::Trigger => {
+            sd.ref_unit(&wf.run_unit())?;
+            sd.queue_start(&wf.trigger_unit())
+        }
+    }
 }
 
 /// Why the last run could not be read.

@@ -145,6 +145,7 @@ pub(super) fn supervisor(
         writes: VecDeque::new(),
         write_retry: None,
         watchdog: None,
+        followers: super::follow::Followers::default(),
     };
     Ok((s, pid1))
 }

@@ -27,6 +27,7 @@
 
 pub mod bench;
 pub mod def;
+pub mod follow;
 mod journal;
 mod seen;
 
@@ -40,6 +41,7 @@ use zbus::MatchRule;
 use zbus::blocking::MessageIterator;
 use zbus::zvariant::ObjectPath;
 
+use crate::compiler::names;
 use crate::runs::trigger;
 use crate::store::{self, Attempt, Store, StoreError};
 use crate::systemd::watch::unit_path;
@@ -127,6 +129,11 @@ enum Signal {
         path: String,
         iface: seen::Iface,
         props: Option<seen::Props>,
+    },
+    /// `flow run --wait` asks to follow the next run of a workflow.
+    Follow {
+        workflow: String,
+        follower: follow::Follower,
     },
     Closed,
 }
@@ -244,6 +251,8 @@ pub struct Supervisor {
     writes: VecDeque<Write>,
     write_retry: Option<Instant>,
     watchdog: Option<Duration>,
+    /// Clients following runs (`flow run --wait`).
+    followers: follow::Followers,
 }
 
 const WRITE_RETRY: Duration = Duration::from_secs(5);
@@ -251,9 +260,20 @@ const WRITE_RETRY: Duration = Duration::from_secs(5);
 impl Supervisor {
     /// Connects, subscribes, opens the store, and returns the supervisor with its signal
     /// stream. Nothing is acted on before the stream exists.
-    fn start(cfg: Config) -> Result<(Supervisor, mpsc::Receiver<Signal>), SupervisorError> {
+    fn start(
+        cfg: Config,
+        followers: Option<std::os::unix::net::UnixListener>,
+    ) -> Result<(Supervisor, mpsc::Receiver<Signal>), SupervisorError> {
         let sd = Systemd::connect(cfg.bus.clone())?;
-        let rx = listen(&sd)?;
+        let (tx, rx) = listen(&sd)?;
+        if let Some(l) = followers {
+            let accepted = follow::accept(l, move |workflow, follower| {
+                tx.send(Signal::Follow { workflow, follower }).is_ok()
+            });
+            if let Err(e) = accepted {
+                eprintln!("warning: cannot accept followers: {e}");
+            }
+        }
         let accounting = sd.accounting_defaults().unwrap_or_else(|e| {
             eprintln!("warning: {e}; reading every task's resource use");
             AccountingDefaults {
@@ -281,6 +301,7 @@ impl Supervisor {
             writes: VecDeque::new(),
             write_retry: None,
             watchdog,
+            followers: follow::Followers::default(),
         };
         s.reload_defs()?;
         Ok((s, rx))
@@ -373,6 +394,9 @@ impl Supervisor {
             Signal::JobNew { id, unit } => {
                 if unit.starts_with("flow-") {
                     self.queued.insert(unit.clone(), id);
+                    if let Some(wf) = names::workflow_of_run_unit(&unit) {
+                        self.followers.run_job_new(wf, id);
+                    }
                     self.on_job_new(&unit)?;
                 }
             }
@@ -384,6 +408,10 @@ impl Supervisor {
                     self.queued.remove(&unit);
                 }
                 self.on_job_removed(&unit, &result)?;
+                if let Some(wf) = names::workflow_of_run_unit(&unit) {
+                    let open = self.runs.contains_key(wf);
+                    self.followers.run_job_removed(wf, id, open);
+                }
             }
             Signal::Reloaded => {
                 self.reload_defs()?;
@@ -396,9 +424,15 @@ impl Supervisor {
                 self.seen.retain(|path| live.contains(path));
             }
             Signal::Changed { path, iface, props } => match props {
-                Some(p) => self.seen.apply(&path, iface, p),
+                Some(p) => {
+                    if p.activating() {
+                        self.followers.activating(&path);
+                    }
+                    self.seen.apply(&path, iface, p)
+                }
                 None => self.seen.forget(&path),
             },
+            Signal::Follow { workflow, follower } => self.followers.add(workflow, follower),
             Signal::Closed => {}
         }
         Ok(())
@@ -554,6 +588,7 @@ impl Supervisor {
         let run = ActiveRun::new(id, def.clone(), begin_us);
         self.runs.insert(def.name.clone(), run);
         self.hold(&def.name, true);
+        self.follow_opened(def, id);
         Ok(())
     }
 
@@ -579,6 +614,7 @@ impl Supervisor {
         }
         self.runs.insert(def.name.clone(), run);
         self.hold(&def.name, true);
+        self.follow_opened(def, id);
     }
 
     /// Records how a task's start job ended.
@@ -820,8 +856,47 @@ impl Supervisor {
     }
 
     fn write(&mut self, w: Write) {
+        if !self.followers.is_empty() {
+            self.tell_followers(&w);
+        }
         self.writes.push_back(w);
-        self.flush();
+        // While a failed write waits for its retry, new ones queue behind it: trying now
+        // would block every event for the store's lock timeout.
+        if self.write_retry.is_none() {
+            self.flush();
+        }
+    }
+
+    /// Tells the followers of a run what is being recorded of it.
+    fn tell_followers(&mut self, w: &Write) {
+        match w {
+            Write::Attempt(a) => {
+                let retry_in = self.runs.values().find(|r| r.id == a.run_id).and_then(|r| {
+                    let i = r.def.tasks.iter().position(|t| t.name == a.task)?;
+                    match r.tasks[i].st {
+                        St::Retry(at) => Some(at.saturating_duration_since(Instant::now())),
+                        _ => None,
+                    }
+                });
+                self.followers.attempt(a.run_id, a, retry_in);
+            }
+            Write::Finish { id, result, .. } => self.followers.finished(*id, result),
+            _ => {}
+        }
+    }
+
+    /// Waiting followers of `def` follow the run `id` that just opened.
+    fn follow_opened(&mut self, def: &WorkflowDef, id: i64) {
+        if self.followers.is_empty() {
+            return;
+        }
+        let tasks = def
+            .tasks
+            .iter()
+            .map(|t| (unit_path(&t.unit), t.name.clone()))
+            .collect();
+        let run_job = self.queued.contains_key(&def.run_unit());
+        self.followers.opened(&def.name, id, tasks, run_job);
     }
 
     /// Writes queued facts in order; on a transient failure keeps them for later.
@@ -981,7 +1056,7 @@ const FLOW_UNIT_PATHS: &str = "/org/freedesktop/systemd1/unit/flow_2d";
 /// element (`path_namespace` matches whole elements), so the rule takes the property changes
 /// of every unit and the reader thread drops, by the object path in the header, those that
 /// are not flow's before reading their body.
-fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
+fn listen(sd: &Systemd) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>), SupervisorError> {
     let err = |e: zbus::Error| {
         SupervisorError::Systemd(SystemdError::Disconnected {
             action: format!("watching jobs: {e}"),
@@ -1034,6 +1109,7 @@ fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
         .map_err(|e| err(e.into()))?
         .to_string();
     let (tx, rx) = mpsc::channel();
+    let to_main = tx.clone();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -1054,7 +1130,7 @@ fn listen(sd: &Systemd) -> Result<mpsc::Receiver<Signal>, SupervisorError> {
             dir: PathBuf::from("(thread)"),
             error: e,
         })?;
-    Ok(rx)
+    Ok((to_main, rx))
 }
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
@@ -1270,7 +1346,9 @@ pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
     unsafe {
         nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
-    let (mut s, rx) = Supervisor::start(cfg)?;
+    // Bound before any thread starts (see `follow::bind`).
+    let followers = follow::bind(&cfg.runtime_dir);
+    let (mut s, rx) = Supervisor::start(cfg, followers)?;
     s.recover()?;
     s.write(Write::Prune);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);

@@ -53,6 +53,13 @@ pub(super) struct Props {
     exec_main_exit_timestamp: Option<u64>,
 }
 
+impl Props {
+    /// Whether the unit is now `activating`: an activation began.
+    pub(super) fn activating(&self) -> bool {
+        self.active_state.as_deref() == Some("activating")
+    }
+}
+
 /// Which interface a `PropertiesChanged` was about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Iface {

@@ -1,0 +1,126 @@
+//! Following a run through the supervisor: what `flow run --wait` uses when the supervisor
+//! runs, instead of a D-Bus subscription of its own.
+//!
+//! Why: while a client is subscribed, dbus-daemon routes every change signal of every unit
+//! to it, and the client reads them all; a second subscriber beside the supervisor made a
+//! 100-task chain about 5% slower (docs/benchmarks.md). The supervisor reads those signals
+//! anyway, so it tells its followers what they need: a few lines per task.
+//!
+//! The protocol: a Unix stream socket at `<runtime dir>/flow/supervisor.sock`, readable and
+//! writable by the supervisor's user alone. The client writes one line,
+//! `follow <workflow>`; the supervisor answers with JSON lines ([`Event`]): `following` at
+//! once, then the events of the next run of that workflow to begin, and `end` when that
+//! run has ended (its retries included) and systemd's part of it is over; then it closes
+//! the connection. A client that is told nothing more (the supervisor stopped) reads the
+//! rest from systemd.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The supervisor's socket under a manager's runtime directory (`%t`).
+pub fn socket_path(runtime: &Path) -> PathBuf {
+    runtime.join("flow").join("supervisor.sock")
+}
+
+/// What the supervisor tells a follower, one JSON object per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The request was understood: the next run of the workflow is followed.
+    Following,
+    /// The run began; its number in the history.
+    Run { id: i64 },
+    /// A task's unit is activating: an attempt started.
+    Running { task: String },
+    /// An attempt ended, or a task reached a final state without one (`upstream_failed`,
+    /// `canceled`): `result` in the history's words.
+    Attempt {
+        task: String,
+        attempt: u32,
+        result: String,
+        invocation_id: Option<String>,
+        started_us: Option<i64>,
+        ended_us: Option<i64>,
+        /// Set when the task is tried again after this delay.
+        retry_in_ms: Option<u64>,
+    },
+    /// The run ended with this result; `run`/`result` are `None` when systemd's part ended
+    /// and no run began (its begin unit failed, say).
+    End {
+        run: Option<i64>,
+        result: Option<String>,
+    },
+}
+
+/// A connection to the supervisor, following the next run of one workflow.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+}
+
+impl From<UnixStream> for Client {
+    /// A client on a connection already following (for tests of the supervisor's side).
+    fn from(stream: UnixStream) -> Client {
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+}
+
+impl Client {
+    /// Asks the supervisor under `runtime` to follow the next run of `wf`. `None` when no
+    /// supervisor answers (none runs, or its socket is not this user's): follow the run
+    /// through systemd then.
+    pub fn connect(runtime: &Path, wf: &str) -> Option<Client> {
+        let mut stream = UnixStream::connect(socket_path(runtime)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        writeln!(stream, "follow {wf}").ok()?;
+        let mut c = Client {
+            reader: BufReader::new(stream),
+        };
+        if c.next_event()? != Event::Following {
+            return None;
+        }
+        // From here on a run may take any time.
+        c.reader.get_ref().set_read_timeout(None).ok()?;
+        Some(c)
+    }
+
+    /// The next event; `None` when the supervisor closed the connection (or said something
+    /// this client does not understand).
+    pub fn next_event(&mut self) -> Option<Event> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => serde_json::from_str(&line).ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_one_json_object_per_line() {
+        let ev = Event::Attempt {
+            task: "a".into(),
+            attempt: 2,
+            result: "exit-code 1".into(),
+            invocation_id: None,
+            started_us: Some(1),
+            ended_us: Some(2),
+            retry_in_ms: Some(500),
+        };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), ev);
+        assert_eq!(
+            serde_json::to_string(&Event::Following).unwrap(),
+            "\"following\""
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! The supervisor's side of following a run (`flow run --wait`; the protocol and the
+//! client are in [`crate::runs::follow`]): a socket, a thread that accepts followers, and
+//! the followers of each workflow's next or current run.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::runs::follow::{Event, socket_path};
+
+/// One connected follower. Its events are written by a thread of its own, so that a client
+/// that does not read can never block the supervisor.
+#[derive(Debug)]
+pub(super) struct Follower {
+    tx: mpsc::Sender<Event>,
+}
+
+impl Follower {
+    fn new(stream: UnixStream) -> Option<Follower> {
+        let (tx, rx) = mpsc::channel::<Event>();
+        std::thread::Builder::new()
+            .name("follower".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::new(stream);
+                for ev in rx {
+                    let Ok(line) = serde_json::to_string(&ev) else {
+                        continue;
+                    };
+                    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Follower { tx })
+    }
+
+    /// False when the client is gone.
+    fn send(&self, ev: Event) -> bool {
+        self.tx.send(ev).is_ok()
+    }
+}
+
+/// Binds the socket, replacing a stale one, readable by the supervisor's user alone. Call
+/// before any thread starts: the umask is the process's.
+pub(super) fn bind(runtime: &Path) -> Option<UnixListener> {
+    let path = socket_path(runtime);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(&path);
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(&path);
+    nix::sys::stat::umask(old);
+    match bound {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot listen on {}: {e}; `flow run --wait` follows runs through systemd",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Accepts followers on a thread of its own; `register` hands each request (workflow and
+/// follower) to the supervisor's main loop and says whether it still listens.
+pub(super) fn accept(
+    listener: UnixListener,
+    register: impl Fn(String, Follower) -> bool + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("followers".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let Some((wf, stream)) = request(stream) else {
+                    continue;
+                };
+                let Some(f) = Follower::new(stream) else {
+                    continue;
+                };
+                if !register(wf, f) {
+                    return;
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+/// Reads `follow <workflow>` (one short line, promptly) from a new connection.
+fn request(stream: UnixStream) -> Option<(String, UnixStream)> {
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut line = String::new();
+    BufReader::new(std::io::Read::take(&stream, 256))
+        .read_line(&mut line)
+        .ok()?;
+    let wf = line.trim_end().strip_prefix("follow ")?;
+    let valid = !wf.is_empty()
+        && wf
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then(|| (wf.to_string(), stream))
+}
+
+/// The supervisor's followers: those waiting for the next run of a workflow, and those
+/// attached to a run.
+#[derive(Default)]
+pub(super) struct Followers {
+    /// By workflow: each follower with the id of the first start job of the run unit seen
+    /// since it asked (the job whose end, without a run begun, ends its wait).
+    waiting: HashMap<String, Vec<(Follower, Option<u32>)>>,
+    attached: HashMap<String, Attached>,
+}
+
+struct Attached {
+    run: i64,
+    followers: Vec<Follower>,
+    /// Task units' object paths: task names.
+    paths: HashMap<String, String>,
+    /// The run's result, once it ended.
+    ended: Option<String>,
+    /// Whether the run unit's start job is over (a follower that is told the end can start
+    /// the next run at once).
+    systemd_done: bool,
+}
+
+impl Followers {
+    pub(super) fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.attached.is_empty()
+    }
+
+    pub(super) fn add(&mut self, wf: String, f: Follower) {
+        if f.send(Event::Following) {
+            self.waiting.entry(wf).or_default().push((f, None));
+        }
+    }
+
+    /// A start job of the workflow's run unit appeared.
+    pub(super) fn run_job_new(&mut self, wf: &str, job: u32) {
+        for (_, id) in self.waiting.get_mut(wf).into_iter().flatten() {
+            id.get_or_insert(job);
+        }
+    }
+
+    /// A job of the workflow's run unit ended; `run_open`: a run of it is open.
+    pub(super) fn run_job_removed(&mut self, wf: &str, job: u32, run_open: bool) {
+        if let Some(a) = self.attached.get_mut(wf) {
+            a.systemd_done = true;
+            self.settle(wf);
+        }
+        if run_open {
+            return;
+        }
+        if let Some(list) = self.waiting.get_mut(wf) {
+            list.retain(|(f, id)| {
+                if *id == Some(job) {
+                    f.send(Event::End {
+                        run: None,
+                        result: None,
+                    });
+                    false
+                } else {
+                    true
+                }
+            });
+            if list.is_empty() {
+                self.waiting.remove(wf);
+            }
+        }
+    }
+
+    /// A run began: the workflow's waiting followers follow it. `tasks`: (unit object path,
+    /// task name); `run_job`: whether the run unit has a start job still going.
+    pub(super) fn opened(
+        &mut self,
+        wf: &str,
+        run: i64,
+        tasks: Vec<(String, String)>,
+        run_job: bool,
+    ) {
+        let Some(list) = self.waiting.remove(wf) else {
+            return;
+        };
+        let followers: Vec<Follower> = list
+            .into_iter()
+            .map(|(f, _)| f)
+            .filter(|f| f.send(Event::Run { id: run }))
+            .collect();
+        if followers.is_empty() {
+            return;
+        }
+        self.attached.insert(
+            wf.to_string(),
+            Attached {
+                run,
+                followers,
+                paths: tasks.into_iter().collect(),
+                ended: None,
+                systemd_done: !run_job,
+            },
+        );
+    }
+
+    /// A unit's `ActiveState` became `activating`.
+    pub(super) fn activating(&mut self, path: &str) {
+        for a in self.attached.values_mut() {
+            if let Some(task) = a.paths.get(path) {
+                let task = task.clone();
+                a.followers
+                    .retain(|f| f.send(Event::Running { task: task.clone() }));
+            }
+        }
+    }
+
+    /// An attempt of run `run` was recorded.
+    pub(super) fn attempt(
+        &mut self,
+        run: i64,
+        a: &crate::store::Attempt,
+        retry_in: Option<Duration>,
+    ) {
+        for at in self.attached.values_mut().filter(|at| at.run == run) {
+            at.followers.retain(|f| {
+                f.send(Event::Attempt {
+                    task: a.task.clone(),
+                    attempt: a.attempt,
+                    result: a.result.clone(),
+                    invocation_id: a.invocation_id.clone(),
+                    started_us: a.started_us,
+                    ended_us: a.ended_us,
+                    retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
+                })
+            });
+        }
+    }
+
+    /// Run `run` ended with `result`.
+    pub(super) fn finished(&mut self, run: i64, result: &str) {
+        let Some(wf) = self
+            .attached
+            .iter()
+            .find(|(_, a)| a.run == run)
+            .map(|(wf, _)| wf.clone())
+        else {
+            return;
+        };
+        if let Some(a) = self.attached.get_mut(&wf) {
+            a.ended = Some(result.to_string());
+        }
+        self.settle(&wf);
+    }
+
+    /// Tells a run's followers it is over once both the run and the run unit's job ended,
+    /// and lets them go (their connections close when their writers have written it all).
+    fn settle(&mut self, wf: &str) {
+        let Some(a) = self.attached.get(wf) else {
+            return;
+        };
+        if !a.systemd_done || a.ended.is_none() {
+            return;
+        }
+        if let Some(a) = self.attached.remove(wf) {
+            for f in &a.followers {
+                f.send(Event::End {
+                    run: Some(a.run),
+                    result: a.ended.clone(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::follow::Client;
+
+    /// A follower over a real socket pair: waits for the next run, is told its events, and
+    /// its end only once systemd's part of the run is over too.
+    #[test]
+    fn a_follower_is_told_the_next_run_and_its_end_after_the_run_units_job() {
+        let (server, client) = UnixStream::pair().unwrap();
+        let mut followers = Followers::default();
+        followers.add("wf".into(), Follower::new(server).unwrap());
+        followers.run_job_new("wf", 7);
+        followers.opened("wf", 3, vec![("/p/a".into(), "a".into())], true);
+        followers.activating("/p/other");
+        followers.activating("/p/a");
+        followers.finished(3, "succeeded");
+        assert!(!followers.is_empty(), "the run unit's job is not over yet");
+        followers.run_job_removed("wf", 7, false);
+        assert!(followers.is_empty());
+        drop(followers);
+        let mut c = Client::from(client);
+        let mut got = Vec::new();
+        while let Some(ev) = c.next_event() {
+            got.push(ev);
+        }
+        assert_eq!(
+            got,
+            vec![
+                Event::Following,
+                Event::Run { id: 3 },
+                Event::Running { task: "a".into() },
+                Event::End {
+                    run: Some(3),
+                    result: Some("succeeded".into())
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_units_job_that_ends_without_a_run_ends_the_wait() {
+        let (server, client) = UnixStream::pair().unwrap();
+        let mut followers = Followers::default();
+        // A job of a run going before the follower asked ends: not the one it waits for.
+        followers.add("wf".into(), Follower::new(server).unwrap());
+        followers.run_job_removed("wf", 5, false);
+        assert!(!followers.is_empty());
+        followers.run_job_new("wf", 6);
+        followers.run_job_removed("wf", 6, false);
+        assert!(followers.is_empty());
+        drop(followers);
+        let mut c = Client::from(client);
+        assert_eq!(c.next_event(), Some(Event::Following));
+        assert_eq!(
+            c.next_event(),
+            Some(Event::End {
+                run: None,
+                result: None
+            })
+        );
+        assert_eq!(c.next_event(), None);
+    }
+
+    #[test]
+    fn requests_name_a_workflow() {
+        for (line, ok) in [
+            ("follow backup\n", true),
+            ("follow a-b_c", true),
+            ("follow ../x\n", false),
+            ("follow \n", false),
+            ("status backup\n", false),
+        ] {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            a.write_all(line.as_bytes()).unwrap();
+            drop(a);
+            assert_eq!(request(b).is_some(), ok, "{line:?}");
+        }
+    }
+}
