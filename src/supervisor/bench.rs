@@ -85,7 +85,12 @@ impl Manager for Rc<Counting> {
             name: name.to_string(),
         })
     }
-    fn accounting(&self, _: &str) -> Result<(Option<u64>, Option<u64>), SystemdError> {
+    fn accounting(
+        &self,
+        _: &str,
+        _: bool,
+        _: bool,
+    ) -> Result<(Option<u64>, Option<u64>), SystemdError> {
         bump(&self.task_state);
         Ok((None, None))
     }

@@ -57,7 +57,12 @@ pub(crate) trait Manager {
     fn stop_unit_no_wait(&self, name: &str) -> Result<(), SystemdError>;
     fn unit_state(&self, name: &str) -> Result<UnitState, SystemdError>;
     fn unit_state_in_one_call(&self, name: &str) -> Result<UnitState, SystemdError>;
-    fn accounting(&self, name: &str) -> Result<(Option<u64>, Option<u64>), SystemdError>;
+    fn accounting(
+        &self,
+        name: &str,
+        cpu: bool,
+        memory_peak: bool,
+    ) -> Result<(Option<u64>, Option<u64>), SystemdError>;
     fn list_jobs(&self) -> Result<Vec<JobSummary>, SystemdError>;
 }
 
@@ -77,8 +82,13 @@ impl Manager for Systemd {
     fn unit_state_in_one_call(&self, name: &str) -> Result<UnitState, SystemdError> {
         Systemd::unit_state_in_one_call(self, name)
     }
-    fn accounting(&self, name: &str) -> Result<(Option<u64>, Option<u64>), SystemdError> {
-        Systemd::accounting(self, name)
+    fn accounting(
+        &self,
+        name: &str,
+        cpu: bool,
+        memory_peak: bool,
+    ) -> Result<(Option<u64>, Option<u64>), SystemdError> {
+        Systemd::accounting(self, name, cpu, memory_peak)
     }
     fn list_jobs(&self) -> Result<Vec<JobSummary>, SystemdError> {
         Systemd::list_jobs(self)
@@ -542,7 +552,7 @@ impl Supervisor {
         let memory =
             self.accounting.memory_peak && task.memory_accounting.unwrap_or(self.accounting.memory);
         if ran && (cpu || memory) {
-            match self.sd.accounting(&task.unit) {
+            match self.sd.accounting(&task.unit, cpu, memory) {
                 Ok((cpu_ns, peak)) => {
                     state.cpu_usage_nsec = cpu_ns;
                     state.memory_peak = peak;

@@ -489,18 +489,45 @@ impl Systemd {
         Ok(state)
     }
 
-    /// What a service's last activation used, `(CPUUsageNSec, MemoryPeak)`, in one call.
-    /// systemd never sends these in `PropertiesChanged`, so a follower of the signals that
-    /// records them must ask.
-    pub fn accounting(&self, name: &str) -> Result<(Option<u64>, Option<u64>), SystemdError> {
+    /// What a service's last activation used, `(CPUUsageNSec, MemoryPeak)`, each read only
+    /// when asked for. systemd never sends these in `PropertiesChanged`, so a follower of
+    /// the signals that records them must ask. One `Get` per value, not a `GetAll`: PID 1
+    /// answers this as a task ends, while it could be starting the next one, and a
+    /// service's `GetAll` serializes a few hundred properties.
+    pub fn accounting(
+        &self,
+        name: &str,
+        cpu: bool,
+        memory_peak: bool,
+    ) -> Result<(Option<u64>, Option<u64>), SystemdError> {
         let action = format!("read the resource use of {name}");
         let Some(iface) = type_interface(name) else {
             return Ok((None, None));
         };
         let path = OwnedObjectPath::try_from(watch::unit_path(name))
             .map_err(|e| SystemdError::from_call(&action, e.into()))?;
-        let typed = self.properties(&path, iface, &action)?;
-        Ok((usec(&typed, "CPUUsageNSec"), usec(&typed, "MemoryPeak")))
+        let props = zbus::blocking::Proxy::new(
+            &self.conn,
+            SERVICE,
+            path.as_ref(),
+            "org.freedesktop.DBus.Properties",
+        )
+        .map_err(|e| SystemdError::from_call(&action, e))?;
+        let get = |key: &str| -> Result<Option<u64>, SystemdError> {
+            let v: OwnedValue = props
+                .call("Get", &(iface, key))
+                .map_err(|e| SystemdError::from_call(&action, e))?;
+            Ok(v.downcast_ref::<u64>()
+                .ok()
+                .filter(|&t| t != 0 && t != u64::MAX))
+        };
+        let cpu_ns = if cpu { get("CPUUsageNSec")? } else { None };
+        let peak = if memory_peak {
+            get("MemoryPeak")?
+        } else {
+            None
+        };
+        Ok((cpu_ns, peak))
     }
 
     /// The manager's accounting defaults and whether it reports `MemoryPeak` (systemd 255
