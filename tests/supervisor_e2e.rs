@@ -175,6 +175,13 @@ fn run_wait_follows_the_retries_to_the_recorded_end() {
         "{}",
         out.stdout
     );
+    // Each attempt told running once.
+    let running = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" flaky ") && l.ends_with("running"))
+        .count();
+    assert_eq!(running, 3, "{}", out.stdout);
     assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
     assert!(
         out.stdout.contains("Run 1 succeeded.") && out.stdout.contains("flow history retry3 1"),

@@ -2,7 +2,7 @@
 //! client are in [`crate::runs::follow`]): a socket, a thread that accepts followers, and
 //! the followers of each workflow's next or current run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -122,6 +122,9 @@ struct Attached {
     followers: Vec<Follower>,
     /// Task units' object paths: task names.
     paths: HashMap<String, String>,
+    /// Tasks told running and not ended since (systemd says `activating` again at each
+    /// sub-state of a start).
+    running: HashSet<String>,
     /// The run's result, once it ended.
     ended: Option<String>,
     /// Whether the run unit's start job is over (a follower that is told the end can start
@@ -200,6 +203,7 @@ impl Followers {
                 run,
                 followers,
                 paths: tasks.into_iter().collect(),
+                running: HashSet::new(),
                 ended: None,
                 systemd_done: !run_job,
             },
@@ -209,7 +213,9 @@ impl Followers {
     /// A unit's `ActiveState` became `activating`.
     pub(super) fn activating(&mut self, path: &str) {
         for a in self.attached.values_mut() {
-            if let Some(task) = a.paths.get(path) {
+            if let Some(task) = a.paths.get(path)
+                && a.running.insert(task.clone())
+            {
                 let task = task.clone();
                 a.followers
                     .retain(|f| f.send(Event::Running { task: task.clone() }));
@@ -225,6 +231,7 @@ impl Followers {
         retry_in: Option<Duration>,
     ) {
         for at in self.attached.values_mut().filter(|at| at.run == run) {
+            at.running.remove(&a.task);
             at.followers.retain(|f| {
                 f.send(Event::Attempt {
                     task: a.task.clone(),
@@ -290,6 +297,8 @@ mod tests {
         followers.run_job_new("wf", 7);
         followers.opened("wf", 3, vec![("/p/a".into(), "a".into())], true);
         followers.activating("/p/other");
+        followers.activating("/p/a");
+        // Once per start, though systemd says `activating` at each sub-state.
         followers.activating("/p/a");
         followers.finished(3, "succeeded");
         assert!(!followers.is_empty(), "the run unit's job is not over yet");
