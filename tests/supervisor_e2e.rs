@@ -184,7 +184,7 @@ fn run_wait_follows_the_retries_to_the_recorded_end() {
     assert_eq!(running, 3, "{}", out.stdout);
     assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
     assert!(
-        out.stdout.contains("Run 1 succeeded.") && out.stdout.contains("flow history retry3 1"),
+        out.stdout.contains("Run 1 succeeded."),
         "the run's number: {}",
         out.stdout
     );

@@ -103,9 +103,6 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
     } else {
         println!();
         print_table(runs, followed.run);
-        if let Some(id) = followed.run {
-            println!("Its attempts: flow history {name} {id}");
-        }
     }
     Ok(result_exit(runs))
 }

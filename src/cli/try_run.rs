@@ -94,7 +94,7 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
     println!();
     let mut code = flow(&["run", &wf.name, "--wait"])?;
     if supervised && let Some(run) = wait_for_history(&sb, &wf.name) {
-        println!("\nHistory (retries included):");
+        println!("\nHistory:");
         code = flow(&["status", &wf.name, &run.to_string()])?;
     }
     // journald reads a task's stdout stream on its own schedule and `journalctl --sync`
@@ -120,7 +120,8 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
     })
 }
 
-/// The run's number once the supervisor recorded its end (retries may outlast `run --wait`).
+/// The run's number once the supervisor recorded its end (`run --wait` follows it to its
+/// end, but a store write may still be waiting for a lock).
 fn wait_for_history(sb: &Sandbox, name: &str) -> Option<i64> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
     while std::time::Instant::now() < deadline {
