@@ -210,6 +210,40 @@ fn run_wait_follows_the_retries_to_the_recorded_end() {
     assert_eq!(j["succeeded"], true, "{j:#}");
 }
 
+/// Following a run through the supervisor adds no subscriber to the bus: the client asks
+/// dbus-daemon for no signal at all (each subscriber has every unit's change signals routed
+/// to it, which slows systemd down). Without the supervisor it has to subscribe itself.
+#[test]
+fn run_wait_asks_the_bus_for_no_signals_while_the_supervisor_follows() {
+    let Some(sb) = setup(&[("slp", "tasks:\n  s: {run: sleep 2}\n")]) else {
+        return;
+    };
+    // The match rules dbus-daemon holds for the `flow run --wait` client, while it waits.
+    let rules = || {
+        let out = sh(
+            &sb,
+            r#"rm -f /var/tmp/out; (flow run slp --wait > /var/tmp/out 2>&1) > /dev/null 2>&1 &
+            for i in $(seq 100); do grep -q running /var/tmp/out 2>/dev/null && break; sleep 0.05; done
+            pid=$(pgrep -f '^flow run slp --wait')
+            name=$(busctl list --no-legend | awk -v p="$pid" '$2==p && $1 ~ /^:/ {print $1}')
+            busctl call org.freedesktop.DBus /org/freedesktop/DBus                 org.freedesktop.DBus.Debug.Stats GetAllMatchRules | grep -o "\"$name\" [0-9]*"
+            wait"#,
+        )
+        .ok();
+        out.stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no match rules read: {out:?}"))
+    };
+    assert_eq!(rules(), 0, "a subscription beside the supervisor's");
+    sh(&sb, "systemctl stop supervisor-test.service").ok();
+    assert!(
+        rules() > 0,
+        "without the supervisor the client must subscribe"
+    );
+}
+
 /// A supervisor that goes away while `flow run --wait` follows a run through it: the rest
 /// is read from systemd, and the run's outcome is still right.
 #[test]

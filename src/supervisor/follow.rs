@@ -197,6 +197,16 @@ impl Followers {
         if followers.is_empty() {
             return;
         }
+        // Followers of a run this one replaced before all its ends arrived: told now.
+        if let Some(old) = self.attached.remove(wf) {
+            let result = old.ended.or_else(|| Some("canceled".into()));
+            for f in &old.followers {
+                f.send(Event::End {
+                    run: Some(old.run),
+                    result: result.clone(),
+                });
+            }
+        }
         self.attached.insert(
             wf.to_string(),
             Attached {
@@ -322,6 +332,31 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn followers_of_a_replaced_run_are_told_its_end() {
+        let (old_server, old_client) = UnixStream::pair().unwrap();
+        let (new_server, new_client) = UnixStream::pair().unwrap();
+        let mut followers = Followers::default();
+        followers.add("wf".into(), Follower::new(old_server).unwrap());
+        followers.opened("wf", 1, vec![], true);
+        followers.add("wf".into(), Follower::new(new_server).unwrap());
+        followers.opened("wf", 2, vec![], true);
+        drop(followers);
+        let mut old = Client::from(old_client);
+        assert_eq!(old.next_event(), Some(Event::Following));
+        assert_eq!(old.next_event(), Some(Event::Run { id: 1 }));
+        assert_eq!(
+            old.next_event(),
+            Some(Event::End {
+                run: Some(1),
+                result: Some("canceled".into())
+            })
+        );
+        let mut new = Client::from(new_client);
+        assert_eq!(new.next_event(), Some(Event::Following));
+        assert_eq!(new.next_event(), Some(Event::Run { id: 2 }));
     }
 
     #[test]
