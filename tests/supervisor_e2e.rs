@@ -210,11 +210,12 @@ fn run_wait_follows_the_retries_to_the_recorded_end() {
     assert_eq!(j["succeeded"], true, "{j:#}");
 }
 
-/// Following a run through the supervisor adds no subscriber to the bus: the client asks
-/// dbus-daemon for no signal at all (each subscriber has every unit's change signals routed
-/// to it, which slows systemd down). Without the supervisor it has to subscribe itself.
+/// Nobody asks dbus-daemon for systemd's signals while the supervisor runs: it reads them
+/// from PID 1's private socket, and a run followed through it adds no subscriber (each has
+/// every unit's change signals routed to it, which slows systemd down). Without the
+/// supervisor, `flow run --wait` has to subscribe itself.
 #[test]
-fn run_wait_asks_the_bus_for_no_signals_while_the_supervisor_follows() {
+fn nobody_asks_the_bus_for_signals_while_the_supervisor_runs() {
     let Some(sb) = setup(&[("slp", "tasks:\n  s: {run: sleep 2}\n")]) else {
         return;
     };
@@ -236,6 +237,20 @@ fn run_wait_asks_the_bus_for_no_signals_while_the_supervisor_follows() {
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or_else(|| panic!("no match rules read: {out:?}"))
     };
+    // The supervisor itself reads PID 1's private socket: nothing routed to it either.
+    let supervisor = sh(
+        &sb,
+        r#"pid=$(systemctl show -p MainPID --value supervisor-test.service)
+        name=$(busctl list --no-legend | awk -v p="$pid" '$2==p && $1 ~ /^:/ {print $1}')
+        busctl call org.freedesktop.DBus /org/freedesktop/DBus \
+            org.freedesktop.DBus.Debug.Stats GetAllMatchRules | grep -o "\"$name\" [0-9]*""#,
+    )
+    .ok();
+    assert_eq!(
+        supervisor.stdout.split_whitespace().nth(1),
+        Some("0"),
+        "{supervisor:?}"
+    );
     assert_eq!(rules(), 0, "a subscription beside the supervisor's");
     sh(&sb, "systemctl stop supervisor-test.service").ok();
     assert!(

@@ -3,8 +3,10 @@
 //! crash.
 //!
 //! Event-driven, no polling. The manager's `JobNew`/`JobRemoved`/`Reloading` signals and the
-//! `PropertiesChanged` signals of unit objects are subscribed to before anything is read or
-//! started, on one stream (so their order is kept); a reader thread keeps those of flow's
+//! `PropertiesChanged` signals of unit objects are read before anything is read or started,
+//! on one stream (so their order is kept): from PID 1's private socket, where PID 1 sends
+//! them unasked and dbus-daemon does not route them (`systemd::private`), or, where that
+//! socket cannot be opened, subscribed to on the bus. A reader thread keeps those of flow's
 //! units and forwards them over a channel, and the main thread sleeps in `recv_timeout`
 //! until the next event or the next deadline of its own (a retry delay, a run deadline, a
 //! watchdog ping, a failed write to retry). When nothing runs and no watchdog is configured
@@ -39,11 +41,12 @@ use std::time::{Duration, Instant};
 
 use zbus::MatchRule;
 use zbus::blocking::MessageIterator;
-use zbus::zvariant::ObjectPath;
+use zbus::zvariant::OwnedObjectPath;
 
 use crate::compiler::names;
 use crate::runs::trigger;
 use crate::store::{self, Attempt, Store, StoreError};
+use crate::systemd::private;
 use crate::systemd::watch::unit_path;
 use crate::systemd::{AccountingDefaults, Bus, JobSummary, Systemd, SystemdError, UnitState};
 use def::{TaskDef, When, WorkflowDef};
@@ -274,8 +277,20 @@ impl Supervisor {
         cfg: Config,
         followers: Option<std::os::unix::net::UnixListener>,
     ) -> Result<(Supervisor, mpsc::Receiver<Signal>), SupervisorError> {
+        // The manager's signals from its private socket when this process may open it
+        // (root, or a user's own manager), else from the bus (see `systemd::private`).
+        let private = private::socket_path(&cfg.bus).and_then(|p| {
+            private::Reader::connect(&p)
+                .map_err(|e| {
+                    eprintln!("note: {e}; reading systemd's signals from the bus");
+                })
+                .ok()
+        });
         let sd = Systemd::connect(cfg.bus.clone())?;
-        let (tx, rx) = listen(&sd)?;
+        let (tx, rx) = match private {
+            Some(reader) => listen_private(reader)?,
+            None => listen(&sd)?,
+        };
         if let Some(l) = followers {
             let accepted = follow::accept(l, move |workflow, follower| {
                 tx.send(Signal::Follow { workflow, follower }).is_ok()
@@ -1111,6 +1126,7 @@ fn listen(sd: &Systemd) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>)
     for rule in [jobs, props, owners] {
         bus.add_match_rule(rule).map_err(|e| err(e.into()))?;
     }
+    sd.subscribe()?;
     // The bus lets any client send a signal to any other, so the sender is checked against
     // systemd's unique name (read after the rules exist, so a change is not missed).
     let name = zbus::names::BusName::try_from(SYSTEMD).map_err(|e| err(e.into()))?;
@@ -1129,6 +1145,32 @@ fn listen(sd: &Systemd) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>)
                     continue;
                 }
                 if let Some(sig) = signal_of(&msg)
+                    && tx.send(sig).is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx.send(Signal::Closed);
+        })
+        .map_err(|e| SupervisorError::Units {
+            dir: PathBuf::from("(thread)"),
+            error: e,
+        })?;
+    Ok((to_main, rx))
+}
+
+/// The manager's signals from its private socket, on a thread of their own; only PID 1
+/// can write there, so no sender needs checking.
+fn listen_private(
+    mut reader: private::Reader,
+) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>), SupervisorError> {
+    let (tx, rx) = mpsc::channel();
+    let to_main = tx.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            while let Ok(msg) = reader.next_message() {
+                if let Some(sig) = signal_of_private(&msg)
                     && tx.send(sig).is_err()
                 {
                     return;
@@ -1163,44 +1205,75 @@ fn from_systemd(msg: &zbus::Message, owner: &mut String) -> bool {
     !owner.is_empty() && sender == Some(owner.as_str())
 }
 
-/// The supervisor's reading of one message: a manager signal, or a property change of a
-/// flow unit; `None` for anything else.
+/// A message's body, from the bus or from the manager's private socket.
+trait Body {
+    fn get<T: serde::de::DeserializeOwned + zbus::zvariant::Type>(&self) -> Option<T>;
+}
+
+impl Body for zbus::Message {
+    fn get<T: serde::de::DeserializeOwned + zbus::zvariant::Type>(&self) -> Option<T> {
+        self.body().deserialize::<T>().ok()
+    }
+}
+
+impl Body for private::Message {
+    fn get<T: serde::de::DeserializeOwned + zbus::zvariant::Type>(&self) -> Option<T> {
+        self.body::<T>()
+    }
+}
+
+/// The supervisor's reading of one message from the bus: a manager signal, or a property
+/// change of a flow unit; `None` for anything else.
 fn signal_of(msg: &zbus::Message) -> Option<Signal> {
     let header = msg.header();
     if header.message_type() != zbus::message::Type::Signal {
         return None;
     }
-    let iface = header.interface()?;
-    let member = header.member()?;
-    match (iface.as_str(), member.as_str()) {
-        ("org.freedesktop.systemd1.Manager", "JobNew") => msg
-            .body()
-            .deserialize::<(u32, ObjectPath<'_>, String)>()
-            .ok()
+    signal_from(
+        header.interface()?.as_str(),
+        header.member()?.as_str(),
+        header.path().map(|p| p.as_str()),
+        msg,
+    )
+}
+
+/// The same from the manager's private socket.
+fn signal_of_private(msg: &private::Message) -> Option<Signal> {
+    let h = &msg.header;
+    if h.msg_type != private::Message::SIGNAL {
+        return None;
+    }
+    signal_from(
+        h.interface.as_deref()?,
+        h.member.as_deref()?,
+        h.path.as_deref(),
+        msg,
+    )
+}
+
+fn signal_from(iface: &str, member: &str, path: Option<&str>, body: &impl Body) -> Option<Signal> {
+    match (iface, member) {
+        ("org.freedesktop.systemd1.Manager", "JobNew") => body
+            .get::<(u32, OwnedObjectPath, String)>()
             .map(|(id, _, unit)| Signal::JobNew { id, unit }),
-        ("org.freedesktop.systemd1.Manager", "JobRemoved") => msg
-            .body()
-            .deserialize::<(u32, ObjectPath<'_>, String, String)>()
-            .ok()
+        ("org.freedesktop.systemd1.Manager", "JobRemoved") => body
+            .get::<(u32, OwnedObjectPath, String, String)>()
             .map(|(id, _, unit, result)| Signal::JobRemoved { id, unit, result }),
-        ("org.freedesktop.systemd1.Manager", "Reloading") => {
-            match msg.body().deserialize::<bool>() {
-                Ok(false) => Some(Signal::Reloaded),
-                _ => None,
-            }
-        }
+        ("org.freedesktop.systemd1.Manager", "Reloading") => match body.get::<bool>() {
+            Some(false) => Some(Signal::Reloaded),
+            _ => None,
+        },
         ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
-            let path = header.path()?.as_str();
+            let path = path?;
             if !path.starts_with(FLOW_UNIT_PATHS) {
                 return None;
             }
-            let body = msg.body();
-            let (name, props) = match body.deserialize::<(&str, seen::Props, Vec<&str>)>() {
-                Ok((name, props, _)) => (name, Some(props)),
+            let (name, props) = match body.get::<(String, seen::Props, Vec<String>)>() {
+                Some((name, props, _)) => (name, Some(props)),
                 // Unreadable values: the interface alone, if that can be read.
-                Err(_) => (body.deserialize::<(&str,)>().ok()?.0, None),
+                None => (body.get::<(String,)>()?.0, None),
             };
-            let iface = seen::Iface::of(name)?;
+            let iface = seen::Iface::of(&name)?;
             Some(Signal::Changed {
                 path: path.to_string(),
                 iface,

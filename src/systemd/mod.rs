@@ -14,6 +14,7 @@
 //! client therefore pins it first (`RefUnit`); the pin lasts as long as the connection, or
 //! until [`Systemd::unref_unit`].
 
+pub mod private;
 mod proxy;
 pub mod watch;
 
@@ -269,6 +270,9 @@ pub struct UnitFileChange {
 pub struct Systemd {
     conn: Connection,
     manager: ManagerProxy<'static>,
+    /// Whether this client has subscribed to the manager's signals (see
+    /// [`Systemd::subscribe`]).
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 /// The socket path of a bus given as one plain `unix:path=...` address, if it is that.
@@ -295,7 +299,9 @@ fn unix_path(bus: &Bus) -> Option<std::path::PathBuf> {
 }
 
 impl Systemd {
-    /// Connects and subscribes to the manager's signals (needed to wait for jobs).
+    /// Connects. Subscribes to the manager's signals only when something waits for them
+    /// (a job's end, a [`Systemd::watch`]): while any client on the bus is subscribed, PID 1
+    /// sends a change signal on it for every unit that changes, which costs systemd time.
     pub fn connect(bus: Bus) -> Result<Systemd, SystemdError> {
         // A unix socket is connected here rather than by zbus: zbus connects it on the
         // `blocking` crate's thread pool, whose idle thread then stays for the life of the
@@ -321,9 +327,8 @@ impl Systemd {
             .cache_properties(CacheProperties::No)
             .build()
             .map_err(|e| SystemdError::from_call("creating the manager proxy", e))?;
-        // A bus client gets no JobRemoved signals unless it subscribed; the subscription ends
-        // with the connection.
-        manager.subscribe().map_err(|error| match error {
+        // One call to tell whether systemd is there at all.
+        manager.version().map_err(|error| match error {
             // The bus is up but systemd is not on it: the same advice as a failed connect.
             zbus::Error::MethodError(ref name, _, _)
                 if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown"
@@ -334,9 +339,27 @@ impl Systemd {
                     error: Box::new(error),
                 }
             }
-            e => SystemdError::from_call("subscribe", e),
+            e => SystemdError::from_call("reach systemd", e),
         })?;
-        Ok(Systemd { conn, manager })
+        Ok(Systemd {
+            conn,
+            manager,
+            subscribed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Subscribes to the manager's signals, once: a bus client gets no `JobRemoved`
+    /// signals unless it subscribed. The subscription ends with the connection.
+    pub fn subscribe(&self) -> Result<(), SystemdError> {
+        use std::sync::atomic::Ordering;
+        if self.subscribed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.manager
+            .subscribe()
+            .map_err(|e| SystemdError::from_call("subscribe", e))?;
+        self.subscribed.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Re-reads all unit files (`systemctl daemon-reload`); returns once the reload is done.
@@ -399,6 +422,7 @@ impl Systemd {
     ) -> Result<JobOutcome, SystemdError> {
         // The stream (and its bus match rule) must exist before the job does: a job that
         // fails at once is removed before StartUnit's reply is even read.
+        self.subscribe()?;
         let signals = self
             .manager
             .receive_job_removed()
@@ -603,7 +627,9 @@ impl Systemd {
     /// Opens a stream of job ends and unit state changes. Open it before starting anything
     /// whose progress should be seen.
     pub fn watch(&self) -> Result<watch::Watch, SystemdError> {
-        watch::Watch::open(&self.conn)
+        let w = watch::Watch::open(&self.conn)?;
+        self.subscribe()?;
+        Ok(w)
     }
 
     /// Keeps a unit loaded, with the state of its last run, while this connection lives.
