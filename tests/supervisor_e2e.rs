@@ -60,6 +60,28 @@ fn results(v: &serde_json::Value, task: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many match rules dbus-daemon holds for the bus connection of the process whose PID
+/// the shell command `pid` prints (its debug statistics, which Debian's dbus-daemon has).
+fn bus_match_rules(sb: &Sandbox, pid: &str) -> u32 {
+    let out = sh(
+        sb,
+        &format!(
+            r#"pid=$({pid})
+            name=$(busctl list --no-legend | awk -v p="$pid" '$2==p && $1 ~ /^:/ {{print $1}}')
+            busctl call org.freedesktop.DBus /org/freedesktop/DBus \
+                org.freedesktop.DBus.Debug.Stats GetAllMatchRules | grep -o "\"$name\" [0-9]*""#
+        ),
+    )
+    .ok();
+    out.stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no match rules read: {out:?}"))
+}
+
+const SUPERVISOR_PID: &str = "systemctl show -p MainPID --value supervisor-test.service";
+
 const RETRY3: &str = "
 tasks:
   flaky:
@@ -221,36 +243,27 @@ fn nobody_asks_the_bus_for_signals_while_the_supervisor_runs() {
     };
     // The match rules dbus-daemon holds for the `flow run --wait` client, while it waits.
     let rules = || {
-        let out = sh(
+        sh(
             &sb,
-            r#"rm -f /var/tmp/out; (flow run slp --wait > /var/tmp/out 2>&1) > /dev/null 2>&1 &
-            for i in $(seq 100); do grep -q running /var/tmp/out 2>/dev/null && break; sleep 0.05; done
-            pid=$(pgrep -f '^flow run slp --wait')
-            name=$(busctl list --no-legend | awk -v p="$pid" '$2==p && $1 ~ /^:/ {print $1}')
-            busctl call org.freedesktop.DBus /org/freedesktop/DBus                 org.freedesktop.DBus.Debug.Stats GetAllMatchRules | grep -o "\"$name\" [0-9]*"
-            wait"#,
+            "rm -f /var/tmp/out; \
+             (flow run slp --wait > /var/tmp/out 2>&1; echo done >> /var/tmp/out) > /dev/null 2>&1 &",
         )
         .ok();
-        out.stdout
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse::<u32>().ok())
-            .unwrap_or_else(|| panic!("no match rules read: {out:?}"))
+        wait_until("the task to run", Duration::from_secs(10), || {
+            sh(&sb, "grep -q running /var/tmp/out")
+                .success()
+                .then_some(())
+        });
+        let n = bus_match_rules(&sb, "pgrep -f '^flow run slp --wait'");
+        wait_until("the run to end", Duration::from_secs(20), || {
+            sh(&sb, "grep -qx done /var/tmp/out")
+                .success()
+                .then_some(())
+        });
+        n
     };
     // The supervisor itself reads PID 1's private socket: nothing routed to it either.
-    let supervisor = sh(
-        &sb,
-        r#"pid=$(systemctl show -p MainPID --value supervisor-test.service)
-        name=$(busctl list --no-legend | awk -v p="$pid" '$2==p && $1 ~ /^:/ {print $1}')
-        busctl call org.freedesktop.DBus /org/freedesktop/DBus \
-            org.freedesktop.DBus.Debug.Stats GetAllMatchRules | grep -o "\"$name\" [0-9]*""#,
-    )
-    .ok();
-    assert_eq!(
-        supervisor.stdout.split_whitespace().nth(1),
-        Some("0"),
-        "{supervisor:?}"
-    );
+    assert_eq!(bus_match_rules(&sb, SUPERVISOR_PID), 0);
     assert_eq!(rules(), 0, "a subscription beside the supervisor's");
     sh(&sb, "systemctl stop supervisor-test.service").ok();
     assert!(
@@ -304,6 +317,37 @@ tasks:
             .any(|l| l.starts_with("after") && l.contains("failed (exit 3)")),
         "{out}"
     );
+}
+
+/// Where the manager's private socket cannot be opened, the supervisor reads the signals
+/// from the bus: the same run, retries and all, recorded the same way.
+#[test]
+fn retries_are_driven_with_the_signals_from_the_bus_too() {
+    let Some(sb) = common::sandbox() else { return };
+    install_flow(&sb);
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/retry3.yaml"),
+        RETRY3.as_bytes(),
+    )
+    .expect("write workflow");
+    sh(&sb, "flow apply").ok();
+    sh(
+        &sb,
+        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise --bus-signals",
+    )
+    .ok();
+    sh(&sb, "systemctl start flow-retry3.service").ok();
+    let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(
+        results(&v, "flaky"),
+        ["exit-code 1", "exit-code 1", "success"],
+        "{v:#}"
+    );
+    assert_eq!(results(&v, "down"), ["success"], "{v:#}");
+    // And it asked the bus for them.
+    let n = bus_match_rules(&sb, SUPERVISOR_PID);
+    assert!(n >= 3, "{n} match rules");
 }
 
 #[test]

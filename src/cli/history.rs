@@ -89,6 +89,9 @@ pub struct SuperviseArgs {
     /// Keep runs for at most this many days.
     #[arg(long, default_value_t = store::DEFAULT_KEEP_DAYS)]
     pub keep_days: u32,
+    /// Read systemd's signals from the bus, not from its private socket (tests).
+    #[arg(long, hide = true)]
+    pub bus_signals: bool,
 }
 
 pub fn supervise(a: &SuperviseArgs) -> Result<Exit, CliError> {
@@ -102,6 +105,7 @@ pub fn supervise(a: &SuperviseArgs) -> Result<Exit, CliError> {
         bus: Bus::System,
         keep_runs: a.keep_runs,
         keep_days: a.keep_days,
+        bus_signals: a.bus_signals,
     };
     supervisor::supervise(cfg).map_err(|e| CliError::System(e.to_string()))?;
     Ok(Exit::Success)

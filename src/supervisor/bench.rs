@@ -131,6 +131,7 @@ pub(super) fn supervisor(
             bus: Bus::Address("unix:path=/nonexistent".into()),
             keep_runs: 1000,
             keep_days: 365,
+            bus_signals: false,
         },
         sd: Box::new(pid1.clone()),
         store,

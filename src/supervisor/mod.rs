@@ -108,6 +108,9 @@ pub struct Config {
     pub bus: Bus,
     pub keep_runs: u32,
     pub keep_days: u32,
+    /// Read systemd's signals from the bus even where the manager's private socket could
+    /// be opened (the fallback, kept testable).
+    pub bus_signals: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,13 +282,16 @@ impl Supervisor {
     ) -> Result<(Supervisor, mpsc::Receiver<Signal>), SupervisorError> {
         // The manager's signals from its private socket when this process may open it
         // (root, or a user's own manager), else from the bus (see `systemd::private`).
-        let private = private::socket_path(&cfg.bus).and_then(|p| {
-            private::Reader::connect(&p)
-                .map_err(|e| {
-                    eprintln!("note: {e}; reading systemd's signals from the bus");
-                })
-                .ok()
-        });
+        let private = (!cfg.bus_signals)
+            .then(|| private::socket_path(&cfg.bus))
+            .flatten()
+            .and_then(|p| {
+                private::Reader::connect(&p)
+                    .map_err(|e| {
+                        eprintln!("note: {e}; reading systemd's signals from the bus");
+                    })
+                    .ok()
+            });
         let sd = Systemd::connect(cfg.bus.clone())?;
         let (tx, rx) = match private {
             Some(reader) => listen_private(reader)?,
@@ -1092,7 +1098,7 @@ fn listen(sd: &Systemd) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>)
     // The unfiltered stream of the connection (registered before the rules, so nothing the
     // rules bring in is missed); it also carries replies to the main thread's calls, which
     // are skipped here.
-    let signals = MessageIterator::from(conn.clone());
+    let mut signals = MessageIterator::from(conn.clone());
     let jobs = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender("org.freedesktop.systemd1")
@@ -1134,43 +1140,37 @@ fn listen(sd: &Systemd) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>)
         .get_name_owner(name)
         .map_err(|e| err(e.into()))?
         .to_string();
-    let (tx, rx) = mpsc::channel();
-    let to_main = tx.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for msg in signals {
-                let Ok(msg) = msg else { break };
-                if !from_systemd(&msg, &mut owner) {
-                    continue;
-                }
-                if let Some(sig) = signal_of(&msg)
-                    && tx.send(sig).is_err()
-                {
-                    return;
-                }
-            }
-            let _ = tx.send(Signal::Closed);
+    spawn_reader(move || {
+        let msg = signals.next()?.ok()?;
+        Some(if from_systemd(&msg, &mut owner) {
+            signal_of(&msg)
+        } else {
+            None
         })
-        .map_err(|e| SupervisorError::Units {
-            dir: PathBuf::from("(thread)"),
-            error: e,
-        })?;
-    Ok((to_main, rx))
+    })
 }
 
-/// The manager's signals from its private socket, on a thread of their own; only PID 1
-/// can write there, so no sender needs checking.
+/// The manager's signals from its private socket; only PID 1 can write there, so no
+/// sender needs checking.
 fn listen_private(
     mut reader: private::Reader,
+) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>), SupervisorError> {
+    spawn_reader(move || Some(signal_of_private(&reader.next_message().ok()?)))
+}
+
+/// Runs `next` on the signal reader thread: each signal it reads goes to the main loop
+/// (`Some(None)`: a message that is not one); `None` when the connection closed. Returns a
+/// sender to the main loop too, for other threads that feed it.
+fn spawn_reader(
+    mut next: impl FnMut() -> Option<Option<Signal>> + Send + 'static,
 ) -> Result<(mpsc::Sender<Signal>, mpsc::Receiver<Signal>), SupervisorError> {
     let (tx, rx) = mpsc::channel();
     let to_main = tx.clone();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            while let Ok(msg) = reader.next_message() {
-                if let Some(sig) = signal_of_private(&msg)
+            while let Some(read) = next() {
+                if let Some(sig) = read
                     && tx.send(sig).is_err()
                 {
                     return;
