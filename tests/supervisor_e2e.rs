@@ -11,6 +11,11 @@ use flow::sandbox::Sandbox;
 const DB: &str = "/var/lib/flow/history.db";
 
 fn setup(workflows: &[(&str, &str)]) -> Option<Sandbox> {
+    setup_with(workflows, "")
+}
+
+/// Like [`setup`], with these arguments to `flow supervise`.
+fn setup_with(workflows: &[(&str, &str)], supervise_args: &str) -> Option<Sandbox> {
     let sb = common::sandbox()?;
     install_flow(&sb);
     for (name, yaml) in workflows {
@@ -21,15 +26,21 @@ fn setup(workflows: &[(&str, &str)]) -> Option<Sandbox> {
         .expect("write workflow");
     }
     sh(&sb, "flow apply").ok();
-    start_supervisor(&sb);
+    start_supervisor_with(&sb, supervise_args);
     Some(sb)
 }
 
 fn start_supervisor(sb: &Sandbox) {
+    start_supervisor_with(sb, "");
+}
+
+fn start_supervisor_with(sb: &Sandbox, args: &str) {
     sh(
         sb,
-        "systemctl reset-failed supervisor-test.service 2>/dev/null; \
-         systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise",
+        &format!(
+            "systemctl reset-failed supervisor-test.service 2>/dev/null; \
+             systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise {args}"
+        ),
     )
     .ok();
 }
@@ -323,19 +334,9 @@ tasks:
 /// from the bus: the same run, retries and all, recorded the same way.
 #[test]
 fn retries_are_driven_with_the_signals_from_the_bus_too() {
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/retry3.yaml"),
-        RETRY3.as_bytes(),
-    )
-    .expect("write workflow");
-    sh(&sb, "flow apply").ok();
-    sh(
-        &sb,
-        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise --bus-signals",
-    )
-    .ok();
+    let Some(sb) = setup_with(&[("retry3", RETRY3)], "--bus-signals") else {
+        return;
+    };
     sh(&sb, "systemctl start flow-retry3.service").ok();
     let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
@@ -498,22 +499,10 @@ tasks:
     needs: [fixme]
     run: echo after >> /var/tmp/after
 ";
-    let Some(sb) = common::sandbox() else {
+    // Keep at most 2 runs.
+    let Some(sb) = setup_with(&[("fix", yaml)], "--keep-runs 2") else {
         return;
     };
-    install_flow(&sb);
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/fix.yaml"),
-        yaml.as_bytes(),
-    )
-    .expect("write workflow");
-    sh(&sb, "flow apply").ok();
-    // Keep at most 2 runs.
-    sh(
-        &sb,
-        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise --keep-runs 2",
-    )
-    .ok();
     sh(&sb, "systemctl start flow-fix.service").ok();
     let v = wait_run(&sb, "fix", 1, Duration::from_secs(20));
     assert_eq!(v["run"]["result"], "failed", "{v:#}");

@@ -530,20 +530,12 @@ impl Systemd {
         };
         let path = OwnedObjectPath::try_from(watch::unit_path(name))
             .map_err(|e| SystemdError::from_call(&action, e.into()))?;
-        let props = zbus::blocking::Proxy::new(
-            &self.conn,
-            SERVICE,
-            path.as_ref(),
-            "org.freedesktop.DBus.Properties",
-        )
-        .map_err(|e| SystemdError::from_call(&action, e))?;
+        let props = self.properties_proxy(&path, &action)?;
         let get = |key: &str| -> Result<Option<u64>, SystemdError> {
             let v: OwnedValue = props
                 .call("Get", &(iface, key))
                 .map_err(|e| SystemdError::from_call(&action, e))?;
-            Ok(v.downcast_ref::<u64>()
-                .ok()
-                .filter(|&t| t != 0 && t != u64::MAX))
+            Ok(set_u64(&v))
         };
         let cpu_ns = if cpu { get("CPUUsageNSec")? } else { None };
         let peak = if memory_peak {
@@ -668,16 +660,24 @@ impl Systemd {
         interface: &str,
         action: &str,
     ) -> Result<HashMap<String, OwnedValue>, SystemdError> {
-        let props = zbus::blocking::Proxy::new(
+        self.properties_proxy(path, action)?
+            .call("GetAll", &(interface,))
+            .map_err(|e| SystemdError::from_call(action, e))
+    }
+
+    /// The `org.freedesktop.DBus.Properties` interface of a unit object.
+    fn properties_proxy<'a>(
+        &'a self,
+        path: &'a OwnedObjectPath,
+        action: &str,
+    ) -> Result<zbus::blocking::Proxy<'a>, SystemdError> {
+        zbus::blocking::Proxy::new(
             &self.conn,
             SERVICE,
             path.as_ref(),
             "org.freedesktop.DBus.Properties",
         )
-        .map_err(|e| SystemdError::from_call(action, e))?;
-        props
-            .call("GetAll", &(interface,))
-            .map_err(|e| SystemdError::from_call(action, e))
+        .map_err(|e| SystemdError::from_call(action, e))
     }
 }
 
@@ -814,9 +814,13 @@ fn set_usec(props: &HashMap<String, OwnedValue>, key: &str, field: &mut Option<u
 
 /// A µs timestamp; 0 and `USEC_INFINITY` both mean "none".
 fn usec(props: &HashMap<String, OwnedValue>, key: &str) -> Option<u64> {
-    props
-        .get(key)
-        .and_then(|v| v.downcast_ref::<u64>().ok())
+    props.get(key).and_then(set_u64)
+}
+
+/// A `t` property's value, unless systemd says it is not set (0 or the maximum).
+fn set_u64(v: &OwnedValue) -> Option<u64> {
+    v.downcast_ref::<u64>()
+        .ok()
         .filter(|&t| t != 0 && t != u64::MAX)
 }
 
