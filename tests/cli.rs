@@ -192,6 +192,85 @@ fn apply_plan_remove_lifecycle_in_a_unit_dir() {
     assert_eq!(left, ["flow-handmade.service"]);
 }
 
+/// `flow list --json`'s `source_state` of each workflow, and the text `flow list` prints.
+fn listed(units: &Path) -> (Vec<(String, String)>, String, String) {
+    let out = flow()
+        .args(["list", "--json", "--unit-dir"])
+        .arg(units)
+        .output()
+        .expect("flow list");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
+    let states = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let key = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (key("workflow"), key("source_state"))
+        })
+        .collect();
+    let text = flow()
+        .args(["list", "--unit-dir"])
+        .arg(units)
+        .output()
+        .expect("flow list");
+    let out = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (states, out(&text.stdout), out(&text.stderr))
+}
+
+/// A YAML file edited after `flow apply` does nothing until applied; `flow list` says so,
+/// whatever flow binary asks (the units name the one that applied them).
+#[test]
+fn list_tells_which_workflows_changed_since_apply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wf = dir.path().join("my workflows");
+    let units = dir.path().join("my units");
+    std::fs::create_dir_all(&wf).expect("mkdir");
+    let site = write(&wf, "site.yaml", GOOD);
+    write(&wf, "other.yaml", &format!("max_parallel: 1\n{GOOD}"));
+    flow()
+        .arg("apply")
+        .arg(&wf)
+        .arg("--unit-dir")
+        .arg(&units)
+        .arg("--no-reload")
+        .assert()
+        .success();
+    let pair = |w: &str, s: &str| (w.to_string(), s.to_string());
+    let (states, text, notes) = listed(&units);
+    assert_eq!(states, [pair("other", "applied"), pair("site", "applied")]);
+    assert!(!text.contains('*') && notes.is_empty(), "{text}{notes}");
+
+    // Units applied by a flow binary elsewhere: still what the file compiles to.
+    for file in std::fs::read_dir(&units).expect("units") {
+        let path = file.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let bin = flow().get_program().to_string_lossy().into_owned();
+        std::fs::write(&path, text.replace(&bin, "/opt/other flow/flow")).expect("write");
+    }
+    let (states, _, _) = listed(&units);
+    assert_eq!(states, [pair("other", "applied"), pair("site", "applied")]);
+
+    write(&wf, "site.yaml", &GOOD.replace("echo b", "echo bee"));
+    let (states, text, notes) = listed(&units);
+    assert_eq!(states, [pair("other", "applied"), pair("site", "changed")]);
+    assert!(text.contains("\nsite* "), "{text}");
+    assert!(
+        notes.contains(&format!(
+            "* site: {} changed since `flow apply`",
+            site.display()
+        )),
+        "{notes}"
+    );
+
+    write(&wf, "site.yaml", "tasks:\n  a: {}\n");
+    assert_eq!(listed(&units).0[1], pair("site", "invalid"));
+    std::fs::remove_file(&site).expect("rm");
+    let (states, _, notes) = listed(&units);
+    assert_eq!(states[1], pair("site", "missing"));
+    assert!(notes.contains("is gone"), "{notes}");
+}
+
 #[test]
 fn apply_writes_nothing_when_any_file_is_invalid() {
     let dir = tempfile::tempdir().expect("tempdir");

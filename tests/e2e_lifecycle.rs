@@ -141,6 +141,21 @@ fn apply_reapply_edit_and_remove() {
     assert!(fb.run_wait("life").succeeded);
     assert_eq!(fb.read_string("/srv/a"), "two\n");
 
+    // Edited and not applied: runs keep the applied units, and flow says so.
+    let yaml = "/etc/flow/workflows/life.yaml";
+    fb.write(yaml, v1.replace("echo one", "echo three"));
+    let run = fb.run_wait("life");
+    assert!(run.succeeded);
+    assert_eq!(fb.read_string("/srv/a"), "two\n");
+    let note = format!("note: {yaml} changed since `flow apply`");
+    assert!(run.stderr.contains(&note), "{}", run.stderr);
+    let status = fb.flow(&["status", "life"]).ok();
+    assert!(status.stderr.contains(&note), "{}", status.stderr);
+    let json = fb.flow(&["status", "life", "--json"]).ok().stdout;
+    assert!(json.contains(r#""source_state":"changed""#), "{json}");
+    fb.write(yaml, v1.replace("echo one", "echo two"));
+    assert!(!fb.flow(&["status", "life"]).ok().stderr.contains("note:"));
+
     // Removing leaves no file and no unit.
     fb.flow(&["remove", "life"]).ok();
     assert_eq!(unit_files(&fb, "life"), Vec::<String>::new());

@@ -141,6 +141,9 @@ pub enum Command {
         at: run::Where,
     },
     /// List installed workflows with their schedule, next run and last result.
+    ///
+    /// A workflow whose YAML file was edited (or removed) since `flow apply` is marked `*`:
+    /// its runs still use the units applied before. `flow run` and `flow status` say so too.
     List {
         #[command(flatten)]
         at: run::Where,

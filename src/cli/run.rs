@@ -1,6 +1,7 @@
 //! Commands on installed workflows, read from and acted on through systemd alone:
 //! `run`, `status`, `logs`, `list`, `cancel`, `pause`, `resume`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::exit::{CliError, Exit};
-use super::workflows;
+use super::workflows::{self, SourceState};
 use crate::install;
 use crate::runs::trigger::{self, Outcome};
 use crate::runs::{self, Followed, InstalledWorkflow, Start, TaskRun, TaskState};
@@ -39,16 +40,46 @@ impl Where {
             .map_err(|e| CliError::System(e.to_string()))
     }
 
-    fn workflow(&self, name: &str) -> Result<InstalledWorkflow, CliError> {
+    fn installed(&self) -> Result<BTreeMap<String, install::InstalledFile>, CliError> {
         let dir = self.dir();
-        runs::load(&dir, name)
-            .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?
-            .ok_or_else(|| {
-                CliError::Invalid(format!(
-                    "workflow `{name}` is not installed in {}; run `flow apply` first (or `flow list` to see what is)",
-                    dir.display()
-                ))
-            })
+        install::installed(&dir)
+            .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))
+    }
+
+    fn workflow(&self, name: &str) -> Result<InstalledWorkflow, CliError> {
+        Ok(self.workflow_and_source(name)?.0)
+    }
+
+    /// The workflow, and how its YAML file stands against its units.
+    fn workflow_and_source(
+        &self,
+        name: &str,
+    ) -> Result<(InstalledWorkflow, SourceState), CliError> {
+        let files = self.installed()?;
+        let wf = self.find(&files, name)?;
+        let state = workflows::source_state(&wf.name, &wf.source, &files);
+        Ok((wf, state))
+    }
+
+    fn find(
+        &self,
+        files: &BTreeMap<String, install::InstalledFile>,
+        name: &str,
+    ) -> Result<InstalledWorkflow, CliError> {
+        let dir = self.dir();
+        runs::installed_workflow(files, name).ok_or_else(|| {
+            CliError::Invalid(format!(
+                "workflow `{name}` is not installed in {}; run `flow apply` first (or `flow list` to see what is)",
+                dir.display()
+            ))
+        })
+    }
+}
+
+/// On stderr: that a workflow's YAML file changed since `flow apply`, if it did.
+fn note_source(wf: &InstalledWorkflow, state: SourceState) {
+    if let Some(note) = state.note(&wf.source) {
+        eprintln!("note: {note}");
     }
 }
 
@@ -59,7 +90,8 @@ fn sys(e: impl std::fmt::Display) -> CliError {
 /// `flow run NAME [--wait]`: a manual trigger. When a run is going, the workflow's
 /// overlap rule decides, applied by its trigger unit (so the supervisor records it).
 pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
-    let wf = w.workflow(name)?;
+    let (wf, source) = w.workflow_and_source(name)?;
+    note_source(&wf, source);
     let sd = w.connect()?;
     let runtime = trigger::runtime_dir(w.user);
     let start = match trigger::going(&sd, &wf, &runtime).map_err(sys)? {
@@ -242,14 +274,17 @@ fn json_runs(wf: &InstalledWorkflow, runs: &[TaskRun]) -> serde_json::Value {
 
 /// `flow status NAME`: the DAG of the current or last run with each task's state.
 pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
-    let wf = w.workflow(name)?;
+    let (wf, source) = w.workflow_and_source(name)?;
     let sd = w.connect()?;
     let runs = runs::last_run(&sd, &wf, w.user).map_err(sys)?;
     if w.json {
-        println!("{}", json_runs(&wf, &runs));
+        let mut v = json_runs(&wf, &runs);
+        v["source_state"] = source.key().into();
+        println!("{v}");
         return Ok(Exit::Success);
     }
     println!("{} ({})", wf.name, wf.source);
+    note_source(&wf, source);
     let width = wf.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
     for (t, r) in wf.tasks.iter().zip(&runs) {
         let needs = if t.needs.is_empty() {
@@ -345,8 +380,7 @@ fn clock(us: i64) -> String {
 /// `flow list`: every installed workflow, its schedule, next run and last result.
 pub fn list(w: &Where) -> Result<Exit, CliError> {
     let dir = w.dir();
-    let files = install::installed(&dir)
-        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?;
+    let files = w.installed()?;
     let wfs = runs::installed_workflows(&files);
     let sd = w.connect().ok();
     let mut rows = Vec::new();
@@ -387,10 +421,16 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             },
             None => "?".into(),
         };
-        rows.push((wf.name.clone(), schedule, next, last));
+        let source = workflows::source_state(&wf.name, &wf.source, &files);
+        rows.push((wf.name.clone(), schedule, next, last, source));
     }
     if w.json {
-        let v: Vec<_> = rows.iter().map(|(n, s, x, l)| serde_json::json!({"workflow": n, "schedule": s, "next": x, "last": l})).collect();
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(n, s, x, l, src)| {
+                serde_json::json!({"workflow": n, "schedule": s, "next": x, "last": l, "source_state": src.key()})
+            })
+            .collect();
         println!("{}", serde_json::Value::Array(v));
         return Ok(Exit::Success);
     }
@@ -398,14 +438,37 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
         println!("No workflows installed in {}.", dir.display());
         return Ok(Exit::Success);
     }
-    let wn = rows.iter().map(|r| r.0.len()).max().unwrap_or(8).max(8);
+    // A workflow whose YAML file is not what its units were made of is marked, and why is
+    // said below the table.
+    let marked = |n: &str, src: SourceState| match src {
+        SourceState::Applied => n.to_string(),
+        _ => format!("{n}*"),
+    };
+    let wn = rows
+        .iter()
+        .map(|r| marked(&r.0, r.4).len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     let ws = rows.iter().map(|r| r.1.len()).max().unwrap_or(8).max(8);
     println!(
         "{:wn$}  {:ws$}  {:25}  LAST",
         "WORKFLOW", "SCHEDULE", "NEXT"
     );
-    for (n, s, x, l) in rows {
+    for (n, s, x, l, src) in &rows {
+        let n = marked(n, *src);
         println!("{n:wn$}  {s:ws$}  {x:25}  {l}");
+    }
+    let notes: Vec<String> = rows
+        .iter()
+        .zip(&wfs)
+        .filter_map(|(r, wf)| Some(format!("* {}: {}", r.0, r.4.note(&wf.source)?)))
+        .collect();
+    if !notes.is_empty() {
+        eprintln!();
+        for note in notes {
+            eprintln!("{note}");
+        }
     }
     if let Some(why) = unknown_why {
         eprintln!("\nLAST is `?` where flow {why}");

@@ -175,3 +175,75 @@ pub fn flow_bin() -> String {
         .and_then(|p| p.to_str().map(str::to_string))
         .unwrap_or_else(|| compiler::emit::DEFAULT_FLOW_BIN.to_string())
 }
+
+/// How an installed workflow's YAML file stands against the units `flow apply` made of it.
+/// Runs always use the installed units: a file edited and not applied yet changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    Applied,
+    /// Edited since `flow apply`: applying it would change the units.
+    Changed,
+    /// Edited since `flow apply`, and no longer valid.
+    Invalid,
+    /// Gone: `flow apply` would remove the workflow.
+    Missing,
+}
+
+impl SourceState {
+    /// For `--json`.
+    pub fn key(self) -> &'static str {
+        match self {
+            SourceState::Applied => "applied",
+            SourceState::Changed => "changed",
+            SourceState::Invalid => "invalid",
+            SourceState::Missing => "missing",
+        }
+    }
+
+    /// What to tell the user, when there is something to tell.
+    pub fn note(self, source: &str) -> Option<String> {
+        let note = match self {
+            SourceState::Applied => return None,
+            SourceState::Changed => format!(
+                "{source} changed since `flow apply`: runs still use the units applied before (`flow plan` shows the difference, `flow apply` applies it)"
+            ),
+            SourceState::Invalid => format!(
+                "{source} changed since `flow apply` and is not valid: runs still use the units applied before (`flow validate {source}` says what is wrong)"
+            ),
+            SourceState::Missing => format!(
+                "{source} is gone: runs still use the units applied before (`flow apply` removes them)"
+            ),
+        };
+        Some(note)
+    }
+}
+
+/// Compiles an installed workflow's YAML file again, with the flow binary and unit directory
+/// its units were made with, and compares. A file that cannot be read (not found aside)
+/// counts as applied: nothing is known against it.
+pub fn source_state(
+    workflow: &str,
+    source: &str,
+    installed: &std::collections::BTreeMap<String, crate::install::InstalledFile>,
+) -> SourceState {
+    let text = match std::fs::read_to_string(source) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return SourceState::Missing,
+        Err(_) => return SourceState::Applied,
+    };
+    let Some((flow_bin, unit_dir)) = crate::install::applied_with(installed, workflow) else {
+        return SourceState::Applied;
+    };
+    let opts = compiler::EmitOptions {
+        source_path: source.to_string(),
+        unit_dir,
+        flow_bin,
+    };
+    match compiler::compile_with(&text, &opts) {
+        Err(_) => SourceState::Invalid,
+        Ok((_, files)) if crate::install::up_to_date(installed, workflow, &files) => {
+            SourceState::Applied
+        }
+        Ok(_) => SourceState::Changed,
+    }
+}

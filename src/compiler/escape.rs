@@ -23,6 +23,46 @@ pub fn push_exec_word(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The inverse of [`push_exec_word`]: the value of the double-quoted word `s` starts with,
+/// and the text after it. `None` when `s` does not start with such a word. (flow reads back
+/// words it wrote itself, e.g. the flow binary an installed unit calls.)
+pub fn read_exec_word(s: &str) -> Option<(String, &str)> {
+    let body = s.strip_prefix('"')?;
+    let mut bytes = Vec::with_capacity(body.len());
+    let mut it = body.bytes().enumerate();
+    while let Some((i, b)) = it.next() {
+        match b {
+            b'"' => {
+                let value = String::from_utf8(bytes).ok()?;
+                return Some((value, &body[i + 1..]));
+            }
+            b'%' | b'$' => {
+                // Written doubled.
+                let (_, next) = it.next()?;
+                if next != b {
+                    return None;
+                }
+                bytes.push(b);
+            }
+            b'\\' => match it.next()?.1 {
+                b'\\' => bytes.push(b'\\'),
+                b'"' => bytes.push(b'"'),
+                b'n' => bytes.push(b'\n'),
+                b't' => bytes.push(b'\t'),
+                b'r' => bytes.push(b'\r'),
+                b'x' => {
+                    let hex = [it.next()?.1, it.next()?.1];
+                    let hex = std::str::from_utf8(&hex).ok()?;
+                    bytes.push(u8::from_str_radix(hex, 16).ok()?);
+                }
+                _ => return None,
+            },
+            _ => bytes.push(b),
+        }
+    }
+    None
+}
+
 /// One double-quoted `NAME=value` word for `Environment=`: no `$` substitution happens there.
 pub fn env_assignment(name: &str, value: &str) -> String {
     let mut out = String::with_capacity(name.len() + value.len() + 3);
@@ -124,6 +164,35 @@ mod tests {
         assert_eq!(exec_word("a\nb\tc\u{1}"), r#""a\nb\tc\x01""#);
         assert_eq!(exec_word("ünï ✓"), "\"ünï ✓\"");
         assert_eq!(exec_word(""), "\"\"");
+    }
+
+    #[test]
+    fn exec_words_read_back() {
+        for value in [
+            "/usr/bin/flow",
+            "/opt/my flow/bin/flow",
+            r#"a "quoted" \ back\slash $HOME 100% ünï ✓"#,
+            "ctl\u{1}\n\t\r\u{7f}",
+            "",
+        ] {
+            let word = exec_word(value);
+            assert_eq!(
+                read_exec_word(&format!("{word} rest")),
+                Some((value.to_string(), " rest")),
+                "{word}"
+            );
+        }
+        for bad in [
+            "",
+            "unquoted",
+            "\"open",
+            "\"100% \"",
+            "\"$x\"",
+            "\"\\q\"",
+            "\"\\xZZ\"",
+        ] {
+            assert_eq!(read_exec_word(bad), None, "{bad}");
+        }
     }
 
     #[test]

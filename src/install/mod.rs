@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::compiler::emit::HEADER_PREFIX;
-use crate::compiler::{GeneratedFile, names};
+use crate::compiler::{GeneratedFile, escape, names};
 
 /// A file flow generated earlier, found in the unit directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +169,49 @@ pub fn plan(
     p
 }
 
+/// The flow binary and unit directory an installed workflow's units were compiled with,
+/// read back from its trigger unit (the one unit that names both). With them, compiling
+/// its YAML file again gives the installed files byte for byte if nothing changed, whichever
+/// flow binary asks.
+pub fn applied_with(
+    installed: &BTreeMap<String, InstalledFile>,
+    workflow: &str,
+) -> Option<(String, String)> {
+    let trigger = installed.get(&names::trigger_unit(workflow))?;
+    let exec = trigger
+        .contents
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))?;
+    let run_unit = format!(" {} ", escape::exec_word(&names::run_unit(workflow)));
+    let (_, after) = exec.split_once(&run_unit)?;
+    let (flow_bin, rest) = escape::read_exec_word(after)?;
+    let rest = rest.strip_prefix(" trigger --runtime-dir %t --unit-dir ")?;
+    let (unit_dir, _) = escape::read_exec_word(rest)?;
+    Some((flow_bin, unit_dir))
+}
+
+/// Whether `files`, a workflow compiled now, are exactly its installed files: the same
+/// names, the same contents.
+pub fn up_to_date(
+    installed: &BTreeMap<String, InstalledFile>,
+    workflow: &str,
+    files: &[GeneratedFile],
+) -> bool {
+    let mut mine = installed
+        .iter()
+        .filter(|(name, _)| names::workflow_of_file(name) == Some(workflow));
+    let mut new: Vec<&GeneratedFile> = files.iter().collect();
+    new.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut new = new.into_iter();
+    loop {
+        match (mine.next(), new.next()) {
+            (None, None) => return true,
+            (Some((name, old)), Some(f)) if *name == f.name && old.contents == f.contents => {}
+            _ => return false,
+        }
+    }
+}
+
 /// The files of one installed workflow (for `flow remove`).
 pub fn plan_removal(installed: &BTreeMap<String, InstalledFile>, workflow: &str) -> Plan {
     let mut p = Plan::default();
@@ -304,5 +347,64 @@ mod tests {
         let found = installed(dir.path()).expect("read");
         assert!(found.is_empty());
         assert!(plan(&found, &[], &[], |_| false).is_empty());
+    }
+
+    /// `files` as `installed` would read them back from a unit directory.
+    fn as_installed(files: &[GeneratedFile]) -> BTreeMap<String, InstalledFile> {
+        files
+            .iter()
+            .map(|f| {
+                let source = source_of(&f.contents).unwrap_or_default().to_string();
+                let file = InstalledFile {
+                    source,
+                    contents: f.contents.clone(),
+                };
+                (f.name.clone(), file)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_back_what_a_workflow_was_compiled_with_and_whether_it_changed() {
+        let opts = crate::compiler::EmitOptions {
+            source_path: "/w/a.yaml".into(),
+            unit_dir: "/etc/systemd/my units".into(),
+            flow_bin: "/opt/flow \"dev\" 100%/flow".into(),
+        };
+        let yaml =
+            "max_parallel: 1\ntasks:\n  t: {run: 'echo one'}\n  u: {needs: [t], run: 'true'}\n";
+        let compile = |yaml: &str, opts: &crate::compiler::EmitOptions| {
+            crate::compiler::compile_with(yaml, opts)
+                .expect("compiles")
+                .1
+        };
+        let files = compile(yaml, &opts);
+        let installed = as_installed(&files);
+        assert_eq!(
+            applied_with(&installed, "a"),
+            Some((opts.flow_bin.clone(), opts.unit_dir.clone()))
+        );
+        assert!(up_to_date(&installed, "a", &files));
+
+        // Another flow binary compiles different units from the same file.
+        let other_bin = crate::compiler::EmitOptions {
+            flow_bin: "/usr/bin/flow".into(),
+            ..opts.clone()
+        };
+        assert!(!up_to_date(&installed, "a", &compile(yaml, &other_bin)));
+        // An edited task, a task more, a task less.
+        for edited in [
+            yaml.replace("echo one", "echo two"),
+            format!("{yaml}  v: {{run: 'true'}}\n"),
+            yaml.replace("  u: {needs: [t], run: 'true'}\n", ""),
+        ] {
+            assert!(
+                !up_to_date(&installed, "a", &compile(&edited, &opts)),
+                "{edited}"
+            );
+        }
+        // Nothing installed for that workflow.
+        assert!(!up_to_date(&BTreeMap::new(), "a", &files));
+        assert_eq!(applied_with(&BTreeMap::new(), "a"), None);
     }
 }
