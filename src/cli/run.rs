@@ -47,7 +47,7 @@ impl Where {
     }
 
     fn workflow(&self, name: &str) -> Result<InstalledWorkflow, CliError> {
-        Ok(self.workflow_and_source(name)?.0)
+        self.find(&self.installed()?, name)
     }
 
     /// The workflow, and how its YAML file stands against its units.
