@@ -382,10 +382,13 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
     let dir = w.dir();
     let files = w.installed()?;
     let wfs = runs::installed_workflows(&files);
-    let sd = w.connect().ok();
-    let mut rows = Vec::new();
     // Why a last result reads `?`, said once below the table.
     let mut unknown_why = None;
+    let sd = w
+        .connect()
+        .map_err(|e| unknown_why = Some(e.to_string()))
+        .ok();
+    let mut rows = Vec::new();
     for wf in &wfs {
         let schedule = wf
             .timer
