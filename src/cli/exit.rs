@@ -10,6 +10,8 @@ pub enum Exit {
     Failure = 1,
     /// The system refused: I/O, D-Bus, permissions.
     System = 3,
+    /// Stopped by Ctrl-C (SIGINT) or SIGTERM, as shells report a program killed by SIGINT.
+    Interrupted = 130,
 }
 
 impl From<Exit> for ExitCode {
@@ -26,6 +28,8 @@ pub enum CliError {
     Invalid(String),
     #[error("{0}")]
     System(String),
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -33,6 +37,7 @@ impl CliError {
         match self {
             CliError::Invalid(_) => Exit::Failure,
             CliError::System(_) => Exit::System,
+            CliError::Interrupted(_) => Exit::Interrupted,
         }
     }
 

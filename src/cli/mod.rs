@@ -31,7 +31,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   0  success
   1  a workflow is invalid, or a run did not succeed (or, by `overlap: skip`, did not start)
   2  the command line is wrong
-  3  the system refused: a file could not be read or written, systemd could not be reached";
+  3  the system refused: a file could not be read or written, systemd could not be reached
+  130  interrupted (Ctrl-C) during `flow try`";
 
 /// Where workflows and units live: the system manager's places, or a user's own.
 #[derive(Debug, Clone, Args)]

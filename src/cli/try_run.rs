@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::exit::{CliError, Exit};
 use super::workflows;
@@ -42,7 +43,7 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| DEFAULT_NAME.to_string());
 
-    ignore_interrupts_here();
+    note_interrupts();
     let started = std::time::Instant::now();
     let sb = Sandbox::boot_with(SandboxOptions {
         keep,
@@ -59,6 +60,24 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
     sb.write_file(Path::new(&inside_yaml), text.as_bytes())
         .map_err(box_err)?;
 
+    // After each step: Ctrl-C stops here, and dropping the sandbox stops the run in it.
+    let check = || -> Result<(), CliError> {
+        if !INTERRUPTED.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let what = if keep {
+            format!(
+                "interrupted; the sandbox is still up (--keep). Enter it with:\n  {}\nand stop it with:\n  {}",
+                sb.enter_hint(),
+                sb.kill_hint()
+            )
+        } else {
+            "interrupted: the sandbox and everything running in it are stopped and removed"
+                .to_string()
+        };
+        Err(CliError::Interrupted(what))
+    };
+    check()?;
     let flow = |args: &[&str]| -> Result<i32, CliError> {
         let status = sb
             .command(INSIDE_FLOW)
@@ -66,6 +85,7 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
             .stdin(Stdio::null())
             .status()
             .map_err(|e| CliError::io("cannot run flow in the sandbox", e))?;
+        check()?;
         Ok(status.code().unwrap_or(1))
     };
     let applied = flow(&["apply"])?;
@@ -88,12 +108,19 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
+    check()?;
     if !supervised {
         eprintln!("warning: the supervisor did not start in the sandbox: no retries, no history");
     }
     println!();
     let mut code = flow(&["run", &wf.name, "--wait"])?;
-    if supervised && let Some(run) = wait_for_history(&sb, &wf.name) {
+    let recorded = if supervised {
+        wait_for_history(&sb, &wf.name)
+    } else {
+        None
+    };
+    check()?;
+    if let Some(run) = recorded {
         println!("\nHistory:");
         code = flow(&["status", &wf.name, &run.to_string()])?;
     }
@@ -124,7 +151,7 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
 /// end, but a store write may still be waiting for a lock).
 fn wait_for_history(sb: &Sandbox, name: &str) -> Option<i64> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-    while std::time::Instant::now() < deadline {
+    while std::time::Instant::now() < deadline && !INTERRUPTED.load(Ordering::Relaxed) {
         let out = sb
             .command(INSIDE_FLOW)
             .args(["history", name, "--json", "-n", "1"])
@@ -196,18 +223,24 @@ fn print_next_fires(sb: &Sandbox, schedule: &Schedule, tz: Option<&str>) {
     }
 }
 
+/// Set by Ctrl-C (SIGINT) or SIGTERM.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// Ctrl-C goes to the whole foreground process group: the flow running inside the sandbox
-/// stops, and this process must live on to shut the sandbox down. A handler (unlike
-/// ignoring the signal) is reset in children at exec, so they still stop.
-fn ignore_interrupts_here() {
-    extern "C" fn noop(_: libc::c_int) {}
+/// stops, and this process must live on to shut the sandbox down, so it only notes the
+/// signal and stops after the step it is in. A handler (unlike ignoring the signal) is
+/// reset in children at exec, so they still stop.
+fn note_interrupts() {
+    extern "C" fn note(_: libc::c_int) {
+        INTERRUPTED.store(true, Ordering::Relaxed);
+    }
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let action = SigAction::new(
-        SigHandler::Handler(noop),
+        SigHandler::Handler(note),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    // SAFETY: the handler does nothing, which is async-signal-safe.
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         let _ = sigaction(Signal::SIGINT, &action);
         let _ = sigaction(Signal::SIGTERM, &action);
