@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::ops::Not;
 use std::time::Duration;
 
 use common::flowbox::FlowBox;
@@ -174,24 +173,23 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     assert_eq!(only.lines().count(), 1, "{only}");
     assert!(only.trim_end().ends_with(" bye | bye-line"), "{only}");
 
-    // `flow logs -f` prints the lines of the runs that follow, as they come.
+    // `flow logs -f` prints the last run's lines at once (a run followed after it began
+    // shows from its beginning), then those of the runs that follow, as they come.
     fb.sh("timeout 30 /usr/local/bin/flow logs talk -f > /tmp/follow.out 2>&1 & echo $! > /tmp/follow.pid");
-    common::wait_until("journalctl -f to start", Duration::from_secs(10), || {
-        fb.sh("pgrep -x journalctl || true")
-            .trim()
-            .is_empty()
-            .not()
-            .then_some(())
-    });
+    let followed = |n: usize| {
+        common::wait_until("followed lines", Duration::from_secs(10), || {
+            let out = fb.read_string("/tmp/follow.out");
+            (out.lines().count() >= n).then_some(out)
+        })
+    };
+    let last = followed(3);
+    assert_eq!(last.lines().collect::<Vec<_>>(), lines, "{last}");
     let third = fb.run_wait("talk");
     assert!(third.succeeded, "{third:?}");
-    let followed = common::wait_until("followed lines", Duration::from_secs(10), || {
-        let out = fb.read_string("/tmp/follow.out");
-        (out.lines().count() >= 3).then_some(out)
-    });
-    let lines: Vec<&str> = followed.lines().collect();
-    assert_eq!(lines.len(), 3, "{followed}");
-    assert!(lines[0].ends_with(" hello | hello-line-1"), "{followed}");
-    assert!(lines[2].ends_with(" bye | bye-line"), "{followed}");
+    let all = followed(6);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 6, "{all}");
+    assert!(lines[3].ends_with(" hello | hello-line-1"), "{all}");
+    assert!(lines[5].ends_with(" bye | bye-line"), "{all}");
     fb.sh("kill $(cat /tmp/follow.pid)");
 }

@@ -402,6 +402,111 @@ tasks:
     assert_ne!(active.stdout.trim(), "active");
 }
 
+/// How many times systemd started `unit` (its "Starting" lines in the journal).
+fn starts(sb: &Sandbox, unit: &str) -> usize {
+    sh(
+        sb,
+        &format!("journalctl --sync; journalctl -q -o cat -u {unit}"),
+    )
+    .stdout
+    .lines()
+    .filter(|l| l.starts_with("Starting "))
+    .count()
+}
+
+/// `flow cancel` mid-run: what runs is stopped, nothing of the run starts again (an
+/// `always` task would pull its upstreams in once more), and the run is recorded canceled.
+#[test]
+fn flow_cancel_stops_the_run_and_starts_nothing_of_it() {
+    let yaml = "
+tasks:
+  long:
+    run: sleep 60
+  next:
+    needs: [long]
+    run: echo next >> /var/tmp/next
+    retries: 1
+  report:
+    needs: [next]
+    when: always
+    run: echo report >> /var/tmp/report
+";
+    let Some(sb) = setup(&[("cx", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run cx").ok();
+    wait_until("the long task to run", Duration::from_secs(20), || {
+        let out = sh(&sb, "systemctl is-active flow-cx--long.service").stdout;
+        (out.trim() == "activating").then_some(())
+    });
+    let canceled = sh(&sb, "flow cancel cx").ok();
+    assert!(
+        canceled.stdout.contains("Canceled the run of cx"),
+        "{canceled:?}"
+    );
+    let v = wait_run(&sb, "cx", 1, Duration::from_secs(20));
+    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(results(&v, "long"), ["canceled"], "{v:#}");
+    assert!(
+        attempts(&v, "long")[0]["invocation_id"].is_string(),
+        "{v:#}"
+    );
+    assert_eq!(results(&v, "next"), ["canceled"], "{v:#}");
+    assert_eq!(results(&v, "report"), ["canceled"], "{v:#}");
+    // Time for anything the supervisor would start.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(starts(&sb, "flow-cx--long.service"), 1);
+    assert_eq!(starts(&sb, "flow-cx--report.service"), 0);
+    assert!(sh(&sb, "test -e /var/tmp/report").status.code() == Some(1));
+    // And the next run is a run, not refused as overlapping.
+    let again = sh(&sb, "flow run cx").ok();
+    assert!(again.stdout.contains("Started a run"), "{again:?}");
+}
+
+/// `flow cancel` while the supervisor waits to retry a task (systemd's part of the run is
+/// over): no retry follows, and the run ends canceled.
+#[test]
+fn flow_cancel_between_retries_stops_them() {
+    let yaml = "
+tasks:
+  flaky:
+    run: echo x >> /var/tmp/tries; exit 1
+    retries: 3
+    retry_delay: 3s
+";
+    let Some(sb) = setup(&[("between", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run between").ok();
+    wait_until("the first attempt to fail", Duration::from_secs(20), || {
+        let failed = sh(&sb, "cat /var/tmp/tries 2>/dev/null")
+            .stdout
+            .lines()
+            .count()
+            == 1
+            && sh(&sb, "systemctl is-active flow-between--flaky.service")
+                .stdout
+                .trim()
+                == "failed";
+        // The supervisor holds the run until its retry.
+        let held = sh(&sb, "test -e /run/flow/between.hold").success();
+        (failed && held).then_some(())
+    });
+    let canceled = sh(&sb, "flow cancel between").ok();
+    assert!(
+        canceled.stdout.contains("Canceled the run of between"),
+        "{canceled:?}"
+    );
+    let v = wait_run(&sb, "between", 1, Duration::from_secs(10));
+    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(results(&v, "flaky"), ["exit-code 1", "canceled"], "{v:#}");
+    // Past the retry's time: no second attempt.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(sh(&sb, "cat /var/tmp/tries").stdout, "x\n");
+    let again = sh(&sb, "flow run between").ok();
+    assert!(again.stdout.contains("Started a run"), "{again:?}");
+}
+
 /// Runs with retries while the supervisor is killed with SIGKILL at 20 moments and
 /// restarted: every run and attempt is recorded exactly once, none stays running.
 #[test]
@@ -565,6 +670,9 @@ tasks:
     let again = sh(&sb, "flow run ov");
     assert_eq!(again.status.code(), Some(1), "{again:?}");
     assert!(again.stdout.contains("overlap: skip"), "{again:?}");
+    // Decided by `flow run` once: no trigger unit decides again later (it would start a
+    // run if this one had ended meanwhile).
+    assert_eq!(starts(&sb, "flow-ov.trigger.service"), 0);
     // (Recorded before the next trigger: a trigger unit started while the last one is
     // still going joins its job.)
     wait_run(&sb, "ov", 2, Duration::from_secs(20));

@@ -88,7 +88,8 @@ fn sys(e: impl std::fmt::Display) -> CliError {
 }
 
 /// `flow run NAME [--wait]`: a manual trigger. When a run is going, the workflow's
-/// overlap rule decides, applied by its trigger unit (so the supervisor records it).
+/// overlap rule decides: a skip is left for the supervisor to record; a queued or
+/// replacing run is handed to the trigger unit, which waits or cancels.
 pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
     let (wf, source) = w.workflow_and_source(name)?;
     note_source(&wf, source);
@@ -109,7 +110,11 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
             };
             println!("A run of {name} is going ({why}); overlap: {rule}, so {what}.");
             if rule != "queue" && rule != "replace" {
-                sd.queue_start(&wf.trigger_unit()).map_err(sys)?;
+                // Decided here, once: the supervisor records the skip. (Handing it to the
+                // trigger unit would decide again, and start a run if this one ended
+                // meanwhile.)
+                trigger::note_skip(&runtime, name, "manual");
+                runs::follow::tell_skipped(&runtime, name);
                 return Ok(Exit::Failure);
             }
             Start::Trigger
@@ -329,19 +334,19 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
             .filter(|t| task.is_none_or(|want| *t == want)),
         w.user,
     );
-    let select = if follow {
-        runs::logs::Select::Follow
-    } else {
-        // The last run's lines: every line of its tasks since it began (retries included).
-        // Reading its start synced the journal.
-        let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
-        let last = runs::journal::last_run(w.user, &wf.begin_unit(), &units)
-            .map_err(|e| sys(runs::LastRunError::Journal(e)))?;
-        let Some(begun) = last.begun else {
+    // The last run's lines: every line of its tasks since it began (retries included).
+    // Reading its start synced the journal. With `-f`, then what comes, so that a run
+    // followed after it began shows from its beginning.
+    let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
+    let last = runs::journal::last_run(w.user, &wf.begin_unit(), &units)
+        .map_err(|e| sys(runs::LastRunError::Journal(e)))?;
+    let select = match (follow, last.begun) {
+        (true, begun) => runs::logs::Select::Follow(begun),
+        (false, Some(begun)) => runs::logs::Select::Since(begun),
+        (false, None) => {
             println!("No logs: no run of {name} has started yet.");
             return Ok(Exit::Success);
-        };
-        runs::logs::Select::Since(begun)
+        }
     };
     print_lines(&tasks, &select)
 }
@@ -493,7 +498,7 @@ fn datetime(us: i64) -> String {
 pub fn cancel(name: &str, w: &Where) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
-    if trigger::cancel(&sd, &wf).map_err(sys)? {
+    if trigger::cancel(&sd, &wf, &trigger::runtime_dir(w.user)).map_err(sys)? {
         println!("Canceled the run of {name}.");
     } else {
         println!("No run of {name} is going: nothing to cancel.");

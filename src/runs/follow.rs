@@ -13,6 +13,9 @@
 //! run has ended (its retries included) and systemd's part of it is over; then it closes
 //! the connection. A client that is told nothing more (the supervisor stopped) reads the
 //! rest from systemd.
+//!
+//! The other request, `skipped <workflow>`, gets no answer: `flow run` left word of a run
+//! it skipped by the overlap rule (see `runs::trigger`), and the supervisor records it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -68,6 +71,14 @@ impl From<UnixStream> for Client {
             reader: BufReader::new(stream),
         }
     }
+}
+
+/// Tells the supervisor under `runtime`, if one runs, to record the skipped runs of `wf`
+/// left in its skip file.
+pub fn tell_skipped(runtime: &Path, wf: &str) -> bool {
+    UnixStream::connect(socket_path(runtime))
+        .and_then(|mut s| writeln!(s, "skipped {wf}"))
+        .is_ok()
 }
 
 impl Client {

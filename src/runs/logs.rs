@@ -34,8 +34,9 @@ pub enum Select {
         until: Option<u64>,
         ids: HashSet<String>,
     },
-    /// New lines as they come, until interrupted.
-    Follow,
+    /// Every line from this realtime µs on (the start of the last run), or only new ones
+    /// without it, then new lines as they come, until interrupted.
+    Follow(Option<u64>),
 }
 
 /// The tasks of a workflow whose lines are wanted, in the calling user's manager or the
@@ -131,8 +132,12 @@ pub fn read(
                 cmd.arg(since_arg("--until", *until));
             }
         }
-        Select::Follow => {
-            cmd.args(["-f", "-n", "0"]);
+        Select::Follow(since) => {
+            cmd.arg("-f");
+            match since {
+                Some(since) => cmd.arg(since_arg("--since", *since)),
+                None => cmd.args(["-n", "0"]),
+            };
         }
     }
     cmd.args(tasks.matches(tracking));

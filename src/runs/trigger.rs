@@ -7,9 +7,12 @@
 //! it open to retry tasks after systemd's part ended: it says so with a hold file holding
 //! its PID.
 //!
-//! Two small files under `<runtime dir>/flow/`, beside the runs' state directories (which
+//! Small files under `<runtime dir>/flow/`, beside the runs' state directories (which
 //! each run empties) rather than in them:
-//! - `<wf>.hold`: the PID of the supervisor that has a run of `<wf>` open;
+//! - `<wf>.hold`: the PID of the supervisor that has a run of `<wf>` open, and the run's
+//!   number;
+//! - `<wf>.cancel`: the number of a held run that `flow cancel` stops, so that the
+//!   supervisor retries nothing more of it;
 //! - `<wf>.trigger`: what started the next run (`timer`, `catch-up`, `manual`), for the
 //!   supervisor's history; a run without one was started by `systemctl start`;
 //! - `<wf>.skipped`: one line (`<kind> <µs since the epoch>`) per trigger skipped by the
@@ -47,6 +50,11 @@ pub fn note_file(runtime: &Path, wf: &str) -> PathBuf {
     shared_file(runtime, wf, "trigger")
 }
 
+/// Left by `flow cancel` for a run the supervisor holds (see [`cancel`]).
+pub fn cancel_request_file(runtime: &Path, wf: &str) -> PathBuf {
+    shared_file(runtime, wf, "cancel")
+}
+
 /// Left by `flow retry` before it starts the failed tasks of a run: the task starts that
 /// follow are a retry of that run, for the supervisor.
 pub fn retry_request_file(runtime: &Path, wf: &str) -> PathBuf {
@@ -74,7 +82,7 @@ fn skipped_file(runtime: &Path, wf: &str) -> PathBuf {
 }
 
 /// Leaves word of a skipped trigger. Best effort, like [`leave_note`].
-fn note_skip(runtime: &Path, wf: &str, kind: &str) {
+pub fn note_skip(runtime: &Path, wf: &str, kind: &str) {
     use std::io::Write;
     let path = skipped_file(runtime, wf);
     create_parent(&path);
@@ -136,23 +144,60 @@ pub fn going(
             return Ok(Some(format!("{run} is {}", unit.active_state)));
         }
     }
-    if let Some(pid) = holder(runtime, &wf.name) {
+    if let Some(hold) = holder(runtime, &wf.name) {
         return Ok(Some(format!(
-            "the supervisor (PID {pid}) is retrying tasks of it"
+            "the supervisor (PID {}) is retrying tasks of it",
+            hold.pid
         )));
     }
     Ok(None)
 }
 
-/// The PID in a hold file, if that process is alive. A hold left by a supervisor that
-/// died is no hold: its successor reconciles the run and writes its own.
-fn holder(runtime: &Path, wf: &str) -> Option<u32> {
+/// A supervisor's hold on a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub pid: u32,
+    /// The run's number in the history.
+    pub run: Option<i64>,
+}
+
+impl Hold {
+    /// The hold file's contents: `PID RUN`.
+    pub fn to_line(&self) -> String {
+        match self.run {
+            Some(run) => format!("{} {run}", self.pid),
+            None => self.pid.to_string(),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Hold> {
+        let mut words = text.split_whitespace();
+        let pid = words.next()?.parse().ok()?;
+        let run = words.next().and_then(|r| r.parse().ok());
+        Some(Hold { pid, run })
+    }
+}
+
+/// The hold on a run of `wf`, if the process that holds it is alive. A hold left by a
+/// supervisor that died is no hold: its successor reconciles the run and writes its own.
+fn holder(runtime: &Path, wf: &str) -> Option<Hold> {
     let text = std::fs::read_to_string(hold_file(runtime, wf)).ok()?;
-    let pid: u32 = text.trim().parse().ok()?;
+    let hold = Hold::parse(&text)?;
     Path::new("/proc")
-        .join(pid.to_string())
+        .join(hold.pid.to_string())
         .exists()
-        .then_some(pid)
+        .then_some(hold)
+}
+
+/// Takes a cancel request left for run `run` of `wf` (see [`cancel`]); a request for
+/// another run is stale and is removed all the same.
+pub fn take_cancel_request(runtime: &Path, wf: &str, run: i64) -> bool {
+    let path = cancel_request_file(runtime, wf);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return false;
+    };
+    let _ = std::fs::remove_file(&path);
+    text.trim().parse::<i64>().ok() == Some(run)
 }
 
 /// What a trigger that arrives now is: `timer` when the workflow's timer has just
@@ -225,7 +270,7 @@ pub fn trigger(
             Ok(Outcome::Queued(why))
         }
         "replace" => {
-            cancel(sd, wf)?;
+            cancel(sd, wf, runtime)?;
             start(sd, wf, runtime, kind)?;
             Ok(Outcome::Replaced(why))
         }
@@ -272,12 +317,21 @@ fn loaded(sd: &Systemd, unit: &str) -> Result<Option<UnitSummary>, SystemdError>
 /// again, then every task, then the begin unit, so that the next run begins afresh (it
 /// would stop by itself once unneeded, but perhaps not before a new start arrives).
 /// Returns whether anything was going.
-pub fn cancel(sd: &Systemd, wf: &InstalledWorkflow) -> Result<bool, SystemdError> {
+///
+/// The supervisor sees the run unit's start job canceled and starts nothing more of the
+/// run. After systemd's part of a run, while the supervisor holds it to retry tasks, the
+/// run unit has no job to cancel: a request file names the run instead.
+pub fn cancel(sd: &Systemd, wf: &InstalledWorkflow, runtime: &Path) -> Result<bool, SystemdError> {
     let mut units = vec![wf.run_unit()];
     units.extend(wf.tasks.iter().map(|t| t.unit.clone()));
     units.push(wf.begin_unit());
     let jobs = sd.list_jobs()?;
     let mut going = false;
+    if let Some(Hold { run: Some(run), .. }) = holder(runtime, &wf.name) {
+        let path = cancel_request_file(runtime, &wf.name);
+        create_parent(&path);
+        going = std::fs::write(&path, run.to_string()).is_ok();
+    }
     for u in &units {
         if jobs.iter().any(|j| &j.unit == u) {
             going = true;

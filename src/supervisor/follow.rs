@@ -67,24 +67,35 @@ pub(super) fn bind(runtime: &Path) -> Option<UnixListener> {
     }
 }
 
-/// Accepts followers on a thread of its own; `register` hands each request (workflow and
-/// follower) to the supervisor's main loop and says whether it still listens.
+/// What a client asks (see `runs::follow` for the protocol).
+pub(super) enum Request {
+    /// `follow <workflow>`: a follower of the workflow's next run.
+    Follow(String, Follower),
+    /// `skipped <workflow>`: `flow run` skipped a run by the overlap rule and left word of
+    /// it: record it now.
+    Skipped(String),
+}
+
+/// Accepts clients on a thread of its own; `register` hands each request to the
+/// supervisor's main loop and says whether it still listens.
 pub(super) fn accept(
     listener: UnixListener,
-    register: impl Fn(String, Follower) -> bool + Send + 'static,
+    register: impl Fn(Request) -> bool + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("followers".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let Some((wf, stream)) = request(stream) else {
-                    continue;
+                let req = match request(&stream) {
+                    Some(("follow", wf)) => match Follower::new(stream) {
+                        Some(f) => Request::Follow(wf, f),
+                        None => continue,
+                    },
+                    Some(("skipped", wf)) => Request::Skipped(wf),
+                    _ => continue,
                 };
-                let Some(f) = Follower::new(stream) else {
-                    continue;
-                };
-                if !register(wf, f) {
+                if !register(req) {
                     return;
                 }
             }
@@ -92,19 +103,20 @@ pub(super) fn accept(
         .map(|_| ())
 }
 
-/// Reads `follow <workflow>` (one short line, promptly) from a new connection.
-fn request(stream: UnixStream) -> Option<(String, UnixStream)> {
+/// Reads `<verb> <workflow>` (one short line, promptly) from a new connection.
+fn request(stream: &UnixStream) -> Option<(&'static str, String)> {
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut line = String::new();
-    BufReader::new(std::io::Read::take(&stream, 256))
+    BufReader::new(std::io::Read::take(stream, 256))
         .read_line(&mut line)
         .ok()?;
-    let wf = line.trim_end().strip_prefix("follow ")?;
+    let (verb, wf) = line.trim_end().split_once(' ')?;
+    let verb = ["follow", "skipped"].into_iter().find(|v| *v == verb)?;
     let valid = !wf.is_empty()
         && wf
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    valid.then(|| (wf.to_string(), stream))
+    valid.then(|| (verb, wf.to_string()))
 }
 
 /// The supervisor's followers: those waiting for the next run of a workflow, and those
@@ -385,17 +397,24 @@ mod tests {
 
     #[test]
     fn requests_name_a_workflow() {
-        for (line, ok) in [
-            ("follow backup\n", true),
-            ("follow a-b_c", true),
-            ("follow ../x\n", false),
-            ("follow \n", false),
-            ("status backup\n", false),
+        for (line, want) in [
+            ("follow backup\n", Some(("follow", "backup"))),
+            ("follow a-b_c", Some(("follow", "a-b_c"))),
+            ("skipped nightly\n", Some(("skipped", "nightly"))),
+            ("follow ../x\n", None),
+            ("follow \n", None),
+            ("skipped\n", None),
+            ("status backup\n", None),
         ] {
             let (mut a, b) = UnixStream::pair().unwrap();
             a.write_all(line.as_bytes()).unwrap();
             drop(a);
-            assert_eq!(request(b).is_some(), ok, "{line:?}");
+            let got = request(&b);
+            assert_eq!(
+                got.as_ref().map(|(v, wf)| (*v, wf.as_str())),
+                want,
+                "{line:?}"
+            );
         }
     }
 }

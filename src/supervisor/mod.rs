@@ -151,6 +151,10 @@ enum Signal {
         workflow: String,
         follower: follow::Follower,
     },
+    /// `flow run` skipped a run of the workflow by its overlap rule.
+    Skipped {
+        workflow: String,
+    },
     Closed,
 }
 
@@ -192,6 +196,9 @@ struct ActiveRun {
     begin_us: u64,
     tasks: Vec<TaskRun>,
     deadline: Option<Instant>,
+    /// Stopped from outside (`flow cancel`, `systemctl stop` of the run unit): nothing more
+    /// of it starts, and it ends once its tasks' jobs are over.
+    canceled: bool,
 }
 
 impl ActiveRun {
@@ -217,6 +224,7 @@ impl ActiveRun {
             begin_us,
             tasks,
             deadline,
+            canceled: false,
         }
     }
 }
@@ -298,8 +306,14 @@ impl Supervisor {
             None => listen(&sd)?,
         };
         if let Some(l) = followers {
-            let accepted = follow::accept(l, move |workflow, follower| {
-                tx.send(Signal::Follow { workflow, follower }).is_ok()
+            let accepted = follow::accept(l, move |req| {
+                let sig = match req {
+                    follow::Request::Follow(workflow, follower) => {
+                        Signal::Follow { workflow, follower }
+                    }
+                    follow::Request::Skipped(workflow) => Signal::Skipped { workflow },
+                };
+                tx.send(sig).is_ok()
             });
             if let Err(e) = accepted {
                 eprintln!("warning: cannot accept followers: {e}");
@@ -464,6 +478,7 @@ impl Supervisor {
                 None => self.seen.forget(&path),
             },
             Signal::Follow { workflow, follower } => self.followers.add(workflow, follower),
+            Signal::Skipped { workflow } => self.record_skips(&workflow),
             Signal::Closed => {}
         }
         Ok(())
@@ -526,8 +541,12 @@ impl Supervisor {
                 .is_some_and(|r| r.def.tasks.iter().any(|t| t.retries > 0));
         let path = trigger::hold_file(&self.cfg.runtime_dir, wf);
         if open {
+            let hold = trigger::Hold {
+                pid: std::process::id(),
+                run: self.runs.get(wf).map(|r| r.id),
+            };
             trigger::create_parent(&path);
-            if let Err(e) = std::fs::write(&path, std::process::id().to_string()) {
+            if let Err(e) = std::fs::write(&path, hold.to_line()) {
                 eprintln!("warning: cannot write {}: {e}", path.display());
             }
         } else {
@@ -539,6 +558,11 @@ impl Supervisor {
         let Some(def) = self.workflow_of(unit) else {
             return Ok(());
         };
+        // The run unit's start job is canceled only by a stop: `flow cancel`, or
+        // `systemctl stop` of the workflow.
+        if (unit == def.run_unit() && result == "canceled") || self.cancel_requested(&def.name) {
+            self.stop_run(&def.name)?;
+        }
         if unit == def.begin_unit() {
             if result == "done" {
                 self.open_run(&def)?;
@@ -696,7 +720,7 @@ impl Supervisor {
                 "success" => St::Final(Final::Succeeded),
                 "skipped" => St::Final(Final::Skipped),
                 "canceled" => St::Final(Final::Canceled),
-                _ if t.attempts <= task.retries => {
+                _ if t.attempts <= task.retries && !run.canceled => {
                     let delay = def::retry_delay(task, t.attempts + 1, jitter());
                     St::Retry(Instant::now() + delay)
                 }
@@ -759,10 +783,27 @@ impl Supervisor {
         let def = run.def.clone();
         let mut writes = Vec::new();
         let mut to_start: Vec<usize> = Vec::new();
+        if run.canceled {
+            // Nothing more starts: what waits for the supervisor is canceled, and what
+            // systemd still has queued ends as systemd ends it.
+            for (i, task) in def.tasks.iter().enumerate() {
+                if matches!(run.tasks[i].st, St::Pending | St::Retry(_))
+                    && !self.queued.contains_key(&task.unit)
+                {
+                    run.tasks[i].st = St::Final(Final::Canceled);
+                    writes.push(Write::Attempt(no_activation(
+                        run.id,
+                        &task.name,
+                        run.tasks[i].attempts + 1,
+                        "canceled",
+                    )));
+                }
+            }
+        }
         // Fixed point: a pending task not queued in systemd is settled or started once
         // every upstream is final. Only then: starting a downstream unit while its upstream
         // is not final would pull in a start job of that upstream, an attempt too early.
-        loop {
+        while !run.canceled {
             let mut changed = false;
             for (i, task) in def.tasks.iter().enumerate() {
                 if run.tasks[i].st != St::Pending
@@ -816,6 +857,25 @@ impl Supervisor {
             self.end_run(wf, id, &result)?;
         }
         Ok(())
+    }
+
+    /// Whether `flow cancel` asked to stop the run of `wf` this supervisor holds.
+    fn cancel_requested(&self, wf: &str) -> bool {
+        self.runs
+            .get(wf)
+            .is_some_and(|r| trigger::take_cancel_request(&self.cfg.runtime_dir, wf, r.id))
+    }
+
+    /// A run stopped from outside: see [`ActiveRun::canceled`].
+    fn stop_run(&mut self, wf: &str) -> Result<(), SupervisorError> {
+        let Some(run) = self.runs.get_mut(wf) else {
+            return Ok(());
+        };
+        if run.canceled {
+            return Ok(());
+        }
+        run.canceled = true;
+        self.advance(wf)
     }
 
     fn end_run(&mut self, wf: &str, id: i64, result: &str) -> Result<(), SupervisorError> {
@@ -872,6 +932,14 @@ impl Supervisor {
                 self.cancel_run(&wf, "timed_out")?;
                 continue;
             }
+            let id = run.id;
+            if trigger::take_cancel_request(&self.cfg.runtime_dir, &wf, id) {
+                self.stop_run(&wf)?;
+                continue;
+            }
+            let Some(run) = self.runs.get_mut(&wf) else {
+                continue;
+            };
             let mut due = false;
             for t in &mut run.tasks {
                 if matches!(t.st, St::Retry(at) if now >= at) {
@@ -986,7 +1054,9 @@ fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
 
 fn run_result(run: &ActiveRun) -> String {
     let any = |f: Final| run.tasks.iter().any(|t| t.st == St::Final(f));
-    if any(Final::Failed) || any(Final::UpstreamFailed) {
+    if run.canceled {
+        "canceled".into()
+    } else if any(Final::Failed) || any(Final::UpstreamFailed) {
         "failed".into()
     } else if any(Final::Canceled) {
         "canceled".into()
