@@ -421,7 +421,8 @@ fn flow_cancel_stops_the_run_and_starts_nothing_of_it() {
     let yaml = "
 tasks:
   long:
-    run: sleep 60
+    # Takes a second to stop, as a task that cleans up would.
+    run: trap 'sleep 1; exit 143' TERM; sleep 60 & wait
   next:
     needs: [long]
     run: echo next >> /var/tmp/next
@@ -439,11 +440,24 @@ tasks:
         let out = sh(&sb, "systemctl is-active flow-cx--long.service").stdout;
         (out.trim() == "activating").then_some(())
     });
-    let canceled = sh(&sb, "flow cancel cx").ok();
-    assert!(
-        canceled.stdout.contains("Canceled the run of cx"),
-        "{canceled:?}"
-    );
+    // `flow cancel` returns once the tasks stopped; meanwhile `flow status` says so.
+    sh(&sb, "flow cancel cx > /tmp/cancel.out 2>&1 < /dev/null &").ok();
+    let task_line = |state: &str| {
+        let status = sh(&sb, "flow status cx").ok().stdout;
+        let line = status.lines().find(|l| l.contains(" long "))?.to_string();
+        line.contains(state).then_some(line)
+    };
+    wait_until("long to show as stopping", Duration::from_secs(5), || {
+        task_line("stopping")
+    });
+    wait_until("flow cancel to end", Duration::from_secs(10), || {
+        sh(&sb, "cat /tmp/cancel.out")
+            .stdout
+            .contains("Canceled the run of cx")
+            .then_some(())
+    });
+    // Read back from the journal, as systemd says it ended: stopped, i.e. canceled.
+    assert!(task_line("canceled").is_some(), "{:?}", task_line(""));
     let v = wait_run(&sb, "cx", 1, Duration::from_secs(20));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "long"), ["canceled"], "{v:#}");

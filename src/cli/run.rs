@@ -225,7 +225,7 @@ pub fn follow(
 fn mark(state: &TaskState) -> &'static str {
     match state {
         TaskState::Pending => "·",
-        TaskState::Running => "▶",
+        TaskState::Running | TaskState::Stopping => "▶",
         TaskState::Succeeded => "✓",
         TaskState::Skipped | TaskState::UpstreamFailed | TaskState::Unknown => "-",
         TaskState::Canceled => "⊘",

@@ -203,6 +203,15 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
             rec.ended = Some(time);
             rec.invocation_id = invocation.map(str::to_string);
         }
+        // "Stopped ...": a stop job ended an activation that was going (the manager logs
+        // none for a unit already inactive): `flow cancel`, a deadline, `systemctl stop`.
+        _ if rec.state.is_none()
+            && s("JOB_TYPE") == Some("stop")
+            && s("JOB_RESULT") == Some("done") =>
+        {
+            rec.state = Some(TaskState::Canceled);
+            rec.ended = Some(time);
+        }
         _ => {
             // A start job that ended without running the unit.
             if rec.state.is_none() && s("JOB_TYPE") == Some("start") {
@@ -371,8 +380,40 @@ mod tests {
                     ("UNIT_RESULT", "timeout"),
                 ],
             ),
+            // Stopped while it ran (`flow cancel`): its exit, then the stop job's end.
+            entry(
+                "s.service",
+                6,
+                &[
+                    ("MESSAGE_ID", PROCESS_EXIT),
+                    ("INVOCATION_ID", "s"),
+                    ("EXIT_CODE", "exited"),
+                    ("EXIT_STATUS", "143"),
+                ],
+            ),
+            entry(
+                "s.service",
+                7,
+                &[
+                    ("MESSAGE_ID", FAILURE_RESULT),
+                    ("INVOCATION_ID", "s"),
+                    ("UNIT_RESULT", "exit-code"),
+                ],
+            ),
+            entry(
+                "s.service",
+                8,
+                &[
+                    ("MESSAGE_ID", "9d1aaa27d60140bd96365438aad20286"),
+                    ("INVOCATION_ID", "s"),
+                    ("JOB_TYPE", "stop"),
+                    ("JOB_RESULT", "done"),
+                ],
+            ),
         ]);
         assert_eq!(run.tasks["k.service"].state, Some(TaskState::Killed(9)));
+        assert_eq!(run.tasks["s.service"].state, Some(TaskState::Canceled));
+        assert_eq!(run.tasks["s.service"].ended, Some(8));
         assert_eq!(run.tasks["t.service"].state, Some(TaskState::TimedOut));
         // Never ran at all.
         assert_eq!(fold(vec![]).begun, None);

@@ -147,6 +147,8 @@ fn values<'a>(contents: &'a str, key: &'a str) -> impl Iterator<Item = String> +
 pub enum TaskState {
     Pending,
     Running,
+    /// Being stopped (`flow cancel`, a deadline): its processes were told to end.
+    Stopping,
     Succeeded,
     /// Exited with this status.
     Failed(i32),
@@ -167,6 +169,7 @@ impl TaskState {
         match self {
             TaskState::Pending => "pending".into(),
             TaskState::Running => "running".into(),
+            TaskState::Stopping => "stopping".into(),
             TaskState::Succeeded => "succeeded".into(),
             TaskState::Failed(code) => format!("failed (exit {code})"),
             TaskState::Killed(sig) => format!("failed (signal {sig})"),
@@ -180,7 +183,10 @@ impl TaskState {
     }
 
     pub fn is_final(&self) -> bool {
-        !matches!(self, TaskState::Pending | TaskState::Running)
+        !matches!(
+            self,
+            TaskState::Pending | TaskState::Running | TaskState::Stopping
+        )
     }
 
     /// Whether the run can still count as succeeded with this task in this state.
@@ -193,6 +199,7 @@ impl TaskState {
         match self {
             TaskState::Pending => "pending",
             TaskState::Running => "running",
+            TaskState::Stopping => "stopping",
             TaskState::Succeeded => "succeeded",
             TaskState::Failed(_) | TaskState::Killed(_) => "failed",
             TaskState::TimedOut => "timeout",
@@ -573,7 +580,8 @@ pub fn last_run(
         let active = live(&t.unit).map(|u| u.active_state.as_str());
         let queued = live(&t.unit).is_some_and(|u| u.job.is_some());
         let state = match (active, rec.and_then(|r| r.state.clone())) {
-            (Some("activating" | "deactivating"), _) => TaskState::Running,
+            (Some("activating"), _) => TaskState::Running,
+            (Some("deactivating"), _) => TaskState::Stopping,
             // A start job queued again after an end in this run (a retry): waiting.
             (_, Some(_)) if queued && running => TaskState::Pending,
             (_, Some(state)) => out_of_memory(t, state),
