@@ -234,6 +234,37 @@ fn a_second_run_reruns_every_task_by_flow_run_and_by_systemctl() {
 /// `systemctl start` of the run unit while a run is going changes nothing, as for any
 /// active unit: no task that finished (succeeded or failed) runs again, the run's state
 /// directory is not emptied, and the run ends once.
+/// Ctrl-C at a terminal stops following a run, not the run (systemd runs it): `flow run
+/// --wait` says so, and how to stop it.
+#[test]
+fn ctrl_c_stops_following_not_the_run() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "bg",
+        "tasks:\n  slow: {run: 'touch /srv/began; sleep 3; touch /srv/ended'}\n",
+    );
+    // At a terminal (`script` gives it one), as a person runs it.
+    fb.sh("script -qfec 'flow run bg --wait' /dev/null > /tmp/wait.out 2>&1 < /dev/null &");
+    common::wait_until("the task to begin", Duration::from_secs(20), || {
+        fb.exists("/srv/began").then_some(())
+    });
+    fb.sh("pkill -INT -f '^flow run bg --wait'");
+    let out = common::wait_until("flow run to stop", Duration::from_secs(10), || {
+        let out = fb.read_string("/tmp/wait.out");
+        out.contains("Stopped following").then_some(out)
+    });
+    assert!(
+        out.contains("the run goes on (`flow status bg` shows it, `flow cancel bg` stops it)"),
+        "{out}"
+    );
+    assert!(!fb.exists("/srv/ended"), "{out}");
+    common::wait_until(
+        "the run to go on to its end",
+        Duration::from_secs(10),
+        || fb.exists("/srv/ended").then_some(()),
+    );
+}
+
 #[test]
 fn a_start_during_a_run_changes_nothing() {
     let Some(fb) = FlowBox::new() else { return };

@@ -106,6 +106,7 @@ pub enum Command {
         name: String,
         /// Follow the run live and exit with its result (0 succeeded, 1 failed). With the
         /// supervisor running, retries included, and the run's number in the history.
+        /// Ctrl-C stops following, not the run (`flow cancel` stops it).
         #[arg(long)]
         wait: bool,
         #[command(flatten)]

@@ -131,6 +131,9 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
         );
         return Ok(Exit::Success);
     }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        tell_on_interrupt(name, w.user);
+    }
     let followed = follow(&sd, &wf, start, w.json, w.user, &runtime)?;
     let runs = &followed.tasks;
     if w.json {
@@ -142,6 +145,42 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
         print_table(runs, followed.run);
     }
     Ok(result_exit(runs))
+}
+
+/// What Ctrl-C during `flow run --wait` prints: the run is systemd's, and goes on.
+static INTERRUPT_NOTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// At a terminal, Ctrl-C stops following a run, not the run: say so, and how to stop it.
+/// (Not under `flow try`, which ends the whole sandbox and runs this without a terminal.)
+fn tell_on_interrupt(name: &str, user: bool) {
+    let user = if user { " --user" } else { "" };
+    let note = format!(
+        "\nStopped following; the run goes on (`flow status {name}{user}` shows it, `flow cancel {name}{user}` stops it).\n"
+    );
+    if INTERRUPT_NOTE.set(note).is_err() {
+        return;
+    }
+    extern "C" fn note_and_exit(_: libc::c_int) {
+        if let Some(note) = INTERRUPT_NOTE.get() {
+            // SAFETY: write(2) on a live buffer; both calls are async-signal-safe.
+            unsafe {
+                libc::write(2, note.as_ptr().cast(), note.len());
+            }
+        }
+        // SAFETY: _exit(2) is async-signal-safe and skips what is not (destructors).
+        unsafe { libc::_exit(130) }
+    }
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(note_and_exit),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only reads a string set before it was installed, writes it and
+    // exits, all async-signal-safe.
+    unsafe {
+        let _ = sigaction(Signal::SIGINT, &action);
+    }
 }
 
 /// `flow trigger NAME` (hidden): what a workflow's trigger unit runs when its timer
