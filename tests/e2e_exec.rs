@@ -169,6 +169,33 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     assert!(lines[0].ends_with(" hello | hello-line-1"), "{logs}");
     assert!(lines[1].ends_with(" hello | hello-line-2"), "{logs}");
     assert!(lines[2].ends_with(" bye | bye-line"), "{logs}");
+    // With `--json`, one object per line, for scripts.
+    let json = fb.flow(&["logs", "talk", "--json"]).ok().stdout;
+    let objects: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = objects
+        .iter()
+        .map(|v| {
+            (
+                v["task"].as_str().unwrap_or(""),
+                v["message"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("hello", "hello-line-1"),
+            ("hello", "hello-line-2"),
+            ("bye", "bye-line")
+        ]
+    );
+    assert!(
+        objects.iter().all(|v| v["time_us"].as_i64().is_some()),
+        "{json}"
+    );
     let only = fb.flow(&["logs", "talk", "--task", "bye"]).ok().stdout;
     assert_eq!(only.lines().count(), 1, "{only}");
     assert!(only.trim_end().ends_with(" bye | bye-line"), "{only}");

@@ -35,7 +35,8 @@ tasks:
     let n = fires(&fb);
     assert!(n >= 3, "a 2 s schedule fired {n} times in 7 s");
 
-    fb.flow(&["pause", "tick"]).ok();
+    let paused = fb.flow(&["pause", "tick", "--json"]).ok().stdout;
+    assert_eq!(paused.trim(), r#"{"paused":true,"workflow":"tick"}"#);
     // A run that was already going may still finish.
     sleep(Duration::from_millis(300));
     let paused = fires(&fb);

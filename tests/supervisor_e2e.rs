@@ -506,10 +506,10 @@ tasks:
         let held = sh(&sb, "test -e /run/flow/between.hold").success();
         (failed && held).then_some(())
     });
-    let canceled = sh(&sb, "flow cancel between").ok();
-    assert!(
-        canceled.stdout.contains("Canceled the run of between"),
-        "{canceled:?}"
+    let canceled = sh(&sb, "flow cancel between --json").ok();
+    assert_eq!(
+        canceled.stdout.trim(),
+        r#"{"canceled":true,"workflow":"between"}"#
     );
     let v = wait_run(&sb, "between", 1, Duration::from_secs(10));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");

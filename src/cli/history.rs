@@ -309,6 +309,7 @@ pub fn logs(
     task: Option<&str>,
     attempt: Option<u32>,
     user: bool,
+    json: bool,
     db: &DbArgs,
 ) -> Result<Exit, CliError> {
     let s = db.open()?;
@@ -322,7 +323,9 @@ pub fn logs(
         .filter(|a| a.invocation_id.is_some())
         .collect();
     if attempts.is_empty() {
-        println!("No logs: no matching attempt ran in run {run} of {name}.");
+        if !json {
+            println!("No logs: no matching attempt ran in run {run} of {name}.");
+        }
         return Ok(Exit::Success);
     }
     let mut names: Vec<&str> = attempts.iter().map(|a| a.task.as_str()).collect();
@@ -341,7 +344,7 @@ pub fn logs(
             .collect(),
     };
     crate::runs::journal::sync();
-    super::run::print_lines(&tasks, &select)
+    super::run::print_lines(&tasks, &select, json)
 }
 
 pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> String {

@@ -269,7 +269,7 @@ pub fn main() -> ExitCode {
             at,
             db,
             ..
-        } => history::logs(&name, id, task.as_deref(), attempt, at.user, &db),
+        } => history::logs(&name, id, task.as_deref(), attempt, at.user, at.json, &db),
         Command::Logs {
             name,
             task,

@@ -383,28 +383,41 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
         (true, begun) => runs::logs::Select::Follow(begun),
         (false, Some(begun)) => runs::logs::Select::Since(begun),
         (false, None) => {
-            println!("No logs: no run of {name} has started yet.");
+            if !w.json {
+                println!("No logs: no run of {name} has started yet.");
+            }
             return Ok(Exit::Success);
         }
     };
-    print_lines(&tasks, &select)
+    print_lines(&tasks, &select, w.json)
 }
 
-/// Print the selected lines as `time task | message`.
+/// Print the selected lines as `time task | message`, or with `json` one object per line
+/// (`time_us`, µs since the epoch; `task`; `message`).
 pub fn print_lines(
     tasks: &runs::logs::Tasks,
     select: &runs::logs::Select,
+    json: bool,
 ) -> Result<Exit, CliError> {
     let mut out = std::io::stdout().lock();
     runs::logs::read(tasks, select, |line| {
-        writeln!(
-            out,
-            "{} {} | {}",
-            clock(line.time_us),
-            line.task,
-            line.message
-        )
-        .is_ok()
+        if json {
+            let v = serde_json::json!({
+                "time_us": line.time_us,
+                "task": line.task,
+                "message": line.message,
+            });
+            writeln!(out, "{v}").is_ok()
+        } else {
+            writeln!(
+                out,
+                "{} {} | {}",
+                clock(line.time_us),
+                line.task,
+                line.message
+            )
+            .is_ok()
+        }
     })
     .map_err(|e| CliError::io("cannot run journalctl (is systemd installed?)", e))?;
     Ok(Exit::Success)
@@ -537,7 +550,13 @@ fn datetime(us: i64) -> String {
 pub fn cancel(name: &str, w: &Where) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
-    if trigger::cancel(&sd, &wf, &trigger::runtime_dir(w.user)).map_err(sys)? {
+    let canceled = trigger::cancel(&sd, &wf, &trigger::runtime_dir(w.user)).map_err(sys)?;
+    if w.json {
+        println!(
+            "{}",
+            serde_json::json!({"workflow": name, "canceled": canceled})
+        );
+    } else if canceled {
         println!("Canceled the run of {name}.");
     } else {
         println!("No run of {name} is going: nothing to cancel.");
@@ -559,11 +578,19 @@ pub fn pause(name: &str, resume: bool, w: &Where) -> Result<Exit, CliError> {
         sd.enable_unit_files(&units).map_err(sys)?;
         sd.reload().map_err(sys)?;
         sd.start_unit(timer).map_err(sys)?;
-        println!("Resumed {name}: its timer runs again.");
     } else {
         sd.stop_unit(timer).map_err(sys)?;
         sd.disable_unit_files(&units).map_err(sys)?;
         sd.reload().map_err(sys)?;
+    }
+    if w.json {
+        println!(
+            "{}",
+            serde_json::json!({"workflow": name, "paused": !resume})
+        );
+    } else if resume {
+        println!("Resumed {name}: its timer runs again.");
+    } else {
         println!(
             "Paused {name}: its timer is stopped until `flow resume {name}`. A run already going continues."
         );
