@@ -458,6 +458,8 @@ tasks:
     });
     // Read back from the journal, as systemd says it ended: stopped, i.e. canceled.
     assert!(task_line("canceled").is_some(), "{:?}", task_line(""));
+    let list = sh(&sb, "flow list --json").ok().stdout;
+    assert!(list.contains(r#""last":"canceled""#), "{list}");
     let v = wait_run(&sb, "cx", 1, Duration::from_secs(20));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "long"), ["canceled"], "{v:#}");

@@ -473,6 +473,9 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
                 }
                 Ok(states) if states.iter().any(|t| !t.state.is_final()) => "running".to_string(),
                 Ok(states) if states.iter().all(|t| t.state.is_ok()) => "succeeded".to_string(),
+                Ok(states) if states.iter().any(|t| t.state == TaskState::Canceled) => {
+                    "canceled".to_string()
+                }
                 Ok(_) => "failed".to_string(),
                 Err(e) => {
                     unknown_why.get_or_insert(e.to_string());
