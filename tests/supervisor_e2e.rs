@@ -369,6 +369,8 @@ fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
     assert_eq!(results(&v, "alert"), ["success"], "{v:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
     assert_eq!(sh(&sb, "cat /var/tmp/alert").ok().stdout, "alert\n");
+    // Starting `alert`, which `Wants=` broken, did not run broken a fourth time.
+    assert_eq!(starts(&sb, "flow-exhaust--broken.service"), 3);
     // Exponential backoff: 1 s, then 2 s (+ up to 10 % jitter).
     let starts: Vec<i64> = attempts(&v, "broken")
         .iter()
@@ -615,7 +617,7 @@ tasks:
     run: echo first >> /var/tmp/first
   fixme:
     needs: [first]
-    run: test -e /var/tmp/fixed
+    run: echo fixme >> /var/tmp/fixme; test -e /var/tmp/fixed
   after:
     needs: [fixme]
     run: echo after >> /var/tmp/after
@@ -644,6 +646,9 @@ tasks:
     assert_eq!(results(&v, "after"), ["success"], "{v:#}");
     assert_eq!(results(&v, "first"), Vec::<String>::new(), "{v:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
+    // Once in the failed run, once in the retry: starting `after`, which requires it, did
+    // not run it again.
+    assert_eq!(sh(&sb, "cat /var/tmp/fixme").ok().stdout, "fixme\nfixme\n");
     // Two more runs: retention keeps the newest 2.
     for n in 3..=4 {
         sh(&sb, "systemctl start flow-fix.service").ok();

@@ -23,6 +23,10 @@
 //!   A task with retries also writes `<task>.done` on success; the supervisor writes it when
 //!   the retries are exhausted. `always`/`on_failure` tasks need the `.done` of each upstream
 //!   that has retries, so they run on the final outcome, not on a failed first attempt.
+//!   A task is skipped by `ConditionPathExists=!…/<task>.done` too: before the supervisor
+//!   starts a task itself, it marks every task of the run whose outcome is final (`.ok` for
+//!   a success, `.done` otherwise), so that what the started unit pulls in does not run
+//!   again.
 //! - `flow-<wf>.trigger.service`: runs `flow trigger`, which applies the overlap rule
 //!   (`skip`, `queue`, `replace`) when a run is going and otherwise starts the run unit.
 //! - `flow-<wf>.timer`: the schedule, starting the trigger unit (starting the run unit
@@ -394,10 +398,17 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
     // A task that succeeded in this run is skipped by PID 1 (no fork) when it is started
     // again: the supervisor re-starts a run's unfinished tasks after a retry, and the tasks
     // they `Require` that already succeeded must not run twice. A condition-skipped unit
-    // satisfies `Requires=` (verified on systemd 252).
+    // satisfies `Requires=` (verified on systemd 252). Likewise a task whose outcome is
+    // final otherwise (failed for good, not reached): the supervisor marks it `.done`
+    // before it starts a task that `Wants=` it (`always`, `on_failure`), which would pull
+    // it in again.
     u.set_with("ConditionPathExists", |out| {
         out.push('!');
         push_marker(out, state, &task.name, ".ok");
+    });
+    u.set_with("ConditionPathExists", |out| {
+        out.push('!');
+        push_marker(out, state, &task.name, ".done");
     });
     if task.when != When::AllSuccess {
         // `always`/`on_failure` must see the final outcome of an upstream that may be

@@ -843,6 +843,9 @@ impl Supervisor {
         let done = run.tasks.iter().all(|t| matches!(t.st, St::Final(_)));
         let result = run_result(run);
         let id = run.id;
+        if !to_start.is_empty() {
+            mark_final(&self.cfg.runtime_dir, run);
+        }
         for w in writes {
             self.write(w);
         }
@@ -1104,6 +1107,27 @@ fn mark_done(runtime: &Path, wf: &str, task: &str) {
     let path = marker(runtime, wf, task, "done");
     if let Err(e) = std::fs::write(&path, b"") {
         eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+}
+
+/// Before the supervisor starts a task: every task of the run whose outcome is final gets
+/// the marker its unit's conditions read (`.ok` for a success, `.done` otherwise), so that
+/// when the started unit pulls it in (`Requires=`, `Wants=`), PID 1 skips it instead of
+/// running it again. Units write `.ok` themselves only where a workflow reads it, and
+/// `.done` only for tasks with retries.
+fn mark_final(runtime: &Path, run: &ActiveRun) {
+    for (task, state) in run.def.tasks.iter().zip(&run.tasks) {
+        let ext = match state.st {
+            St::Final(Final::Succeeded) => "ok",
+            St::Final(_) => "done",
+            _ => continue,
+        };
+        let path = marker(runtime, &run.def.name, &task.name, ext);
+        if !path.exists()
+            && let Err(e) = std::fs::write(&path, b"")
+        {
+            eprintln!("warning: cannot write {}: {e}", path.display());
+        }
     }
 }
 
