@@ -241,7 +241,7 @@ fn ctrl_c_stops_following_not_the_run() {
     let Some(fb) = FlowBox::new() else { return };
     fb.apply(
         "bg",
-        "tasks:\n  slow: {run: 'touch /srv/began; sleep 3; touch /srv/ended'}\n",
+        "tasks:\n  slow: {run: 'touch /srv/began; sleep 6; touch /srv/ended'}\n",
     );
     // At a terminal (`script` gives it one), as a person runs it.
     fb.sh("script -qfec 'flow run bg --wait' /dev/null > /tmp/wait.out 2>&1 < /dev/null &");
@@ -260,7 +260,7 @@ fn ctrl_c_stops_following_not_the_run() {
     assert!(!fb.exists("/srv/ended"), "{out}");
     common::wait_until(
         "the run to go on to its end",
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         || fb.exists("/srv/ended").then_some(()),
     );
 }

@@ -423,8 +423,8 @@ fn flow_cancel_stops_the_run_and_starts_nothing_of_it() {
     let yaml = "
 tasks:
   long:
-    # Takes a second to stop, as a task that cleans up would.
-    run: trap 'sleep 1; exit 143' TERM; sleep 60 & wait
+    # Takes its time to stop, as a task that cleans up would: until the test lets it.
+    run: trap 'until [ -e /var/tmp/release ]; do sleep 0.05; done; exit 143' TERM; sleep 60 & wait
   next:
     needs: [long]
     run: echo next >> /var/tmp/next
@@ -449,9 +449,10 @@ tasks:
         let line = status.lines().find(|l| l.contains(" long "))?.to_string();
         line.contains(state).then_some(line)
     };
-    wait_until("long to show as stopping", Duration::from_secs(5), || {
+    wait_until("long to show as stopping", Duration::from_secs(20), || {
         task_line("stopping")
     });
+    sh(&sb, "touch /var/tmp/release").ok();
     wait_until("flow cancel to end", Duration::from_secs(10), || {
         sh(&sb, "cat /tmp/cancel.out")
             .stdout
@@ -490,7 +491,7 @@ tasks:
   flaky:
     run: echo x >> /var/tmp/tries; exit 1
     retries: 3
-    retry_delay: 3s
+    retry_delay: 5s
 ";
     let Some(sb) = setup(&[("between", yaml)]) else {
         return;
@@ -519,7 +520,7 @@ tasks:
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "flaky"), ["exit-code 1", "canceled"], "{v:#}");
     // Past the retry's time: no second attempt.
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(6));
     assert_eq!(sh(&sb, "cat /var/tmp/tries").stdout, "x\n");
     let again = sh(&sb, "flow run between").ok();
     assert!(again.stdout.contains("Started a run"), "{again:?}");
