@@ -227,6 +227,15 @@ impl ActiveRun {
             canceled: false,
         }
     }
+
+    /// Settles task `i` without an activation of its own (its upstream failed, it was
+    /// canceled): its final state, and the history record that says so.
+    fn settle(&mut self, i: usize, f: Final, result: &str) -> Write {
+        let t = &mut self.tasks[i];
+        t.st = St::Final(f);
+        let task = &self.def.tasks[i].name;
+        Write::Attempt(no_activation(self.id, task, t.attempts + 1, result))
+    }
 }
 
 /// A write to the store, kept until it succeeded.
@@ -730,14 +739,7 @@ impl Supervisor {
                 }
             };
         } else if job == "canceled" {
-            let t = &mut run.tasks[i];
-            writes.push(Write::Attempt(no_activation(
-                run.id,
-                &task.name,
-                t.attempts + 1,
-                "canceled",
-            )));
-            t.st = St::Final(Final::Canceled);
+            writes.push(run.settle(i, Final::Canceled, "canceled"));
         } else if marker(&runtime, wf, &task.name, "ok").exists() {
             // Skipped by its `.ok` condition: it succeeded in this run already, in an
             // activation this supervisor did not see (it was down, and the unit was
@@ -790,13 +792,7 @@ impl Supervisor {
                 if matches!(run.tasks[i].st, St::Pending | St::Retry(_))
                     && !self.queued.contains_key(&task.unit)
                 {
-                    run.tasks[i].st = St::Final(Final::Canceled);
-                    writes.push(Write::Attempt(no_activation(
-                        run.id,
-                        &task.name,
-                        run.tasks[i].attempts + 1,
-                        "canceled",
-                    )));
+                    writes.push(run.settle(i, Final::Canceled, "canceled"));
                 }
             }
         }
@@ -824,13 +820,7 @@ impl Supervisor {
                     continue;
                 }
                 if any_bad && task.when == When::AllSuccess {
-                    run.tasks[i].st = St::Final(Final::UpstreamFailed);
-                    writes.push(Write::Attempt(no_activation(
-                        run.id,
-                        &task.name,
-                        run.tasks[i].attempts + 1,
-                        "upstream_failed",
-                    )));
+                    writes.push(run.settle(i, Final::UpstreamFailed, "upstream_failed"));
                 } else {
                     to_start.push(i);
                 }
@@ -905,13 +895,7 @@ impl Supervisor {
             if matches!(run.tasks[i].st, St::Final(_)) {
                 continue;
             }
-            run.tasks[i].st = St::Final(Final::Canceled);
-            writes.push(Write::Attempt(no_activation(
-                run.id,
-                &task.name,
-                run.tasks[i].attempts + 1,
-                "canceled",
-            )));
+            writes.push(run.settle(i, Final::Canceled, "canceled"));
             stop.push(task.unit.clone());
         }
         let id = run.id;
@@ -1488,17 +1472,10 @@ impl Supervisor {
         let Some(run) = self.runs.get_mut(wf) else {
             return Ok(());
         };
-        let def = run.def.clone();
         let mut writes = Vec::new();
-        for (i, t) in run.tasks.iter_mut().enumerate() {
-            if !matches!(t.st, St::Final(_)) {
-                t.st = St::Final(Final::Canceled);
-                writes.push(Write::Attempt(no_activation(
-                    id,
-                    &def.tasks[i].name,
-                    t.attempts + 1,
-                    "canceled",
-                )));
+        for i in 0..run.tasks.len() {
+            if !matches!(run.tasks[i].st, St::Final(_)) {
+                writes.push(run.settle(i, Final::Canceled, "canceled"));
             }
         }
         let result = run_result(run);
