@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,10 +19,26 @@ fn flow_try(tmp: &Path, file: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn workflow(dir: &Path, name: &str, yaml: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, yaml).expect("write workflow");
-    path
+/// A workflow file, and a temporary directory for `flow try` alone; `None` (after a loud
+/// skip) when not root. Both directories go when dropped.
+struct Try {
+    _dir: tempfile::TempDir,
+    tmp: tempfile::TempDir,
+    file: PathBuf,
+}
+
+fn setup(name: &str, yaml: &str) -> Option<Try> {
+    if !common::require_root() {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join(name);
+    std::fs::write(&file, yaml).expect("write workflow");
+    Some(Try {
+        _dir: dir,
+        tmp: tempfile::tempdir().expect("tempdir"),
+        file,
+    })
 }
 
 fn left_in(tmp: &Path) -> Vec<String> {
@@ -38,17 +54,14 @@ fn pid_alive(pid: u32) -> bool {
 
 #[test]
 fn a_failed_run_exits_1_shows_why_and_leaves_nothing() {
-    if !common::require_root() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let file = workflow(
-        dir.path(),
+    let Some(t) = setup(
         "fails.yaml",
         "tasks:\n  ok: {run: echo fine}\n  bad: {needs: [ok], run: 'echo oops >&2; exit 3'}\n  after: {needs: [bad], run: echo never}\n",
-    );
-    let out = flow_try(tmp.path(), &file, &[])
+    ) else {
+        return;
+    };
+    let (tmp, file) = (&t.tmp, &t.file);
+    let out = flow_try(tmp.path(), file, &[])
         .output()
         .expect("run flow try");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -69,19 +82,16 @@ fn a_failed_run_exits_1_shows_why_and_leaves_nothing() {
 
 #[test]
 fn ctrl_c_stops_the_run_and_removes_the_sandbox() {
-    if !common::require_root() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let file = workflow(
-        dir.path(),
+    let Some(t) = setup(
         "slow.yaml",
         "tasks:\n  first: {run: echo started}\n  slow: {needs: [first], run: 'sleep 60; touch /srv/slept'}\n",
-    );
+    ) else {
+        return;
+    };
+    let (tmp, file) = (&t.tmp, &t.file);
     // In a process group of its own, as a shell runs a foreground job: Ctrl-C signals the
     // whole group.
-    let mut child = flow_try(tmp.path(), &file, &[])
+    let mut child = flow_try(tmp.path(), file, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -132,17 +142,14 @@ fn ctrl_c_stops_the_run_and_removes_the_sandbox() {
 
 #[test]
 fn keep_leaves_the_sandbox_up_and_says_how_to_enter_and_stop_it() {
-    if !common::require_root() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let file = workflow(
-        dir.path(),
+    let Some(t) = setup(
         "kept.yaml",
         "tasks:\n  mark: {run: 'echo kept > /srv/kept'}\n",
-    );
-    let out = flow_try(tmp.path(), &file, &["--keep"])
+    ) else {
+        return;
+    };
+    let (tmp, file) = (&t.tmp, &t.file);
+    let out = flow_try(tmp.path(), file, &["--keep"])
         .output()
         .expect("run flow try");
     let stdout = String::from_utf8_lossy(&out.stdout);
