@@ -228,6 +228,12 @@ impl ActiveRun {
         }
     }
 
+    /// Whether this supervisor holds the run open after systemd's part of it (see
+    /// [`Supervisor::hold`]): only runs with retries are held.
+    fn held(&self) -> bool {
+        self.def.tasks.iter().any(|t| t.retries > 0)
+    }
+
     /// Settles task `i` without an activation of its own (its upstream failed, it was
     /// canceled): its final state, and the history record that says so.
     fn settle(&mut self, i: usize, f: Final, result: &str) -> Write {
@@ -543,11 +549,7 @@ impl Supervisor {
     /// systemd's part of it ended, retries may still be due. Only for workflows with
     /// retries: for the others a run is over when systemd's part is.
     fn hold(&self, wf: &str, open: bool) {
-        let open = open
-            && self
-                .runs
-                .get(wf)
-                .is_some_and(|r| r.def.tasks.iter().any(|t| t.retries > 0));
+        let open = open && self.runs.get(wf).is_some_and(ActiveRun::held);
         let path = trigger::hold_file(&self.cfg.runtime_dir, wf);
         if open {
             let hold = trigger::Hold {
@@ -734,7 +736,7 @@ impl Supervisor {
                     St::Retry(Instant::now() + delay)
                 }
                 _ => {
-                    mark_done(&runtime, wf, &task.name);
+                    mark(&runtime, wf, &task.name, "done");
                     St::Final(Final::Failed)
                 }
             };
@@ -852,11 +854,12 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Whether `flow cancel` asked to stop the run of `wf` this supervisor holds.
+    /// Whether `flow cancel` asked to stop the run of `wf` this supervisor holds. `flow
+    /// cancel` asks only for a held run, so no other run costs a look at every job's end.
     fn cancel_requested(&self, wf: &str) -> bool {
-        self.runs
-            .get(wf)
-            .is_some_and(|r| trigger::take_cancel_request(&self.cfg.runtime_dir, wf, r.id))
+        self.runs.get(wf).is_some_and(|r| {
+            r.held() && trigger::take_cancel_request(&self.cfg.runtime_dir, wf, r.id)
+        })
     }
 
     /// A run stopped from outside: see [`ActiveRun::canceled`].
@@ -1086,9 +1089,10 @@ fn marker(runtime: &Path, wf: &str, task: &str, ext: &str) -> PathBuf {
     runtime.join("flow").join(wf).join(format!("{task}.{ext}"))
 }
 
-/// Records that a task reached its final outcome (its retries are exhausted).
-fn mark_done(runtime: &Path, wf: &str, task: &str) {
-    let path = marker(runtime, wf, task, "done");
+/// Writes a task's marker in the run directory: `ok` (it succeeded), `done` (its outcome
+/// is final, e.g. its retries are exhausted).
+fn mark(runtime: &Path, wf: &str, task: &str, ext: &str) {
+    let path = marker(runtime, wf, task, ext);
     if let Err(e) = std::fs::write(&path, b"") {
         eprintln!("warning: cannot write {}: {e}", path.display());
     }
@@ -1106,12 +1110,7 @@ fn mark_final(runtime: &Path, run: &ActiveRun) {
             St::Final(_) => "done",
             _ => continue,
         };
-        let path = marker(runtime, &run.def.name, &task.name, ext);
-        if !path.exists()
-            && let Err(e) = std::fs::write(&path, b"")
-        {
-            eprintln!("warning: cannot write {}: {e}", path.display());
-        }
+        mark(runtime, &run.def.name, &task.name, ext);
     }
 }
 
