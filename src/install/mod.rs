@@ -197,19 +197,16 @@ pub fn up_to_date(
     workflow: &str,
     files: &[GeneratedFile],
 ) -> bool {
-    let mut mine = installed
+    let mine: BTreeMap<&str, &str> = installed
         .iter()
-        .filter(|(name, _)| names::workflow_of_file(name) == Some(workflow));
-    let mut new: Vec<&GeneratedFile> = files.iter().collect();
-    new.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut new = new.into_iter();
-    loop {
-        match (mine.next(), new.next()) {
-            (None, None) => return true,
-            (Some((name, old)), Some(f)) if *name == f.name && old.contents == f.contents => {}
-            _ => return false,
-        }
-    }
+        .filter(|(name, _)| names::workflow_of_file(name) == Some(workflow))
+        .map(|(name, f)| (name.as_str(), f.contents.as_str()))
+        .collect();
+    let new: BTreeMap<&str, &str> = files
+        .iter()
+        .map(|f| (f.name.as_str(), f.contents.as_str()))
+        .collect();
+    mine == new
 }
 
 /// The files of one installed workflow (for `flow remove`).
