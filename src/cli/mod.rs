@@ -7,6 +7,7 @@ mod graph;
 mod history;
 mod install;
 mod run;
+mod signals;
 mod slot;
 mod try_run;
 mod validate;

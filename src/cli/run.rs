@@ -170,17 +170,9 @@ fn tell_on_interrupt(name: &str, user: bool) {
         // SAFETY: _exit(2) is async-signal-safe and skips what is not (destructors).
         unsafe { libc::_exit(130) }
     }
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(note_and_exit),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
     // SAFETY: the handler only reads a string set before it was installed, writes it and
     // exits, all async-signal-safe.
-    unsafe {
-        let _ = sigaction(Signal::SIGINT, &action);
-    }
+    unsafe { super::signals::handle(note_and_exit, false, &[nix::sys::signal::Signal::SIGINT]) }
 }
 
 /// `flow trigger NAME` (hidden): what a workflow's trigger unit runs when its timer

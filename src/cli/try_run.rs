@@ -234,15 +234,7 @@ fn note_interrupts() {
     extern "C" fn note(_: libc::c_int) {
         INTERRUPTED.store(true, Ordering::Relaxed);
     }
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(note),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
+    use nix::sys::signal::Signal;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        let _ = sigaction(Signal::SIGINT, &action);
-        let _ = sigaction(Signal::SIGTERM, &action);
-    }
+    unsafe { super::signals::handle(note, true, &[Signal::SIGINT, Signal::SIGTERM]) }
 }
