@@ -10,6 +10,17 @@ fn flow() -> Command {
     Command::cargo_bin("flow").expect("the flow binary")
 }
 
+/// `flow apply PATH --unit-dir UNITS --no-reload`: files only, no systemd needed.
+fn apply_into(path: &Path, units: &Path) -> Command {
+    let mut cmd = flow();
+    cmd.arg("apply")
+        .arg(path)
+        .arg("--unit-dir")
+        .arg(units)
+        .arg("--no-reload");
+    cmd
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write");
@@ -134,12 +145,7 @@ fn apply_plan_remove_lifecycle_in_a_unit_dir() {
     );
     let f = write(&wf, "site.yaml", GOOD);
     let apply = |expect: &str| {
-        flow()
-            .arg("apply")
-            .arg(&wf)
-            .arg("--unit-dir")
-            .arg(&units)
-            .arg("--no-reload")
+        apply_into(&wf, &units)
             .assert()
             .success()
             .stdout(predicate::str::contains(expect.to_string()));
@@ -228,14 +234,7 @@ fn list_tells_which_workflows_changed_since_apply() {
     std::fs::create_dir_all(&wf).expect("mkdir");
     let site = write(&wf, "site.yaml", GOOD);
     write(&wf, "other.yaml", &format!("max_parallel: 1\n{GOOD}"));
-    flow()
-        .arg("apply")
-        .arg(&wf)
-        .arg("--unit-dir")
-        .arg(&units)
-        .arg("--no-reload")
-        .assert()
-        .success();
+    apply_into(&wf, &units).assert().success();
     let pair = |w: &str, s: &str| (w.to_string(), s.to_string());
     let (states, text, notes) = listed(&units);
     assert_eq!(states, [pair("other", "applied"), pair("site", "applied")]);
@@ -281,12 +280,7 @@ fn apply_writes_nothing_when_any_file_is_invalid() {
     let units = dir.path().join("units");
     write(dir.path(), "good.yaml", GOOD);
     write(dir.path(), "bad.yaml", "tasks:\n  a: {}\n");
-    flow()
-        .arg("apply")
-        .arg(dir.path())
-        .arg("--unit-dir")
-        .arg(&units)
-        .arg("--no-reload")
+    apply_into(dir.path(), &units)
         .assert()
         .code(1)
         .stderr(predicate::str::contains("nothing was changed"));

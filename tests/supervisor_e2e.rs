@@ -130,13 +130,11 @@ tasks:
     run: echo alert >> /var/tmp/alert
 ";
 
-#[test]
-fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
-    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
-        return;
-    };
-    sh(&sb, "systemctl start flow-retry3.service").ok();
-    let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
+/// Runs RETRY3 once: it succeeds on the third attempt of `flaky`, then `down` runs.
+/// Returns the run's `flow status` JSON.
+fn run_retry3(sb: &Sandbox) -> serde_json::Value {
+    sh(sb, "systemctl start flow-retry3.service").ok();
+    let v = wait_run(sb, "retry3", 1, Duration::from_secs(30));
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
@@ -144,6 +142,15 @@ fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
         "{v:#}"
     );
     assert_eq!(results(&v, "down"), ["success"], "{v:#}");
+    v
+}
+
+#[test]
+fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
+    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
+        return;
+    };
+    let v = run_retry3(&sb);
     assert_eq!(results(&v, "after"), ["success"], "{v:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/down").ok().stdout, "downstream\n");
     assert_eq!(sh(&sb, "cat /var/tmp/always").ok().stdout, "always\n");
@@ -337,15 +344,7 @@ fn retries_are_driven_with_the_signals_from_the_bus_too() {
     let Some(sb) = setup_with(&[("retry3", RETRY3)], "--bus-signals") else {
         return;
     };
-    sh(&sb, "systemctl start flow-retry3.service").ok();
-    let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
-    assert_eq!(
-        results(&v, "flaky"),
-        ["exit-code 1", "exit-code 1", "success"],
-        "{v:#}"
-    );
-    assert_eq!(results(&v, "down"), ["success"], "{v:#}");
+    run_retry3(&sb);
     // And it asked the bus for them.
     let n = bus_match_rules(&sb, SUPERVISOR_PID);
     assert!(n >= 3, "{n} match rules");
