@@ -476,6 +476,16 @@ tasks:
     assert_eq!(starts(&sb, "flow-cx--long.service"), 1);
     assert_eq!(starts(&sb, "flow-cx--report.service"), 0);
     assert!(sh(&sb, "test -e /var/tmp/report").status.code() == Some(1));
+    // A supervisor started afresh reads the canceled run back from the journal: it is
+    // over in the history, and nothing of it starts again.
+    sh(&sb, "systemctl stop supervisor-test.service").ok();
+    start_supervisor(&sb);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(starts(&sb, "flow-cx--long.service"), 1);
+    assert_eq!(starts(&sb, "flow-cx--next.service"), 0);
+    assert_eq!(starts(&sb, "flow-cx--report.service"), 0);
+    let again = wait_run(&sb, "cx", 1, Duration::from_secs(5));
+    assert_eq!(again["run"], v["run"], "the ended run was rewritten");
     // And the next run is a run, not refused as overlapping.
     let again = sh(&sb, "flow run cx").ok();
     assert!(again.stdout.contains("Started a run"), "{again:?}");
@@ -513,7 +523,7 @@ tasks:
     let canceled = sh(&sb, "flow cancel between --json").ok();
     assert_eq!(
         canceled.stdout.trim(),
-        r#"{"canceled":true,"workflow":"between"}"#
+        r#"{"canceled":true,"queued_canceled":false,"workflow":"between"}"#
     );
     let v = wait_run(&sb, "between", 1, Duration::from_secs(10));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
@@ -765,6 +775,71 @@ tasks:
     assert_eq!(starts.lines().count(), 2, "{starts}");
     let runs = history_json(&sb, "ov");
     assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
+}
+
+/// `flow cancel` while a queued run waits (`overlap: queue`) cancels both: the queued run
+/// does not start once the going one is stopped, and `flow run --wait` of it says so,
+/// followed through the supervisor and through systemd alike. The waiting trigger unit
+/// ends cleanly, not failed.
+#[test]
+fn flow_cancel_drops_the_queued_run_too() {
+    let yaml = "
+overlap: queue
+tasks:
+  long:
+    run: echo start >> /var/tmp/starts; sleep 60
+";
+    let Some(sb) = setup(&[("qc", yaml)]) else {
+        return;
+    };
+    for (round, supervised) in [(1, true), (2, false)] {
+        if !supervised {
+            sh(&sb, "systemctl stop supervisor-test.service").ok();
+        }
+        sh(&sb, "flow run qc").ok();
+        wait_until("the task to run", Duration::from_secs(20), || {
+            let n = sh(&sb, "cat /var/tmp/starts 2>/dev/null")
+                .stdout
+                .lines()
+                .count();
+            (n == round).then_some(())
+        });
+        sh(
+            &sb,
+            "(flow run qc --wait > /tmp/queued.out 2>&1; echo $? > /tmp/queued.rc) < /dev/null > /dev/null 2>&1 &",
+        )
+        .ok();
+        wait_until("the trigger to wait", Duration::from_secs(20), || {
+            let out = sh(&sb, "systemctl is-active flow-qc.trigger.service").stdout;
+            (out.trim() == "activating").then_some(())
+        });
+        let canceled = sh(&sb, "flow cancel qc").ok();
+        assert!(
+            canceled
+                .stdout
+                .contains("Canceled the run of qc, and the run queued after it."),
+            "{canceled:?}"
+        );
+        let rc = wait_until("flow run --wait to end", Duration::from_secs(20), || {
+            let rc = sh(&sb, "cat /tmp/queued.rc 2>/dev/null").stdout;
+            (!rc.trim().is_empty()).then(|| rc.trim().to_string())
+        });
+        let out = sh(&sb, "cat /tmp/queued.out; rm /tmp/queued.rc").stdout;
+        assert_eq!(rc, "1", "supervised: {supervised}\n{out}");
+        assert!(
+            out.contains("The queued run of qc was canceled before it began"),
+            "supervised: {supervised}\n{out}"
+        );
+        let trigger = sh(&sb, "systemctl is-failed flow-qc.trigger.service").stdout;
+        assert_eq!(trigger.trim(), "inactive", "supervised: {supervised}");
+        // Time for the queued run to start, were it still queued.
+        std::thread::sleep(Duration::from_secs(2));
+        let lines = sh(&sb, "cat /var/tmp/starts").stdout;
+        assert_eq!(lines.lines().count(), round, "supervised: {supervised}");
+        assert_eq!(starts(&sb, "flow-qc--long.service"), round);
+    }
+    let runs = history_json(&sb, "qc");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
 }
 
 /// Overlap `replace`: a trigger while a run is going cancels it and starts a fresh run,

@@ -151,7 +151,8 @@ pub enum Command {
         #[command(flatten)]
         at: run::Where,
     },
-    /// Stop a run and every task still running or waiting.
+    /// Stop a run and every task still running or waiting, and a run queued after it
+    /// (`overlap: queue`).
     Cancel {
         name: String,
         #[command(flatten)]

@@ -135,6 +135,9 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
         tell_on_interrupt(name, w.user);
     }
     let followed = follow(&sd, &wf, start, w.json, w.user, &runtime)?;
+    if let Some(result) = &followed.not_begun {
+        return Ok(queued_run_not_begun(&wf, result, w.json));
+    }
     let runs = &followed.tasks;
     if w.json {
         let mut v = json_runs(&wf, runs);
@@ -145,6 +148,28 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
         print_table(runs, followed.run);
     }
     Ok(result_exit(runs))
+}
+
+/// `flow run --wait` of a queued run whose trigger unit ended before the run began.
+fn queued_run_not_begun(wf: &InstalledWorkflow, result: &str, json: bool) -> Exit {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"workflow": wf.name, "run": null, "began": false, "trigger_result": result})
+        );
+    } else if result == "canceled" {
+        println!(
+            "\nThe queued run of {} was canceled before it began (`flow cancel`).",
+            wf.name
+        );
+    } else {
+        println!(
+            "\nThe queued run of {} did not begin: its trigger unit's job ended `{result}` (`journalctl -u {}` says why).",
+            wf.name,
+            wf.trigger_unit()
+        );
+    }
+    Exit::Failure
 }
 
 /// What Ctrl-C during `flow run --wait` prints: the run is systemd's, and goes on.
@@ -190,6 +215,7 @@ pub fn trigger_unit(name: &str, runtime: &Path, unit_dir: &Path) -> Result<Exit,
     let outcome = trigger::trigger(&sd, &wf, runtime, &kind, |why| {
         println!("A run of {name} is going ({why}); overlap: queue, so this {kind} run starts when it ends.");
         let _ = std::io::stdout().flush();
+        stopped_while_waiting_is_clean();
     })
     .map_err(sys)?;
     match outcome {
@@ -203,6 +229,21 @@ pub fn trigger_unit(name: &str, runtime: &Path, unit_dir: &Path) -> Result<Exit,
         ),
     }
     Ok(Exit::Success)
+}
+
+/// A queued trigger stopped while it waits (`flow cancel`) ends cleanly: SIGTERM would
+/// otherwise leave the trigger unit `failed`, as if something had gone wrong.
+fn stopped_while_waiting_is_clean() {
+    extern "C" fn note_and_exit(_: libc::c_int) {
+        const NOTE: &str = "Stopped while it waited: this queued run does not start.\n";
+        // SAFETY: write(2) of a static buffer and _exit(2), both async-signal-safe.
+        unsafe {
+            libc::write(1, NOTE.as_ptr().cast(), NOTE.len());
+            libc::_exit(0)
+        }
+    }
+    // SAFETY: the handler only writes a static string and exits.
+    unsafe { super::signals::handle(note_and_exit, false, &[nix::sys::signal::Signal::SIGTERM]) }
 }
 
 /// Start a run, print each change as it happens, return the final states. Followed
@@ -243,13 +284,11 @@ pub fn follow(
         );
         let _ = std::io::stdout().flush();
     };
-    match runs::follow::Client::connect(runtime, &wf.name) {
+    match runs::follow::Client::connect(runtime, &wf.name, start == Start::Trigger) {
         Some(client) => {
             runs::start_and_follow_supervised(sd, wf, start, user, client, show).map_err(sys)
         }
-        None => runs::start_and_follow(sd, wf, start, show)
-            .map(|tasks| Followed { tasks, run: None })
-            .map_err(sys),
+        None => runs::start_and_follow(sd, wf, start, show).map_err(sys),
     }
 }
 
@@ -545,16 +584,24 @@ fn datetime(us: i64) -> String {
 pub fn cancel(name: &str, w: &Where) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
+    // The queued run first: it would start as soon as the run going is stopped.
+    let queued = trigger::cancel_queued(&sd, &wf).map_err(sys)?;
     let canceled = trigger::cancel(&sd, &wf, &trigger::runtime_dir(w.user)).map_err(sys)?;
     if w.json {
         println!(
             "{}",
-            serde_json::json!({"workflow": name, "canceled": canceled})
+            serde_json::json!({"workflow": name, "canceled": canceled, "queued_canceled": queued})
         );
-    } else if canceled {
-        println!("Canceled the run of {name}.");
     } else {
-        println!("No run of {name} is going: nothing to cancel.");
+        println!(
+            "{}",
+            match (canceled, queued) {
+                (true, true) => format!("Canceled the run of {name}, and the run queued after it."),
+                (true, false) => format!("Canceled the run of {name}."),
+                (false, true) => format!("Canceled the queued run of {name}."),
+                (false, false) => format!("No run of {name} is going: nothing to cancel."),
+            }
+        );
     }
     Ok(Exit::Success)
 }

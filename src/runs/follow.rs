@@ -12,7 +12,9 @@
 //! once, then the events of the next run of that workflow to begin, and `end` when that
 //! run has ended (its retries included) and systemd's part of it is over; then it closes
 //! the connection. A client that is told nothing more (the supervisor stopped) reads the
-//! rest from systemd.
+//! rest from systemd. `queued <workflow>` is the same for the run a waiting trigger unit
+//! (`overlap: queue`) will start, with one more way to end: the trigger is stopped (or
+//! fails) before it starts the run, and `end` says so.
 //!
 //! The other request, `skipped <workflow>`, gets no answer: `flow run` left word of a run
 //! it skipped by the overlap rule (see `runs::trigger`), and the supervisor records it.
@@ -51,8 +53,10 @@ pub enum Event {
         /// Set when the task is tried again after this delay.
         retry_in_ms: Option<u64>,
     },
-    /// The run ended with this result; `run`/`result` are `None` when systemd's part ended
-    /// and no run began (its begin unit failed, say).
+    /// The run ended with this result. `run` is `None` when no run began: `result` is
+    /// `None` when systemd's part ended without one (its begin unit failed, say), and the
+    /// result of the trigger unit's job when a queued trigger ended before its run began
+    /// (`canceled` by `flow cancel`).
     End {
         run: Option<i64>,
         result: Option<String>,
@@ -82,13 +86,15 @@ pub fn tell_skipped(runtime: &Path, wf: &str) -> bool {
 }
 
 impl Client {
-    /// Asks the supervisor under `runtime` to follow the next run of `wf`. `None` when no
-    /// supervisor answers (none runs, or its socket is not this user's): follow the run
-    /// through systemd then.
-    pub fn connect(runtime: &Path, wf: &str) -> Option<Client> {
+    /// Asks the supervisor under `runtime` to follow the next run of `wf`, or with
+    /// `queued`, the run its waiting trigger unit will start. `None` when no supervisor
+    /// answers (none runs, or its socket is not this user's): follow the run through
+    /// systemd then.
+    pub fn connect(runtime: &Path, wf: &str, queued: bool) -> Option<Client> {
         let mut stream = UnixStream::connect(socket_path(runtime)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        writeln!(stream, "follow {wf}").ok()?;
+        let verb = if queued { "queued" } else { "follow" };
+        writeln!(stream, "{verb} {wf}").ok()?;
         let mut c = Client {
             reader: BufReader::new(stream),
         };

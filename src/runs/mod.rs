@@ -314,7 +314,7 @@ pub fn start_and_follow(
     wf: &InstalledWorkflow,
     start: Start,
     mut progress: impl FnMut(usize, &TaskRun, Option<Duration>),
-) -> Result<Vec<TaskRun>, SystemdError> {
+) -> Result<Followed, SystemdError> {
     let mut runs = pending(wf);
     // What the signals said of each task's unit in this run.
     let mut seen: Vec<UnitState> = vec![UnitState::default(); wf.tasks.len()];
@@ -333,10 +333,22 @@ pub fn start_and_follow(
     let mut watch = sd.watch()?;
     let run_unit = wf.run_unit();
     let begin_path = unit_path(&wf.begin_unit());
+    let trigger_unit = wf.trigger_unit();
     let mut begun = start == Start::RunUnit;
     start_run(sd, wf, start)?;
     while let Some(event) = watch.next_event() {
         if !begun {
+            if let Event::JobRemoved { unit, result } = &event
+                && *unit == trigger_unit
+                && *result != JobResult::Done
+            {
+                // The queued trigger was stopped (`flow cancel`) or failed: no run of it.
+                return Ok(Followed {
+                    tasks: runs,
+                    run: None,
+                    not_begun: Some(result.to_string()),
+                });
+            }
             begun = matches!(&event, Event::Changed { unit_path, changes }
                 if *unit_path == begin_path
                     && matches!(changes.active_state.as_deref(), Some("activating" | "active")));
@@ -395,7 +407,11 @@ pub fn start_and_follow(
             }
         }
     }
-    Ok(runs)
+    Ok(Followed {
+        tasks: runs,
+        run: None,
+        not_begun: None,
+    })
 }
 
 /// What a followed run came to.
@@ -404,6 +420,9 @@ pub struct Followed {
     pub tasks: Vec<TaskRun>,
     /// The run's number in the supervisor's history, when the supervisor followed it.
     pub run: Option<i64>,
+    /// Set when a queued run never began: the result of its trigger unit's job
+    /// (`canceled` when `flow cancel` stopped the trigger while it waited).
+    pub not_begun: Option<String>,
 }
 
 /// Starts a run and follows it through the supervisor (see [`follow`]), which tells of
@@ -438,7 +457,11 @@ pub fn start_and_follow_supervised(
                     *t = l;
                 }
             }
-            return Ok(Followed { tasks: runs, run });
+            return Ok(Followed {
+                tasks: runs,
+                run,
+                not_begun: None,
+            });
         };
         match ev {
             follow::Event::Following => {}
@@ -473,18 +496,28 @@ pub fn start_and_follow_supervised(
                 t.invocation_id = invocation_id;
                 progress(i, &runs[i], retry_in_ms.map(Duration::from_millis));
             }
-            follow::Event::End { run: id, .. } => {
-                if id.is_none() {
-                    // systemd's part ended and no run began: what systemd knows.
-                    let last = last_run(sd, wf, user)?;
+            follow::Event::End { run: None, result } => {
+                if result.is_some() {
+                    // The queued trigger ended before it started the run.
                     return Ok(Followed {
-                        tasks: last,
+                        tasks: runs,
                         run: None,
+                        not_begun: result,
                     });
                 }
+                // systemd's part ended and no run began: what systemd knows.
+                let last = last_run(sd, wf, user)?;
+                return Ok(Followed {
+                    tasks: last,
+                    run: None,
+                    not_begun: None,
+                });
+            }
+            follow::Event::End { run: id, .. } => {
                 return Ok(Followed {
                     tasks: runs,
                     run: id,
+                    not_begun: None,
                 });
             }
         }

@@ -313,6 +313,21 @@ fn loaded(sd: &Systemd, unit: &str) -> Result<Option<UnitSummary>, SystemdError>
         .find(|u| u.name == unit))
 }
 
+/// Stops the workflow's trigger unit if it is going: a trigger that waits for the run
+/// going to end (`overlap: queue`), or one starting a run. `flow cancel` stops it before the
+/// run, which it would otherwise start as soon as the run is stopped. Returns whether it
+/// was going.
+pub fn cancel_queued(sd: &Systemd, wf: &InstalledWorkflow) -> Result<bool, SystemdError> {
+    let trigger = wf.trigger_unit();
+    let going = loaded(sd, &trigger)?.is_some_and(|u| {
+        u.job.is_some() || matches!(u.active_state.as_str(), "activating" | "active")
+    });
+    if going {
+        sd.stop_unit(&trigger)?;
+    }
+    Ok(going)
+}
+
 /// Stops a run: the run unit first, so that its pending start job cannot pull tasks in
 /// again, then every task, then the begin unit, so that the next run begins afresh (it
 /// would stop by itself once unneeded, but perhaps not before a new start arrives).

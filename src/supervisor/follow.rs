@@ -69,8 +69,13 @@ pub(super) fn bind(runtime: &Path) -> Option<UnixListener> {
 
 /// What a client asks (see `runs::follow` for the protocol).
 pub(super) enum Request {
-    /// `follow <workflow>`: a follower of the workflow's next run.
-    Follow(String, Follower),
+    /// `follow <workflow>`: a follower of the workflow's next run; `queued <workflow>`: of
+    /// the run that the workflow's waiting trigger unit (`overlap: queue`) will start.
+    Follow {
+        workflow: String,
+        follower: Follower,
+        queued: bool,
+    },
     /// `skipped <workflow>`: `flow run` skipped a run by the overlap rule and left word of
     /// it: record it now.
     Skipped(String),
@@ -88,8 +93,12 @@ pub(super) fn accept(
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let req = match request(&stream) {
-                    Some(("follow", wf)) => match Follower::new(stream) {
-                        Some(f) => Request::Follow(wf, f),
+                    Some((verb @ ("follow" | "queued"), workflow)) => match Follower::new(stream) {
+                        Some(follower) => Request::Follow {
+                            workflow,
+                            follower,
+                            queued: verb == "queued",
+                        },
                         None => continue,
                     },
                     Some(("skipped", wf)) => Request::Skipped(wf),
@@ -111,7 +120,9 @@ fn request(stream: &UnixStream) -> Option<(&'static str, String)> {
         .read_line(&mut line)
         .ok()?;
     let (verb, wf) = line.trim_end().split_once(' ')?;
-    let verb = ["follow", "skipped"].into_iter().find(|v| *v == verb)?;
+    let verb = ["follow", "queued", "skipped"]
+        .into_iter()
+        .find(|v| *v == verb)?;
     let valid = !wf.is_empty()
         && wf
             .bytes()
@@ -123,10 +134,19 @@ fn request(stream: &UnixStream) -> Option<(&'static str, String)> {
 /// attached to a run.
 #[derive(Default)]
 pub(super) struct Followers {
-    /// By workflow: each follower with the id of the first start job of the run unit seen
-    /// since it asked (the job whose end, without a run begun, ends its wait).
-    waiting: HashMap<String, Vec<(Follower, Option<u32>)>>,
+    /// By workflow: the followers waiting for its next run.
+    waiting: HashMap<String, Vec<Waiting>>,
     attached: HashMap<String, Attached>,
+}
+
+struct Waiting {
+    follower: Follower,
+    /// The first start job of the run unit seen since it asked: the job whose end, without
+    /// a run begun, ends its wait.
+    job: Option<u32>,
+    /// Waits for the run a queued trigger will start: the trigger's end, before any start
+    /// of the run unit, ends its wait.
+    queued: bool,
 }
 
 struct Attached {
@@ -149,16 +169,52 @@ impl Followers {
         self.waiting.is_empty() && self.attached.is_empty()
     }
 
-    pub(super) fn add(&mut self, wf: String, f: Follower) {
-        if f.send(Event::Following) {
-            self.waiting.entry(wf).or_default().push((f, None));
+    pub(super) fn add(&mut self, wf: String, follower: Follower, queued: bool) {
+        if follower.send(Event::Following) {
+            self.waiting.entry(wf).or_default().push(Waiting {
+                follower,
+                job: None,
+                queued,
+            });
         }
     }
 
     /// A start job of the workflow's run unit appeared.
     pub(super) fn run_job_new(&mut self, wf: &str, job: u32) {
-        for (_, id) in self.waiting.get_mut(wf).into_iter().flatten() {
-            id.get_or_insert(job);
+        for w in self.waiting.get_mut(wf).into_iter().flatten() {
+            w.job.get_or_insert(job);
+        }
+    }
+
+    /// The job of the workflow's trigger unit ended with `result`. A trigger that queues a
+    /// start of the run unit does so before it ends; one stopped while it waited (`flow
+    /// cancel`) or that failed started nothing, and its followers wait no more.
+    pub(super) fn trigger_job_removed(&mut self, wf: &str, result: &str) {
+        if result == "done" {
+            return;
+        }
+        self.end_waiting(wf, Some(result), |w| w.queued && w.job.is_none());
+    }
+
+    /// Tells the waiting followers of `wf` that `which` picks that no run of theirs began,
+    /// and lets them go.
+    fn end_waiting(&mut self, wf: &str, result: Option<&str>, which: impl Fn(&Waiting) -> bool) {
+        let Some(list) = self.waiting.get_mut(wf) else {
+            return;
+        };
+        list.retain(|w| {
+            if which(w) {
+                w.follower.send(Event::End {
+                    run: None,
+                    result: result.map(str::to_string),
+                });
+                false
+            } else {
+                true
+            }
+        });
+        if list.is_empty() {
+            self.waiting.remove(wf);
         }
     }
 
@@ -168,24 +224,8 @@ impl Followers {
             a.systemd_done = true;
             self.settle(wf);
         }
-        if run_open {
-            return;
-        }
-        if let Some(list) = self.waiting.get_mut(wf) {
-            list.retain(|(f, id)| {
-                if *id == Some(job) {
-                    f.send(Event::End {
-                        run: None,
-                        result: None,
-                    });
-                    false
-                } else {
-                    true
-                }
-            });
-            if list.is_empty() {
-                self.waiting.remove(wf);
-            }
+        if !run_open {
+            self.end_waiting(wf, None, |w| w.job == Some(job));
         }
     }
 
@@ -203,7 +243,7 @@ impl Followers {
         };
         let followers: Vec<Follower> = list
             .into_iter()
-            .map(|(f, _)| f)
+            .map(|w| w.follower)
             .filter(|f| f.send(Event::Run { id: run }))
             .collect();
         if followers.is_empty() {
@@ -315,7 +355,7 @@ mod tests {
     fn a_follower_is_told_the_next_run_and_its_end_after_the_run_units_job() {
         let (server, client) = UnixStream::pair().unwrap();
         let mut followers = Followers::default();
-        followers.add("wf".into(), Follower::new(server).unwrap());
+        followers.add("wf".into(), Follower::new(server).unwrap(), false);
         followers.run_job_new("wf", 7);
         followers.opened("wf", 3, vec![("/p/a".into(), "a".into())], true);
         followers.activating("/p/other");
@@ -351,9 +391,9 @@ mod tests {
         let (old_server, old_client) = UnixStream::pair().unwrap();
         let (new_server, new_client) = UnixStream::pair().unwrap();
         let mut followers = Followers::default();
-        followers.add("wf".into(), Follower::new(old_server).unwrap());
+        followers.add("wf".into(), Follower::new(old_server).unwrap(), false);
         followers.opened("wf", 1, vec![], true);
-        followers.add("wf".into(), Follower::new(new_server).unwrap());
+        followers.add("wf".into(), Follower::new(new_server).unwrap(), false);
         followers.opened("wf", 2, vec![], true);
         drop(followers);
         let mut old = Client::from(old_client);
@@ -376,7 +416,7 @@ mod tests {
         let (server, client) = UnixStream::pair().unwrap();
         let mut followers = Followers::default();
         // A job of a run going before the follower asked ends: not the one it waits for.
-        followers.add("wf".into(), Follower::new(server).unwrap());
+        followers.add("wf".into(), Follower::new(server).unwrap(), false);
         followers.run_job_removed("wf", 5, false);
         assert!(!followers.is_empty());
         followers.run_job_new("wf", 6);
@@ -395,12 +435,42 @@ mod tests {
         assert_eq!(c.next_event(), None);
     }
 
+    /// `flow cancel` stops a trigger that waits to start the next run (`overlap: queue`):
+    /// the follower of that run is told no run of it began; a follower of a run started
+    /// otherwise, and a trigger that ended after it started the run, end nothing.
+    #[test]
+    fn a_queued_trigger_stopped_before_its_run_ends_the_wait() {
+        let (queued, queued_client) = UnixStream::pair().unwrap();
+        let (started, _started_client) = UnixStream::pair().unwrap();
+        let (other, _other_client) = UnixStream::pair().unwrap();
+        let mut followers = Followers::default();
+        followers.add("wf".into(), Follower::new(started).unwrap(), true);
+        followers.run_job_new("wf", 9);
+        followers.trigger_job_removed("wf", "done");
+        followers.add("wf".into(), Follower::new(queued).unwrap(), true);
+        followers.add("wf".into(), Follower::new(other).unwrap(), false);
+        followers.trigger_job_removed("wf", "canceled");
+        assert_eq!(followers.waiting.get("wf").map(Vec::len), Some(2));
+        drop(followers);
+        let mut c = Client::from(queued_client);
+        assert_eq!(c.next_event(), Some(Event::Following));
+        assert_eq!(
+            c.next_event(),
+            Some(Event::End {
+                run: None,
+                result: Some("canceled".into())
+            })
+        );
+        assert_eq!(c.next_event(), None);
+    }
+
     #[test]
     fn requests_name_a_workflow() {
         for (line, want) in [
             ("follow backup\n", Some(("follow", "backup"))),
             ("follow a-b_c", Some(("follow", "a-b_c"))),
             ("skipped nightly\n", Some(("skipped", "nightly"))),
+            ("queued backup\n", Some(("queued", "backup"))),
             ("follow ../x\n", None),
             ("follow \n", None),
             ("skipped\n", None),

@@ -150,6 +150,7 @@ enum Signal {
     Follow {
         workflow: String,
         follower: follow::Follower,
+        queued: bool,
     },
     /// `flow run` skipped a run of the workflow by its overlap rule.
     Skipped {
@@ -323,9 +324,15 @@ impl Supervisor {
         if let Some(l) = followers {
             let accepted = follow::accept(l, move |req| {
                 let sig = match req {
-                    follow::Request::Follow(workflow, follower) => {
-                        Signal::Follow { workflow, follower }
-                    }
+                    follow::Request::Follow {
+                        workflow,
+                        follower,
+                        queued,
+                    } => Signal::Follow {
+                        workflow,
+                        follower,
+                        queued,
+                    },
                     follow::Request::Skipped(workflow) => Signal::Skipped { workflow },
                 };
                 tx.send(sig).is_ok()
@@ -492,7 +499,11 @@ impl Supervisor {
                 }
                 None => self.seen.forget(&path),
             },
-            Signal::Follow { workflow, follower } => self.followers.add(workflow, follower),
+            Signal::Follow {
+                workflow,
+                follower,
+                queued,
+            } => self.followers.add(workflow, follower, queued),
             Signal::Skipped { workflow } => self.record_skips(&workflow),
             Signal::Closed => {}
         }
@@ -582,6 +593,7 @@ impl Supervisor {
         }
         if unit == def.trigger_unit() {
             self.record_skips(&def.name);
+            self.followers.trigger_job_removed(&def.name, result);
             return Ok(());
         }
         let Some(i) = def.task_index(unit) else {
@@ -1403,6 +1415,7 @@ impl Supervisor {
                     Vec::new()
                 }
             };
+            let open_ids: HashSet<i64> = mine.iter().map(|r| r.id).collect();
             // Open runs not found in the journal start from the store.
             for r in &mine {
                 self.runs.insert(
@@ -1410,6 +1423,9 @@ impl Supervisor {
                     ActiveRun::new(r.id, def.clone(), r.started_us.max(0) as u64),
                 );
             }
+            // Set while the journal tells of a run the store has as ended already: its
+            // ends are recorded, and nothing more of it may start.
+            let mut in_ended_run = false;
             for end in ends {
                 if end.unit == def.begin_unit() {
                     let Some(inv) = end.state.invocation_id.clone() else {
@@ -1428,6 +1444,10 @@ impl Supervisor {
                     if let Some(run) = self.runs.get(&def.name) {
                         let id = run.id;
                         self.settle_replayed(&def.name, id)?;
+                    }
+                    in_ended_run = known.is_some_and(|id| !open_ids.contains(&id));
+                    if in_ended_run {
+                        continue;
                     }
                     let id = match known {
                         Some(id) => id,
@@ -1449,6 +1469,9 @@ impl Supervisor {
                     let begin_us = end.state.inactive_exit_timestamp.unwrap_or(end.at_us);
                     self.runs
                         .insert(def.name.clone(), ActiveRun::new(id, def.clone(), begin_us));
+                    continue;
+                }
+                if in_ended_run {
                     continue;
                 }
                 if let Some(i) = def.task_index(&end.unit) {
