@@ -842,6 +842,51 @@ tasks:
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
 }
 
+/// A workflow removed while a run of it is going, by `flow remove` and by `flow apply`
+/// after its YAML file was deleted: the run stops and is recorded canceled, and no unit
+/// of it stays loaded (not as `failed`, nor pinned by the supervisor).
+#[test]
+fn removing_a_workflow_mid_run_stops_it_and_leaves_no_unit() {
+    let yaml = "
+tasks:
+  long:
+    run: sleep 60
+  next:
+    needs: [long]
+    run: 'true'
+";
+    let Some(sb) = setup(&[("gone", yaml)]) else {
+        return;
+    };
+    let file = "/etc/flow/workflows/gone.yaml";
+    for (run, how) in [
+        (1, "flow remove gone"),
+        (2, &format!("rm {file}; flow apply")),
+    ] {
+        if run > 1 {
+            sb.write_file(std::path::Path::new(file), yaml.as_bytes())
+                .expect("write workflow");
+            sh(&sb, "flow apply").ok();
+        }
+        sh(&sb, "flow run gone").ok();
+        wait_until("the task to run", Duration::from_secs(20), || {
+            let out = sh(&sb, "systemctl is-active flow-gone--long.service").stdout;
+            (out.trim() == "activating").then_some(())
+        });
+        sh(&sb, how).ok();
+        let v = wait_run(&sb, "gone", run, Duration::from_secs(20));
+        assert_eq!(v["run"]["result"], "canceled", "{how}: {v:#}");
+        // The supervisor's pin goes once it has seen the reload.
+        let left = wait_until("no unit left", Duration::from_secs(10), || {
+            let out = sh(&sb, "systemctl list-units --all --no-legend 'flow-gone*'").stdout;
+            out.trim().is_empty().then_some(out)
+        });
+        assert_eq!(left.trim(), "", "{how}");
+        let failed = sh(&sb, "systemctl --failed --no-legend").stdout;
+        assert!(!failed.contains("flow-gone"), "{how}: {failed}");
+    }
+}
+
 /// Overlap `replace`: a trigger while a run is going cancels it and starts a fresh run,
 /// which `flow run --wait` follows to its end.
 #[test]

@@ -152,8 +152,22 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
             .map(|c| c.name().to_string())
             .collect()
     };
-    // Timers that are going away stop before their files do.
-    let removed = timers_with(|c| matches!(c, Change::Remove { .. }));
+    // Timers that are going away stop before their files do, and so does all of a
+    // workflow that is going away: a run of it stops. (A task removed from a workflow that
+    // stays is left to finish a run going, which started with it.)
+    let removed: Vec<String> = p
+        .plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c, Change::Remove { .. }))
+        .map(|c| c.name())
+        .filter(|n| {
+            n.ends_with(".timer")
+                || (n.ends_with(".service")
+                    && names::workflow_of_file(n).is_some_and(|wf| p.plan.removed.contains(wf)))
+        })
+        .map(str::to_string)
+        .collect();
     if let Some(m) = &manager
         && !removed.is_empty()
     {
@@ -239,6 +253,10 @@ impl Manager for Systemd {
     fn stop_and_disable(&self, units: &[String]) -> Result<(), String> {
         for unit in units {
             self.stop_unit(unit).map_err(|e| e.to_string())?;
+            // A task stopped mid-run (or failed before) would stay loaded as `failed`,
+            // listed by `systemctl --failed` long after its file is gone. Not loaded or
+            // not failed: nothing to clear.
+            let _ = self.reset_failed_unit(unit);
         }
         let timers: Vec<String> = units
             .iter()

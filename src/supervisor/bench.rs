@@ -60,6 +60,10 @@ impl Manager for Rc<Counting> {
         bump(&self.other);
         Ok(())
     }
+    fn unref_unit(&self, _: &str) -> Result<(), SystemdError> {
+        bump(&self.other);
+        Ok(())
+    }
     fn queue_start(&self, _: &str) -> Result<(), SystemdError> {
         bump(&self.other);
         Ok(())

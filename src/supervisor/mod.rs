@@ -56,6 +56,7 @@ use seen::Seen;
 /// without a bus (the ingest benchmark, [`bench`]); [`Systemd`] is the real one.
 pub(crate) trait Manager {
     fn ref_unit(&self, name: &str) -> Result<(), SystemdError>;
+    fn unref_unit(&self, name: &str) -> Result<(), SystemdError>;
     fn queue_start(&self, name: &str) -> Result<(), SystemdError>;
     fn stop_unit_no_wait(&self, name: &str) -> Result<(), SystemdError>;
     fn unit_state(&self, name: &str) -> Result<UnitState, SystemdError>;
@@ -72,6 +73,9 @@ pub(crate) trait Manager {
 impl Manager for Systemd {
     fn ref_unit(&self, name: &str) -> Result<(), SystemdError> {
         Systemd::ref_unit(self, name)
+    }
+    fn unref_unit(&self, name: &str) -> Result<(), SystemdError> {
+        Systemd::unref_unit(self, name)
     }
     fn queue_start(&self, name: &str) -> Result<(), SystemdError> {
         Systemd::queue_start(self, name)
@@ -382,6 +386,20 @@ impl Supervisor {
         let defs: Vec<Arc<WorkflowDef>> = self.defs.values().cloned().collect();
         for d in defs {
             self.pin(&d);
+        }
+        // A workflow that is gone: its pin would keep its run unit loaded (`not-found`)
+        // for as long as the supervisor runs.
+        let gone: Vec<String> = self
+            .pinned
+            .iter()
+            .filter(|wf| !self.defs.contains_key(*wf))
+            .cloned()
+            .collect();
+        for wf in gone {
+            self.pinned.remove(&wf);
+            if let Err(e) = self.sd.unref_unit(&names::run_unit(&wf)) {
+                eprintln!("warning: cannot unpin {}: {e}", names::run_unit(&wf));
+            }
         }
         Ok(())
     }
