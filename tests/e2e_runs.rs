@@ -405,3 +405,37 @@ fn max_parallel_caps_the_tasks_running_at_once() {
     );
     let _ = task_unit;
 }
+
+/// Retries and a run's deadline are the supervisor's: `flow run` says so when none runs,
+/// and the run then gets no retry. With the supervisor up, no note, and the retries happen.
+#[test]
+fn flow_run_says_when_no_supervisor_will_retry() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "flaky",
+        "timeout: 10m
+tasks:
+  flaky: {run: 'echo try >> /srv/tries; exit 1', retries: 2, retry_delay: 1s}
+",
+    );
+    let r = fb.run_wait("flaky");
+    assert_eq!(r.state("flaky"), "failed", "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "note: no supervisor is running, so this run gets no retries of flaky (2) and no deadline (10min)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("systemctl start flow-supervisor"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fb.read_string("/srv/tries").lines().count(), 1);
+
+    fb.sh("systemd-run --unit=flow-supervisor -p Type=notify /usr/local/bin/flow supervise");
+    let r = fb.run_wait("flaky");
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+    assert_eq!(fb.read_string("/srv/tries").lines().count(), 4);
+}

@@ -83,6 +83,41 @@ fn note_source(wf: &InstalledWorkflow, state: SourceState) {
     }
 }
 
+/// Retries and the run's deadline are the supervisor's: without one, say that this run
+/// gets neither, rather than let a failed task stay failed unexplained.
+fn note_unsupervised(wf: &InstalledWorkflow, runtime: &Path, user: bool) {
+    let retried: Vec<String> = wf
+        .tasks
+        .iter()
+        .filter(|t| t.retries > 0)
+        .map(|t| format!("{} ({})", t.name, t.retries))
+        .collect();
+    let mut missing = Vec::new();
+    if !retried.is_empty() {
+        missing.push(format!("no retries of {}", retried.join(", ")));
+    }
+    if let Some(t) = &wf.timeout {
+        missing.push(format!("no deadline ({t})"));
+    }
+    if missing.is_empty() || runs::follow::supervisor_listens(runtime) {
+        return;
+    }
+    eprintln!(
+        "note: no supervisor is running, so this run gets {}; start it with `{}`",
+        missing.join(" and "),
+        supervisor_start_hint(user)
+    );
+}
+
+/// How to start the supervisor of the system's or the user's manager.
+fn supervisor_start_hint(user: bool) -> &'static str {
+    if user {
+        "flow supervise --user"
+    } else {
+        "systemctl start flow-supervisor"
+    }
+}
+
 fn sys(e: impl std::fmt::Display) -> CliError {
     CliError::System(e.to_string())
 }
@@ -95,6 +130,7 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
     note_source(&wf, source);
     let sd = w.connect()?;
     let runtime = trigger::runtime_dir(w.user);
+    note_unsupervised(&wf, &runtime, w.user);
     let start = match trigger::going(&sd, &wf, &runtime).map_err(sys)? {
         None => {
             trigger::leave_note(&runtime, name, "manual");

@@ -85,6 +85,12 @@ pub fn tell_skipped(runtime: &Path, wf: &str) -> bool {
         .is_ok()
 }
 
+/// Whether a supervisor listens under `runtime` (the connection, closed at once without a
+/// request, asks nothing of it).
+pub fn supervisor_listens(runtime: &Path) -> bool {
+    UnixStream::connect(socket_path(runtime)).is_ok()
+}
+
 impl Client {
     /// Asks the supervisor under `runtime` to follow the next run of `wf`, or with
     /// `queued`, the run its waiting trigger unit will start. `None` when no supervisor

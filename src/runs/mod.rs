@@ -30,6 +30,8 @@ pub struct InstalledWorkflow {
     /// Whether the timer is `Persistent=` (`catch_up`): a run it starts at once when it is
     /// activated makes up for one missed while the machine was off.
     pub catch_up: bool,
+    /// The run's deadline (`timeout`) as the unit has it, which the supervisor enforces.
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct TaskInfo {
     /// Whether the unit has a `MemoryMax=`: a SIGKILL then most likely came from the
     /// kernel's OOM killer (see [`out_of_memory`]).
     pub memory_max: bool,
+    /// How many times the supervisor tries it again after a failure.
+    pub retries: u32,
 }
 
 impl InstalledWorkflow {
@@ -103,12 +107,17 @@ pub fn installed_workflow(
                 .next()
                 .unwrap_or_else(|| "all_success".into());
             let memory_max = values(&file.contents, "MemoryMax").next().is_some();
+            let retries = values(&file.contents, "Retries")
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             Some(TaskInfo {
                 name: task,
                 unit: unit.clone(),
                 needs,
                 when,
                 memory_max,
+                retries,
             })
         })
         .collect();
@@ -132,6 +141,7 @@ pub fn installed_workflow(
             .next()
             .unwrap_or_else(|| "skip".into()),
         catch_up,
+        timeout: values(&run.contents, "Timeout").next(),
     })
 }
 

@@ -120,9 +120,7 @@ pub fn from_files(files: &BTreeMap<String, InstalledFile>) -> Vec<WorkflowDef> {
                             "on_failure" => When::OnFailure,
                             _ => When::AllSuccess,
                         },
-                        retries: x_flow(text, "Retries")
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0),
+                        retries: t.retries,
                         retry_delay: x_flow(text, "RetryDelay")
                             .and_then(|v| duration::parse(&v).ok())
                             .unwrap_or(Duration::ZERO),
