@@ -192,6 +192,7 @@ fn apt_install_use_upgrade_remove_purge() {
         "/usr/share/fish/vendor_completions.d/flow.fish",
         "/usr/share/doc/flow/copyright",
         "/usr/share/doc/flow/changelog.Debian.gz",
+        "/usr/lib/systemd/user/flow-supervisor.service",
     ] {
         assert!(exists(&sb, path), "the package did not install {path}");
     }
@@ -264,6 +265,28 @@ fn apt_install_use_upgrade_remove_purge() {
     assert!(
         sh(&sb, "test -s /var/lib/flow/history.db").success(),
         "the supervisor keeps no history in /var/lib/flow"
+    );
+
+    // A user's own workflow: `flow apply --user` starts the user supervisor the package
+    // installed, which follows and numbers the run and keeps its history in the home.
+    sh(&sb, "systemctl start user@0.service").ok();
+    sb.write_file(
+        Path::new("/root/.config/flow/workflows/mine.yaml"),
+        "tasks:\n  hello: {run: 'echo hello'}\n",
+    )
+    .expect("write a user workflow");
+    let user = "export XDG_RUNTIME_DIR=/run/user/0 \
+                DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root;";
+    let applied = sh(&sb, &format!("{user} flow apply --user")).ok();
+    assert!(
+        applied.stdout.contains("Started your supervisor"),
+        "{applied:?}"
+    );
+    let ran = sh(&sb, &format!("{user} flow run mine --user --wait")).ok();
+    assert!(ran.stdout.contains("Run 1 succeeded."), "{ran:?}");
+    assert!(
+        sh(&sb, "test -s /root/.local/state/flow/history.db").success(),
+        "the user's supervisor keeps no history in ~/.local/state/flow"
     );
 
     // Upgrade (the same package with a higher version): the supervisor restarts, the

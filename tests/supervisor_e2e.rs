@@ -1241,3 +1241,98 @@ fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
         "{down:?}"
     );
 }
+
+/// A user's own workflows get a supervisor of their own: `flow apply --user` starts the
+/// user unit the package installs, which retries failed tasks and keeps the history in
+/// the user's home; stopped during a run, it rebuilds that run from the user manager's
+/// journal messages (named otherwise than the system manager's) and retries on.
+#[test]
+fn a_users_own_supervisor_retries_and_keeps_history() {
+    let Some(sb) = common::sandbox() else {
+        return;
+    };
+    install_flow(&sb);
+    let unit = include_str!("../units/user/flow-supervisor.service")
+        .replace("/usr/bin/flow", "/usr/local/bin/flow");
+    sb.write_file(
+        std::path::Path::new("/etc/systemd/user/flow-supervisor.service"),
+        unit.as_bytes(),
+    )
+    .expect("write the user unit");
+    let yaml = "
+tasks:
+  flaky:
+    run: |
+      n=$(cat /var/tmp/flaky 2>/dev/null || echo 0); n=$((n+1)); echo $n > /var/tmp/flaky
+      [ $n -ge 3 ]
+    retries: 2
+    retry_delay: 1s
+";
+    sb.write_file(
+        std::path::Path::new("/root/.config/flow/workflows/mine.yaml"),
+        yaml.as_bytes(),
+    )
+    .expect("write workflow");
+    sh(&sb, "systemctl start user@0.service").ok();
+    let user = |cmd: &str| {
+        sh(
+            &sb,
+            &format!(
+                "export XDG_RUNTIME_DIR=/run/user/0 \
+                 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root; {cmd}"
+            ),
+        )
+    };
+    let applied = user("flow apply --user").ok();
+    assert!(
+        applied.stdout.contains("Started your supervisor"),
+        "{applied:?}"
+    );
+    let ran = user("flow run mine --user --wait").ok();
+    assert!(ran.stdout.contains("Run 1 succeeded."), "{ran:?}");
+    assert!(!ran.stderr.contains("note:"), "{ran:?}");
+    let status = |run: i64| -> serde_json::Value {
+        let out = user(&format!("flow status mine {run} --user --json")).stdout;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let first = status(1);
+    assert_eq!(
+        results(&first, "flaky"),
+        ["exit-code 1", "exit-code 1", "success"],
+        "{first:#}"
+    );
+    assert!(
+        sh(&sb, "test -s /root/.local/state/flow/history.db").success(),
+        "no history in the user's home"
+    );
+    assert!(
+        !sh(&sb, "test -e /var/lib/flow/history.db").success(),
+        "the system's history was written"
+    );
+
+    // Down during a run: the run goes on without retries, and the supervisor, started
+    // again, reads it back and retries.
+    user("systemctl --user stop flow-supervisor.service; rm /var/tmp/flaky").ok();
+    let alone = user("flow run mine --user --wait");
+    assert_eq!(alone.status.code(), Some(1), "{alone:?}");
+    assert!(
+        alone
+            .stderr
+            .contains("start it with `systemctl --user start flow-supervisor`"),
+        "{alone:?}"
+    );
+    user("systemctl --user start flow-supervisor.service").ok();
+    let second = wait_until("run 2 to end", Duration::from_secs(30), || {
+        let v = status(2);
+        v["run"]["result"].as_str().is_some().then_some(v)
+    });
+    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(
+        results(&second, "flaky"),
+        ["exit-code 1", "exit-code 1", "success"],
+        "{second:#}"
+    );
+    let history = user("flow history --user --json").ok().stdout;
+    let runs: serde_json::Value = serde_json::from_str(&history).expect("history json");
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
+}

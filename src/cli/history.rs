@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::exit::{CliError, Exit};
 use super::workflows;
+use crate::compiler::names;
 use crate::store::{self, Attempt, Filter, Run, Store, TaskStats};
 use crate::supervisor;
 use crate::systemd::Bus;
@@ -18,13 +19,39 @@ pub struct DbArgs {
     /// The history database.
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// The history of the calling user's own supervisor (set from `--user`).
+    #[arg(skip)]
+    pub user: bool,
+}
+
+/// The history of the system's supervisor, or with `--user` of the user's own.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The history kept by the calling user's own supervisor (`flow supervise --user`).
+    #[arg(long)]
+    pub user: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+impl HistoryArgs {
+    pub fn db(&self) -> DbArgs {
+        self.db.for_user(self.user)
+    }
 }
 
 impl DbArgs {
+    pub fn for_user(&self, user: bool) -> DbArgs {
+        DbArgs {
+            db: self.db.clone(),
+            user,
+        }
+    }
+
     pub fn path(&self) -> PathBuf {
         self.db
             .clone()
-            .unwrap_or_else(|| Path::new(store::DEFAULT_DIR).join(store::DB_FILE))
+            .unwrap_or_else(|| store::default_path(self.user))
     }
 
     fn open(&self) -> Result<Store, CliError> {
@@ -32,8 +59,8 @@ impl DbArgs {
         let s = Store::open_ro(&path).map_err(|e| CliError::System(e.to_string()))?;
         if !supervisor_running(&path) {
             eprintln!(
-                "note: the supervisor is not running (flow-supervisor.service): \
-                 history may be behind; start it with `systemctl start flow-supervisor`"
+                "note: the supervisor is not running: history may be behind; start it with `{}`",
+                supervisor::start_hint(self.user)
             );
         }
         Ok(s)
@@ -78,6 +105,10 @@ fn supervisor_running(db: &Path) -> bool {
 
 #[derive(Debug, Clone, Args)]
 pub struct SuperviseArgs {
+    /// Supervise the calling user's own manager: its workflows (`flow apply --user`), with
+    /// the history in ~/.local/state/flow.
+    #[arg(long)]
+    pub user: bool,
     #[command(flatten)]
     pub db: DbArgs,
     /// Where the installed units are.
@@ -96,13 +127,13 @@ pub struct SuperviseArgs {
 
 pub fn supervise(a: &SuperviseArgs) -> Result<Exit, CliError> {
     let cfg = supervisor::Config {
-        db: a.db.path(),
+        db: a.db.for_user(a.user).path(),
         unit_dir: a
             .unit_dir
             .clone()
-            .unwrap_or_else(|| workflows::units_dir(false)),
-        runtime_dir: PathBuf::from("/run"),
-        bus: Bus::System,
+            .unwrap_or_else(|| workflows::units_dir(a.user)),
+        runtime_dir: crate::runs::trigger::runtime_dir(a.user),
+        bus: if a.user { Bus::User } else { Bus::System },
         keep_runs: a.keep_runs,
         keep_days: a.keep_days,
         bus_signals: a.bus_signals,
@@ -464,7 +495,8 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
         }
         _ => {}
     }
-    let dir = workflows::units_dir(false);
+    let dir = workflows::units_dir(db.user);
+    let runtime = crate::runs::trigger::runtime_dir(db.user);
     let wf = crate::runs::load(&dir, name)
         .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?
         .ok_or_else(|| {
@@ -484,7 +516,7 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
         .map(|a| a.task.as_str())
         .collect();
     let ok = |t: &str| succeeded.contains(t);
-    let state = Path::new("/run/flow").join(name);
+    let state = runtime.join(names::runtime_subdir(name));
     std::fs::create_dir_all(&state)
         .map_err(|e| CliError::io(format!("cannot create {}", state.display()), e))?;
     for t in &wf.tasks {
@@ -509,10 +541,10 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
         println!("Nothing to retry: every task of run {run} succeeded.");
         return Ok(Exit::Success);
     }
-    let sd = crate::systemd::Systemd::connect(Bus::System)
+    let sd = crate::systemd::Systemd::connect(if db.user { Bus::User } else { Bus::System })
         .map_err(|e| CliError::System(e.to_string()))?;
     // Tells the supervisor that the task starts that follow are a retry of this run.
-    let request = crate::runs::trigger::retry_request_file(Path::new("/run"), name);
+    let request = crate::runs::trigger::retry_request_file(&runtime, name);
     std::fs::write(&request, run.to_string())
         .map_err(|e| CliError::io(format!("cannot write {}", request.display()), e))?;
     for t in &roots {

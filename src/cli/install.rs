@@ -141,6 +141,11 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
             "Nothing to change: the units in {} match the workflows.",
             p.dir.display()
         );
+        if let Some(m) = &manager
+            && args.target.user
+        {
+            start_user_supervisor(m.as_ref());
+        }
         return Ok(Exit::Success);
     }
     print_summary(&p.plan);
@@ -195,7 +200,30 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     let restart: Vec<String> = changed.iter().filter(|t| starts_now(t)).cloned().collect();
     m.restart(&restart).map_err(CliError::System)?;
     println!("Applied; systemd reloaded.");
+    if args.target.user {
+        start_user_supervisor(m.as_ref());
+    }
     Ok(Exit::Success)
+}
+
+/// The user's own supervisor (retries, deadlines, history), enabled and started with the
+/// first `flow apply --user` where the package installed its unit. Without that unit (flow
+/// not installed from the package) nothing is said here: `flow run` says what a run lacks.
+fn start_user_supervisor(m: &dyn Manager) {
+    const UNIT: &str = "flow-supervisor.service";
+    if crate::runs::follow::supervisor_listens(&crate::runs::trigger::runtime_dir(true)) {
+        return;
+    }
+    let unit = [UNIT.to_string()];
+    if m.enable(&unit).is_err() {
+        return;
+    }
+    match m.start(&unit) {
+        Ok(()) => println!(
+            "Started your supervisor ({UNIT} in your manager) for retries, deadlines and history."
+        ),
+        Err(e) => eprintln!("warning: cannot start {UNIT} in your manager: {e}"),
+    }
 }
 
 pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {

@@ -189,14 +189,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: history::DbArgs,
+        db: history::HistoryArgs,
     },
     /// Run the tasks of a failed run that did not succeed again (a new run, trigger `retry`).
     Retry {
         name: String,
         run: i64,
         #[command(flatten)]
-        db: history::DbArgs,
+        db: history::HistoryArgs,
     },
     /// Success rate and p50/p95 duration per task, and the last failures.
     Stats {
@@ -204,7 +204,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: history::DbArgs,
+        db: history::HistoryArgs,
     },
     /// Print a workflow's task graph.
     Graph {
@@ -261,7 +261,7 @@ pub fn main() -> ExitCode {
             run: Some(id),
             at,
             db,
-        } => history::status(&name, Some(id), at.json, &db),
+        } => history::status(&name, Some(id), at.json, &db.for_user(at.user)),
         Command::Status { name, at, .. } => run::status(&name, &at),
         Command::Logs {
             name,
@@ -271,7 +271,15 @@ pub fn main() -> ExitCode {
             at,
             db,
             ..
-        } => history::logs(&name, id, task.as_deref(), attempt, at.user, at.json, &db),
+        } => history::logs(
+            &name,
+            id,
+            task.as_deref(),
+            attempt,
+            at.user,
+            at.json,
+            &db.for_user(at.user),
+        ),
         Command::Logs {
             name,
             task,
@@ -287,9 +295,16 @@ pub fn main() -> ExitCode {
             limit,
             json,
             db,
-        } => history::history(name.as_deref(), failed, since.as_deref(), json, limit, &db),
-        Command::Retry { name, run, db } => history::retry(&name, run, &db),
-        Command::Stats { name, json, db } => history::stats(name.as_deref(), json, &db),
+        } => history::history(
+            name.as_deref(),
+            failed,
+            since.as_deref(),
+            json,
+            limit,
+            &db.db(),
+        ),
+        Command::Retry { name, run, db } => history::retry(&name, run, &db.db()),
+        Command::Stats { name, json, db } => history::stats(name.as_deref(), json, &db.db()),
         Command::List { at } => run::list(&at),
         Command::Cancel { name, at } => run::cancel(&name, &at),
         Command::Trigger {

@@ -105,17 +105,8 @@ fn note_unsupervised(wf: &InstalledWorkflow, runtime: &Path, user: bool) {
     eprintln!(
         "note: no supervisor is running, so this run gets {}; start it with `{}`",
         missing.join(" and "),
-        supervisor_start_hint(user)
+        crate::supervisor::start_hint(user)
     );
-}
-
-/// How to start the supervisor of the system's or the user's manager.
-fn supervisor_start_hint(user: bool) -> &'static str {
-    if user {
-        "flow supervise --user"
-    } else {
-        "systemctl start flow-supervisor"
-    }
 }
 
 fn sys(e: impl std::fmt::Display) -> CliError {

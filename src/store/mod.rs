@@ -24,6 +24,27 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 pub const DEFAULT_DIR: &str = "/var/lib/flow";
 pub const DB_FILE: &str = "history.db";
 
+/// Where a user's own supervisor (`flow supervise --user`) keeps its database:
+/// `$XDG_STATE_HOME/flow`, by default `~/.local/state/flow`.
+pub fn user_dir() -> PathBuf {
+    match std::env::var_os("XDG_STATE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        Some(d) => PathBuf::from(d).join("flow"),
+        None => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+            Path::new(&home).join(".local/state/flow")
+        }
+    }
+}
+
+/// The default database of the system's supervisor, or of the calling user's.
+pub fn default_path(user: bool) -> PathBuf {
+    if user {
+        user_dir().join(DB_FILE)
+    } else {
+        Path::new(DEFAULT_DIR).join(DB_FILE)
+    }
+}
+
 /// Retention defaults: keep the last 1000 runs and at most 90 days of each workflow.
 pub const DEFAULT_KEEP_RUNS: u32 = 1000;
 pub const DEFAULT_KEEP_DAYS: u32 = 90;

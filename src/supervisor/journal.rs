@@ -31,28 +31,49 @@ pub struct JobEnd {
     pub state: UnitState,
 }
 
-/// Job ends of `units` since `since_us`, oldest first.
-pub fn job_ends(units: &[String], since_us: u64) -> std::io::Result<Vec<JobEnd>> {
+/// The fields a manager names a unit and its activation with: a user's manager writes
+/// `USER_UNIT=` and `USER_INVOCATION_ID=` where the system's writes `UNIT=` and
+/// `INVOCATION_ID=`.
+fn fields(user: bool) -> (&'static str, &'static str) {
+    if user {
+        ("USER_UNIT", "USER_INVOCATION_ID")
+    } else {
+        ("UNIT", "INVOCATION_ID")
+    }
+}
+
+/// Job ends of `units` since `since_us`, oldest first, as the system's manager or (`user`)
+/// the calling user's logged them.
+pub fn job_ends(units: &[String], since_us: u64, user: bool) -> std::io::Result<Vec<JobEnd>> {
+    let (unit_field, inv_field) = fields(user);
     // Have journald write what it has received, so a job that ended a moment ago is there.
     let _ = Command::new("journalctl")
         .arg("--sync")
         .stderr(std::process::Stdio::null())
         .status();
     let mut cmd = Command::new("journalctl");
-    cmd.args(["--no-pager", "-o", "json", "--output-fields=MESSAGE_ID,UNIT,INVOCATION_ID,JOB_RESULT,EXIT_CODE,EXIT_STATUS,UNIT_RESULT,CPU_USAGE_NSEC"])
+    cmd.args(["--no-pager", "-o", "json"])
+        .arg(format!("--output-fields=MESSAGE_ID,{unit_field},{inv_field},JOB_RESULT,EXIT_CODE,EXIT_STATUS,UNIT_RESULT,CPU_USAGE_NSEC"))
         .arg(format!(
             "--since=@{}.{:06}",
             since_us / 1_000_000,
             since_us % 1_000_000
         ));
     // Manager messages about these units only (not their output): matches of one field
-    // are ORed, of different fields ANDed.
-    cmd.arg("_PID=1");
+    // are ORed, of different fields ANDed. A user's manager is the user's `systemd`
+    // process. (Not `journalctl --user`: that reads the per-user journal files alone,
+    // which exist only with a persistent journal.)
+    if user {
+        cmd.arg(format!("_UID={}", nix::unistd::getuid()));
+        cmd.arg("_COMM=systemd");
+    } else {
+        cmd.arg("_PID=1");
+    }
     for u in units {
-        cmd.arg(format!("UNIT={u}"));
+        cmd.arg(format!("{unit_field}={u}"));
     }
     let out = cmd.output()?;
-    Ok(parse(&String::from_utf8_lossy(&out.stdout)))
+    Ok(parse(&String::from_utf8_lossy(&out.stdout), user))
 }
 
 #[derive(Default)]
@@ -64,7 +85,8 @@ struct Activation {
     cpu: Option<u64>,
 }
 
-pub fn parse(text: &str) -> Vec<JobEnd> {
+pub fn parse(text: &str, user: bool) -> Vec<JobEnd> {
+    let (unit_field, inv_field) = fields(user);
     let mut acts: HashMap<String, Activation> = HashMap::new();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -72,7 +94,7 @@ pub fn parse(text: &str) -> Vec<JobEnd> {
             continue;
         };
         let f = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        let (id, unit, inv) = (f("MESSAGE_ID"), f("UNIT"), f("INVOCATION_ID"));
+        let (id, unit, inv) = (f("MESSAGE_ID"), f(unit_field), f(inv_field));
         let Ok(at) = f("__REALTIME_TIMESTAMP").parse::<u64>() else {
             continue;
         };
@@ -144,8 +166,15 @@ mod tests {
 {"MESSAGE_ID":"7ad2d189f7e94e70a38c781354912448","INVOCATION_ID":"i2","__REALTIME_TIMESTAMP":"250","UNIT":"a.service"}
 {"JOB_RESULT":"done","INVOCATION_ID":"i2","UNIT":"a.service","__REALTIME_TIMESTAMP":"251","MESSAGE_ID":"39f53479d3a045ac8e11786248231fbf"}
 {"JOB_RESULT":"done","INVOCATION_ID":"","UNIT":"a.service","__REALTIME_TIMESTAMP":"300","MESSAGE_ID":"39f53479d3a045ac8e11786248231fbf"}"#;
-        let ends = super::parse(text);
+        let ends = super::parse(text, false);
         assert_eq!(ends.len(), 4);
+        // A user's manager names the unit and the activation otherwise; read the same.
+        let user = text
+            .replace("\"UNIT\"", "\"USER_UNIT\"")
+            .replace("\"INVOCATION_ID\"", "\"USER_INVOCATION_ID\"");
+        let user_ends = super::parse(&user, true);
+        assert_eq!(format!("{user_ends:?}"), format!("{ends:?}"));
+        assert!(super::parse(&user, false).is_empty());
         assert_eq!(ends[0].result, "failed");
         assert_eq!(ends[0].state.result.as_deref(), Some("exit-code"));
         assert_eq!(ends[0].state.exec_main_status, 1);

@@ -102,6 +102,16 @@ impl Manager for Systemd {
     }
 }
 
+/// How to start the supervisor of the system's manager, or of the user's own (the
+/// package installs a unit for both).
+pub fn start_hint(user: bool) -> &'static str {
+    if user {
+        "systemctl --user start flow-supervisor"
+    } else {
+        "systemctl start flow-supervisor"
+    }
+}
+
 /// Where and how the supervisor works.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -115,6 +125,13 @@ pub struct Config {
     /// Read systemd's signals from the bus even where the manager's private socket could
     /// be opened (the fallback, kept testable).
     pub bus_signals: bool,
+}
+
+impl Config {
+    /// Whether this supervises a user's own manager (its journal messages differ).
+    fn user(&self) -> bool {
+        matches!(self.bus, Bus::User)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -722,6 +739,7 @@ impl Supervisor {
         unit: &UnitState,
     ) -> Result<(), SupervisorError> {
         let runtime = self.cfg.runtime_dir.clone();
+        let user = self.cfg.user();
         let Some(run) = self.runs.get_mut(wf) else {
             return Ok(());
         };
@@ -778,7 +796,7 @@ impl Supervisor {
             // unloaded since). The journal has it.
             let t = &mut run.tasks[i];
             t.st = St::Final(Final::Succeeded);
-            let seen = journal::job_ends(std::slice::from_ref(&task.unit), run.begin_us)
+            let seen = journal::job_ends(std::slice::from_ref(&task.unit), run.begin_us, user)
                 .unwrap_or_default()
                 .into_iter()
                 .rfind(|e| e.state.invocation_id.is_some() && e.result == "done");
@@ -1423,7 +1441,7 @@ impl Supervisor {
             };
             let mut units: Vec<String> = def.tasks.iter().map(|t| t.unit.clone()).collect();
             units.push(def.begin_unit());
-            let ends = match journal::job_ends(&units, since.max(0) as u64) {
+            let ends = match journal::job_ends(&units, since.max(0) as u64, self.cfg.user()) {
                 Ok(e) => e,
                 Err(e) => {
                     eprintln!(
