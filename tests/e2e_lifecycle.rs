@@ -180,8 +180,17 @@ fn a_users_own_manager_runs_workflows() {
         "schedule: {every: 1h}\ntasks:\n  hello: {run: 'echo hello from $(id -un)'}\n  bye: {needs: [hello], run: 'echo bye'}\n",
     );
     let user = |cmd: &str| fb.sh(&format!("{env} {cmd}"));
-    let applied = user("flow apply --user");
+    let applied = user("flow apply --user 2>&1");
     assert!(applied.contains("flow-mine.trigger.service"), "{applied}");
+    // A scheduled workflow in a manager that stops at logout: said, until lingering.
+    assert!(
+        applied.contains("note: your own manager, and with it your workflows' timers, runs only while you are logged in"),
+        "{applied}"
+    );
+    let again = user(
+        "mkdir -p /var/lib/systemd/linger; touch /var/lib/systemd/linger/root; flow apply --user 2>&1",
+    );
+    assert!(!again.contains("note:"), "{again}");
     assert!(
         fb.exists("/root/.config/systemd/user/flow-mine.service"),
         "{applied}"

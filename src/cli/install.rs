@@ -131,6 +131,12 @@ fn print_summary(plan: &Plan) {
 
 pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args)?;
+    if args.target.user && !p.timers.is_empty() && !lingering() {
+        eprintln!(
+            "note: your own manager, and with it your workflows' timers, runs only while you \
+             are logged in; `loginctl enable-linger` keeps it running"
+        );
+    }
     let manager = if args.target.no_reload {
         None
     } else {
@@ -204,6 +210,15 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
         start_user_supervisor(m.as_ref());
     }
     Ok(Exit::Success)
+}
+
+/// Whether logind keeps the calling user's manager running when the user is not logged
+/// in (`loginctl enable-linger`): it marks such users with a file named after them.
+fn lingering() -> bool {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .is_some_and(|u| Path::new("/var/lib/systemd/linger").join(u.name).exists())
 }
 
 /// The user's own supervisor (retries, deadlines, history), enabled and started with the
