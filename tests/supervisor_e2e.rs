@@ -1336,3 +1336,56 @@ tasks:
     let runs: serde_json::Value = serde_json::from_str(&history).expect("history json");
     assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
 }
+
+/// Between a failed attempt and its retry, systemd's part of the run is over, but the run
+/// is not: `flow status` shows the task waiting to be tried again and what needs it
+/// pending (not skipped), and `flow list` shows the run going.
+#[test]
+fn status_shows_a_task_waiting_to_be_tried_again() {
+    let yaml = "
+tasks:
+  flaky:
+    run: test -e /var/tmp/ok || { touch /var/tmp/ok; exit 3; }
+    retries: 1
+    retry_delay: 5s
+  down:
+    needs: [flaky]
+    run: 'true'
+";
+    let Some(sb) = setup(&[("later", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run later").ok();
+    let status = || -> serde_json::Value {
+        let out = sh(&sb, "flow status later --json").stdout;
+        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+    };
+    let v = wait_until(
+        "flaky to wait for its retry",
+        Duration::from_secs(20),
+        || {
+            let v = status();
+            (v["tasks"][0]["state"] == "retry_pending").then_some(v)
+        },
+    );
+    assert_eq!(v["tasks"][0]["exit"], 3, "{v:#}");
+    assert_eq!(v["tasks"][1]["state"], "pending", "{v:#}");
+    let text = sh(&sb, "flow status later").ok().stdout;
+    assert!(
+        text.contains("failed (exit 3), to be tried again"),
+        "{text}"
+    );
+    let list = sh(&sb, "flow list --json").ok().stdout;
+    assert!(list.contains(r#""last":"running""#), "{list}");
+    let run = wait_run(&sb, "later", 1, Duration::from_secs(30));
+    assert_eq!(run["run"]["result"], "succeeded", "{run:#}");
+    let v = wait_until(
+        "the run's end in flow status",
+        Duration::from_secs(10),
+        || {
+            let v = status();
+            (v["tasks"][1]["state"] == "succeeded").then_some(v)
+        },
+    );
+    assert_eq!(v["tasks"][0]["state"], "succeeded", "{v:#}");
+}

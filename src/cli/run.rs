@@ -323,6 +323,7 @@ fn mark(state: &TaskState) -> &'static str {
     match state {
         TaskState::Pending => "·",
         TaskState::Running | TaskState::Stopping => "▶",
+        TaskState::RetryPending(_) => "↻",
         TaskState::Succeeded => "✓",
         TaskState::Skipped | TaskState::UpstreamFailed | TaskState::Unknown => "-",
         TaskState::Canceled => "⊘",
@@ -367,7 +368,14 @@ fn json_runs(wf: &InstalledWorkflow, runs: &[TaskRun]) -> serde_json::Value {
         "tasks": runs.iter().map(|t| serde_json::json!({
             "task": t.name,
             "state": t.state.key(),
-            "exit": match t.state { TaskState::Failed(c) => Some(c), _ => None },
+            "exit": match &t.state {
+                TaskState::Failed(c) => Some(*c),
+                TaskState::RetryPending(failed) => match **failed {
+                    TaskState::Failed(c) => Some(c),
+                    _ => None,
+                },
+                _ => None,
+            },
             "duration_ms": t.duration.map(|d| d.as_millis() as u64),
             "invocation_id": t.invocation_id,
         })).collect::<Vec<_>>(),

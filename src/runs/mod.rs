@@ -159,6 +159,8 @@ pub enum TaskState {
     Running,
     /// Being stopped (`flow cancel`, a deadline): its processes were told to end.
     Stopping,
+    /// Failed so (the attempt's state), and the supervisor tries it again after a delay.
+    RetryPending(Box<TaskState>),
     Succeeded,
     /// Exited with this status.
     Failed(i32),
@@ -180,6 +182,7 @@ impl TaskState {
             TaskState::Pending => "pending".into(),
             TaskState::Running => "running".into(),
             TaskState::Stopping => "stopping".into(),
+            TaskState::RetryPending(failed) => format!("{}, to be tried again", failed.label()),
             TaskState::Succeeded => "succeeded".into(),
             TaskState::Failed(code) => format!("failed (exit {code})"),
             TaskState::Killed(sig) => format!("failed (signal {sig})"),
@@ -195,7 +198,10 @@ impl TaskState {
     pub fn is_final(&self) -> bool {
         !matches!(
             self,
-            TaskState::Pending | TaskState::Running | TaskState::Stopping
+            TaskState::Pending
+                | TaskState::Running
+                | TaskState::Stopping
+                | TaskState::RetryPending(_)
         )
     }
 
@@ -210,6 +216,7 @@ impl TaskState {
             TaskState::Pending => "pending",
             TaskState::Running => "running",
             TaskState::Stopping => "stopping",
+            TaskState::RetryPending(_) => "retry_pending",
             TaskState::Succeeded => "succeeded",
             TaskState::Failed(_) | TaskState::Killed(_) => "failed",
             TaskState::TimedOut => "timeout",
@@ -646,7 +653,72 @@ pub fn last_run(
             invocation_id: rec.and_then(|r| r.invocation_id.clone()),
         });
     }
+    if let Some(hold) = trigger::holder(&trigger::runtime_dir(user), &wf.name) {
+        let tried = hold.run.and_then(|run| attempts_made(user, run));
+        while_held(&mut out, wf, tried.as_ref());
+    }
     Ok(out)
+}
+
+/// How many times each task of run `run` ran, from the history of the system's (or the
+/// user's) supervisor; `None` when it cannot be read.
+fn attempts_made(user: bool, run: i64) -> Option<HashMap<String, u32>> {
+    let store = crate::store::Store::open_ro(&crate::store::default_path(user)).ok()?;
+    let mut tried = HashMap::new();
+    for a in store.attempts(run).ok()? {
+        if a.invocation_id.is_some() {
+            *tried.entry(a.task).or_insert(0) += 1;
+        }
+    }
+    Some(tried)
+}
+
+/// A run the supervisor holds open to retry tasks is going, though systemd's part of it
+/// ended: a failed task with tries left (per `tried`, the history; without it, any with
+/// retries) waits to be tried again, and what needs it, which systemd skipped, waits too.
+fn while_held(out: &mut [TaskRun], wf: &InstalledWorkflow, tried: Option<&HashMap<String, u32>>) {
+    for (r, t) in out.iter_mut().zip(&wf.tasks) {
+        let failed = matches!(
+            r.state,
+            TaskState::Failed(_)
+                | TaskState::Killed(_)
+                | TaskState::TimedOut
+                | TaskState::OutOfMemory
+        );
+        let left = tried.is_none_or(|m| m.get(&t.name).copied().unwrap_or(0) <= t.retries);
+        if failed && t.retries > 0 && left {
+            r.state = TaskState::RetryPending(Box::new(r.state.clone()));
+        }
+    }
+    // Downstream of a task still to come, through any number of edges.
+    loop {
+        let waiting: Vec<bool> = out
+            .iter()
+            .map(|r| matches!(r.state, TaskState::RetryPending(_) | TaskState::Pending))
+            .collect();
+        let mut changed = false;
+        for (i, t) in wf.tasks.iter().enumerate() {
+            let skipped = matches!(
+                out[i].state,
+                TaskState::UpstreamFailed | TaskState::Skipped | TaskState::Canceled
+            );
+            let after_waiting = t.needs.iter().any(|n| {
+                wf.tasks
+                    .iter()
+                    .position(|o| &o.name == n)
+                    .is_some_and(|j| waiting[j])
+            });
+            if skipped && after_waiting {
+                out[i].state = TaskState::Pending;
+                out[i].duration = None;
+                out[i].invocation_id = None;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
 }
 
 /// Read the installed workflow `name` from `dir`.

@@ -180,7 +180,7 @@ impl Hold {
 
 /// The hold on a run of `wf`, if the process that holds it is alive. A hold left by a
 /// supervisor that died is no hold: its successor reconciles the run and writes its own.
-fn holder(runtime: &Path, wf: &str) -> Option<Hold> {
+pub fn holder(runtime: &Path, wf: &str) -> Option<Hold> {
     let text = std::fs::read_to_string(hold_file(runtime, wf)).ok()?;
     let hold = Hold::parse(&text)?;
     Path::new("/proc")
