@@ -187,6 +187,15 @@ fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
         },
     );
     assert!(!logs.stdout.contains("attempt 1"), "{}", logs.stdout);
+    // A task name the run does not have is an error that names the ones it has.
+    let wrong = sh(&sb, &format!("flow logs retry3 1 --task flakey --db {DB}"));
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    assert!(
+        wrong
+            .stderr
+            .contains("run 1 of `retry3` has no task `flakey`; its tasks: after, down, flaky"),
+        "{wrong:?}"
+    );
     let hist = sh(&sb, &format!("flow history --db {DB}")).ok();
     assert!(hist.stdout.contains("retry3"), "{}", hist.stdout);
     assert!(hist.stdout.contains("succeeded"), "{}", hist.stdout);
@@ -1274,6 +1283,14 @@ tasks:
     )
     .expect("write workflow");
     sh(&sb, "systemctl start user@0.service").ok();
+    let nothing = sh(&sb, "cd /root; flow history --user");
+    assert_eq!(nothing.status.code(), Some(3), "{nothing:?}");
+    assert!(
+        nothing
+            .stderr
+            .contains("is it running? (`systemctl --user status flow-supervisor`)"),
+        "{nothing:?}"
+    );
     let user = |cmd: &str| {
         sh(
             &sb,

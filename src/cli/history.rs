@@ -56,7 +56,14 @@ impl DbArgs {
 
     fn open(&self) -> Result<Store, CliError> {
         let path = self.path();
-        let s = Store::open_ro(&path).map_err(|e| CliError::System(e.to_string()))?;
+        let s = Store::open_ro(&path).map_err(|e| match e {
+            store::StoreError::Missing { path } if self.user => CliError::System(format!(
+                "no run history at {}: your supervisor has not recorded anything yet\n  \
+                 is it running? (`systemctl --user status flow-supervisor`)",
+                path.display()
+            )),
+            e => CliError::System(e.to_string()),
+        })?;
         if !supervisor_running(&path) {
             eprintln!(
                 "note: the supervisor is not running: history may be behind; start it with `{}`",
@@ -345,9 +352,23 @@ pub fn logs(
 ) -> Result<Exit, CliError> {
     let s = db.open()?;
     let r = find_run(&s, name, Some(run))?;
-    let attempts: Vec<Attempt> = s
+    let all = s
         .attempts(r.id)
-        .map_err(|e| CliError::System(e.to_string()))?
+        .map_err(|e| CliError::System(e.to_string()))?;
+    if let Some(t) = task
+        && r.result.is_some()
+        && !all.iter().any(|a| a.task == t)
+    {
+        // Every task of an ended run has a record, run or not: this name is not one.
+        let mut known: Vec<&str> = all.iter().map(|a| a.task.as_str()).collect();
+        known.sort_unstable();
+        known.dedup();
+        return Err(CliError::Invalid(format!(
+            "run {run} of `{name}` has no task `{t}`; its tasks: {}",
+            known.join(", ")
+        )));
+    }
+    let attempts: Vec<Attempt> = all
         .into_iter()
         .filter(|a| task.is_none_or(|t| a.task == t))
         .filter(|a| attempt.is_none_or(|n| a.attempt == n))
