@@ -424,6 +424,14 @@ fn starts(sb: &Sandbox, unit: &str) -> usize {
     .count()
 }
 
+/// Waits for `unit` to be activating: a task (or trigger) running.
+fn wait_activating(sb: &Sandbox, unit: &str) {
+    wait_until(&format!("{unit} to run"), Duration::from_secs(20), || {
+        let out = sh(sb, &format!("systemctl is-active {unit}")).stdout;
+        (out.trim() == "activating").then_some(())
+    });
+}
+
 /// `flow cancel` mid-run: what runs is stopped, nothing of the run starts again (an
 /// `always` task would pull its upstreams in once more), and the run is recorded canceled.
 #[test]
@@ -446,10 +454,7 @@ tasks:
         return;
     };
     sh(&sb, "flow run cx").ok();
-    wait_until("the long task to run", Duration::from_secs(20), || {
-        let out = sh(&sb, "systemctl is-active flow-cx--long.service").stdout;
-        (out.trim() == "activating").then_some(())
-    });
+    wait_activating(&sb, "flow-cx--long.service");
     // `flow cancel` returns once the tasks stopped; meanwhile `flow status` says so.
     sh(&sb, "flow cancel cx > /tmp/cancel.out 2>&1 < /dev/null &").ok();
     let task_line = |state: &str| {
@@ -818,10 +823,7 @@ tasks:
             "(flow run qc --wait > /tmp/queued.out 2>&1; echo $? > /tmp/queued.rc) < /dev/null > /dev/null 2>&1 &",
         )
         .ok();
-        wait_until("the trigger to wait", Duration::from_secs(20), || {
-            let out = sh(&sb, "systemctl is-active flow-qc.trigger.service").stdout;
-            (out.trim() == "activating").then_some(())
-        });
+        wait_activating(&sb, "flow-qc.trigger.service");
         let canceled = sh(&sb, "flow cancel qc").ok();
         assert!(
             canceled
@@ -878,10 +880,7 @@ tasks:
             sh(&sb, "flow apply").ok();
         }
         sh(&sb, "flow run gone").ok();
-        wait_until("the task to run", Duration::from_secs(20), || {
-            let out = sh(&sb, "systemctl is-active flow-gone--long.service").stdout;
-            (out.trim() == "activating").then_some(())
-        });
+        wait_activating(&sb, "flow-gone--long.service");
         sh(&sb, how).ok();
         let v = wait_run(&sb, "gone", run, Duration::from_secs(20));
         assert_eq!(v["run"]["result"], "canceled", "{how}: {v:#}");
