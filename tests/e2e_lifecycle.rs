@@ -122,7 +122,14 @@ fn apply_reapply_edit_and_remove() {
     fb.apply("life", v1);
     let before = unit_files(&fb, "life");
     assert_eq!(before.len(), 5, "{before:?}");
+    let status = fb.flow(&["status", "life"]).ok().stdout;
+    assert!(
+        status.contains("No run of life has started yet: `flow run life` starts one."),
+        "{status}"
+    );
     assert!(fb.run_wait("life").succeeded);
+    let status = fb.flow(&["status", "life"]).ok().stdout;
+    assert!(!status.contains("No run"), "{status}");
     assert_eq!(fb.read_string("/srv/a"), "one\n");
 
     // Re-applying the same file changes nothing: same files, same inodes and times.

@@ -395,6 +395,9 @@ pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
     }
     println!("{} ({})", wf.name, wf.source);
     note_source(&wf, source);
+    if runs.iter().all(|r| r.state == TaskState::Unknown) {
+        println!("  No run of {name} has started yet: `flow run {name}` starts one.");
+    }
     let width = wf.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
     for (t, r) in wf.tasks.iter().zip(&runs) {
         let needs = if t.needs.is_empty() {
