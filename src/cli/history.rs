@@ -305,7 +305,8 @@ pub fn format_run(run: &Run, attempts: &[Attempt]) -> String {
     out
 }
 
-fn find_run(s: &Store, name: &str, run: Option<i64>) -> Result<Run, CliError> {
+fn find_run(s: &Store, name: &str, run: Option<i64>, user: bool) -> Result<Run, CliError> {
+    let u = super::user_flag(user);
     let found = match run {
         Some(id) => s.run(name, id),
         None => s.last_run(name),
@@ -314,7 +315,9 @@ fn find_run(s: &Store, name: &str, run: Option<i64>) -> Result<Run, CliError> {
     found.ok_or_else(|| {
         CliError::Invalid(match run {
             Some(id) => {
-                format!("workflow `{name}` has no run {id}; `flow history {name}` lists its runs")
+                format!(
+                    "workflow `{name}` has no run {id}; `flow history {name}{u}` lists its runs"
+                )
             }
             None => format!("no run of `{name}` is recorded yet"),
         })
@@ -323,7 +326,7 @@ fn find_run(s: &Store, name: &str, run: Option<i64>) -> Result<Run, CliError> {
 
 pub fn status(name: &str, run: Option<i64>, json: bool, db: &DbArgs) -> Result<Exit, CliError> {
     let s = db.open()?;
-    let r = find_run(&s, name, run)?;
+    let r = find_run(&s, name, run, db.user)?;
     let attempts = s
         .attempts(r.id)
         .map_err(|e| CliError::System(e.to_string()))?;
@@ -351,7 +354,7 @@ pub fn logs(
     db: &DbArgs,
 ) -> Result<Exit, CliError> {
     let s = db.open()?;
-    let r = find_run(&s, name, Some(run))?;
+    let r = find_run(&s, name, Some(run), db.user)?;
     let all = s
         .attempts(r.id)
         .map_err(|e| CliError::System(e.to_string()))?;
@@ -492,21 +495,22 @@ pub fn stats(name: Option<&str>, json: bool, db: &DbArgs) -> Result<Exit, CliErr
 /// new run (trigger `retry`); what succeeded stays done. Only the workflow's last run can
 /// be retried: what later runs did to the units would not be undone.
 pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
+    let u = super::user_flag(db.user);
     let s = db.open()?;
-    let r = find_run(&s, name, Some(run))?;
+    let r = find_run(&s, name, Some(run), db.user)?;
     let last = s
         .last_run(name)
         .map_err(|e| CliError::System(e.to_string()))?;
     if last.as_ref().map(|l| l.id) != Some(r.id) {
         return Err(CliError::Invalid(format!(
             "run {run} of `{name}` is not its last run; only the last run can be retried \
-             (start a new one with `flow run {name}`)"
+             (start a new one with `flow run {name}{u}`)"
         )));
     }
     match r.result.as_deref() {
         None => {
             return Err(CliError::Invalid(format!(
-                "run {run} of `{name}` is still going; wait for it, or `flow cancel {name}`"
+                "run {run} of `{name}` is still going; wait for it, or `flow cancel {name}{u}`"
             )));
         }
         Some("succeeded") | Some("skipped") => {
@@ -573,7 +577,7 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
             .map_err(|e| CliError::System(e.to_string()))?;
     }
     println!(
-        "Retrying {} of run {run}; follow with `flow history {name}`.",
+        "Retrying {} of run {run}; follow with `flow history {name}{u}`.",
         roots
             .iter()
             .map(|t| t.name.as_str())

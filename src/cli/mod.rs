@@ -328,3 +328,8 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// What to add to a command a message suggests, for a user's own manager: ` --user`.
+pub(crate) fn user_flag(user: bool) -> &'static str {
+    if user { " --user" } else { "" }
+}

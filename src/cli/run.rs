@@ -153,8 +153,9 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
             Start::Trigger => sd.queue_start(&wf.trigger_unit()).map_err(sys)?,
         }
         println!(
-            "Started a run of {name} ({}). Follow it with `flow status {name}` or `flow logs {name} -f`.",
-            wf.run_unit()
+            "Started a run of {name} ({}). Follow it with `flow status {name}{u}` or `flow logs {name}{u} -f`.",
+            wf.run_unit(),
+            u = super::user_flag(w.user)
         );
         return Ok(Exit::Success);
     }
@@ -205,7 +206,7 @@ static INTERRUPT_NOTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// At a terminal, Ctrl-C stops following a run, not the run: say so, and how to stop it.
 /// (Not under `flow try`, which ends the whole sandbox and runs this without a terminal.)
 fn tell_on_interrupt(name: &str, user: bool) {
-    let user = if user { " --user" } else { "" };
+    let user = super::user_flag(user);
     let note = format!(
         "\nStopped following; the run goes on (`flow status {name}{user}` shows it, `flow cancel {name}{user}` stops it).\n"
     );
@@ -396,7 +397,8 @@ pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
     println!("{} ({})", wf.name, wf.source);
     note_source(&wf, source);
     if runs.iter().all(|r| r.state == TaskState::Unknown) {
-        println!("  No run of {name} has started yet: `flow run {name}` starts one.");
+        let u = super::user_flag(w.user);
+        println!("  No run of {name} has started yet: `flow run {name}{u}` starts one.");
     }
     let width = wf.tasks.iter().map(|t| t.name.len()).max().unwrap_or(4);
     for (t, r) in wf.tasks.iter().zip(&runs) {
@@ -672,7 +674,8 @@ pub fn pause(name: &str, resume: bool, w: &Where) -> Result<Exit, CliError> {
         println!("Resumed {name}: its timer runs again.");
     } else {
         println!(
-            "Paused {name}: its timer is stopped until `flow resume {name}`. A run already going continues."
+            "Paused {name}: its timer is stopped until `flow resume {name}{}`. A run already going continues.",
+            super::user_flag(w.user)
         );
     }
     Ok(Exit::Success)
