@@ -235,5 +235,8 @@ fn a_users_own_manager_runs_workflows() {
     let paused = user("flow pause mine --user; systemctl --user is-active flow-mine.timer || true");
     assert!(paused.trim_end().ends_with("inactive"), "{paused}");
     // What it suggests next is for the same manager.
-    assert!(paused.contains("until `flow resume mine --user`"), "{paused}");
+    assert!(
+        paused.contains("until `flow resume mine --user`"),
+        "{paused}"
+    );
 }

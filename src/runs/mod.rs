@@ -690,33 +690,39 @@ fn while_held(out: &mut [TaskRun], wf: &InstalledWorkflow, tried: Option<&HashMa
             r.state = TaskState::RetryPending(Box::new(r.state.clone()));
         }
     }
-    // Downstream of a task still to come, through any number of edges.
-    loop {
-        let waiting: Vec<bool> = out
-            .iter()
-            .map(|r| matches!(r.state, TaskState::RetryPending(_) | TaskState::Pending))
-            .collect();
-        let mut changed = false;
-        for (i, t) in wf.tasks.iter().enumerate() {
-            let skipped = matches!(
+    // Downstream of a task still to come, through any number of edges: one walk along
+    // the edges from each task still to come.
+    let index: HashMap<&str, usize> = wf
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); wf.tasks.len()];
+    for (i, t) in wf.tasks.iter().enumerate() {
+        for j in t.needs.iter().filter_map(|n| index.get(n.as_str())) {
+            dependents[*j].push(i);
+        }
+    }
+    let mut to_visit: Vec<usize> = (0..out.len())
+        .filter(|&i| {
+            matches!(
+                out[i].state,
+                TaskState::RetryPending(_) | TaskState::Pending
+            )
+        })
+        .collect();
+    while let Some(j) = to_visit.pop() {
+        for &i in &dependents[j] {
+            if matches!(
                 out[i].state,
                 TaskState::UpstreamFailed | TaskState::Skipped | TaskState::Canceled
-            );
-            let after_waiting = t.needs.iter().any(|n| {
-                wf.tasks
-                    .iter()
-                    .position(|o| &o.name == n)
-                    .is_some_and(|j| waiting[j])
-            });
-            if skipped && after_waiting {
+            ) {
                 out[i].state = TaskState::Pending;
                 out[i].duration = None;
                 out[i].invocation_id = None;
-                changed = true;
+                to_visit.push(i);
             }
-        }
-        if !changed {
-            break;
         }
     }
 }
@@ -725,4 +731,78 @@ fn while_held(out: &mut [TaskRun], wf: &InstalledWorkflow, tried: Option<&HashMa
 pub fn load(dir: &Path, name: &str) -> Result<Option<InstalledWorkflow>, std::io::Error> {
     let files = crate::install::installed(dir)?;
     Ok(installed_workflow(&files, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(name: &str, needs: &[&str], retries: u32) -> TaskInfo {
+        TaskInfo {
+            name: name.into(),
+            unit: names::task_unit("wf", name),
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+            when: "all_success".into(),
+            memory_max: false,
+            retries,
+        }
+    }
+
+    fn run(state: TaskState) -> TaskRun {
+        TaskRun {
+            name: String::new(),
+            state,
+            started: None,
+            duration: Some(Duration::from_millis(5)),
+            invocation_id: Some("i".into()),
+        }
+    }
+
+    /// Listed out of order on purpose (`c` before what it needs), as YAML may list them.
+    fn held_run() -> (InstalledWorkflow, Vec<TaskRun>) {
+        let wf = InstalledWorkflow {
+            name: "wf".into(),
+            source: String::new(),
+            tasks: vec![
+                task("c", &["b"], 0),
+                task("a", &[], 2),
+                task("b", &["a"], 0),
+                task("other", &[], 0),
+            ],
+            timer: None,
+            overlap: "skip".into(),
+            catch_up: false,
+            timeout: None,
+        };
+        let out = vec![
+            run(TaskState::UpstreamFailed),
+            run(TaskState::Failed(1)),
+            run(TaskState::UpstreamFailed),
+            run(TaskState::Succeeded),
+        ];
+        (wf, out)
+    }
+
+    #[test]
+    fn a_held_run_waits_for_a_retry_and_what_follows_it() {
+        let (wf, mut out) = held_run();
+        let tried = HashMap::from([("a".to_string(), 1)]);
+        while_held(&mut out, &wf, Some(&tried));
+        let states: Vec<&str> = out.iter().map(|r| r.state.key()).collect();
+        assert_eq!(states, ["pending", "retry_pending", "pending", "succeeded"]);
+        assert_eq!(out[1].state.label(), "failed (exit 1), to be tried again");
+        assert_eq!(out[0].invocation_id, None);
+    }
+
+    #[test]
+    fn a_task_out_of_tries_stays_failed_in_a_held_run() {
+        let (wf, mut out) = held_run();
+        let tried = HashMap::from([("a".to_string(), 3)]);
+        while_held(&mut out, &wf, Some(&tried));
+        let states: Vec<&str> = out.iter().map(|r| r.state.key()).collect();
+        assert_eq!(
+            states,
+            ["upstream_failed", "failed", "upstream_failed", "succeeded"]
+        );
+    }
 }
