@@ -1325,6 +1325,14 @@ tasks:
         !sh(&sb, "test -e /var/lib/flow/history.db").success(),
         "the system's history was written"
     );
+    let mode = sh(&sb, "stat -c %a /root/.local/state/flow/history.db")
+        .ok()
+        .stdout;
+    assert_eq!(
+        mode.trim(),
+        "600",
+        "the user's history is readable by others"
+    );
 
     // Down during a run: the run goes on without retries, and the supervisor, started
     // again, reads it back and retries.

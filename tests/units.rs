@@ -115,3 +115,58 @@ fn every_example_is_valid_and_verifies_clean() {
         "examples/ should hold at least five workflows, found {count}"
     );
 }
+
+/// The supervisor's own units, the system's and the user's, as the package installs them
+/// (with this build's binary), verify with no output at all. `--man=no`: the man page they
+/// name is installed by the package, whose test reads it.
+#[test]
+fn the_supervisors_own_units_verify_clean() {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "systemd-analyze is missing (apt install systemd)"
+        );
+        eprintln!("SKIPPED: systemd-analyze is not installed; unit verification did not run");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // A user manager's verify wants a runtime directory of its own.
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).expect("runtime directory");
+    for (scope, source) in [
+        ("--system", root.join("flow-supervisor.service")),
+        ("--user", root.join("user/flow-supervisor.service")),
+    ] {
+        let text = std::fs::read_to_string(&source).expect("read the unit");
+        assert!(text.contains("ExecStart=/usr/bin/flow supervise"), "{text}");
+        let unit_dir = dir.path().join(scope.trim_start_matches('-'));
+        std::fs::create_dir(&unit_dir).expect("unit directory");
+        let unit = unit_dir.join("flow-supervisor.service");
+        std::fs::write(
+            &unit,
+            text.replace("/usr/bin/flow", env!("CARGO_BIN_EXE_flow")),
+        )
+        .expect("write the unit");
+        let out = std::process::Command::new("systemd-analyze")
+            .args([scope, "verify", "--man=no"])
+            .arg(&unit)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .expect("run systemd-analyze");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.is_empty(),
+            "{scope} {}: {said}",
+            source.display()
+        );
+    }
+}
