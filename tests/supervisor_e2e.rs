@@ -465,6 +465,12 @@ tasks:
     wait_until("long to show as stopping", Duration::from_secs(20), || {
         task_line("stopping")
     });
+    // Meanwhile `flow cancel` has said what it waits for.
+    let said = sh(&sb, "cat /tmp/cancel.out").stdout;
+    assert_eq!(
+        said,
+        "Stopping the run of cx: each task still running is told to end...\n"
+    );
     sh(&sb, "touch /var/tmp/release").ok();
     wait_until("flow cancel to end", Duration::from_secs(10), || {
         sh(&sb, "cat /tmp/cancel.out")

@@ -626,7 +626,14 @@ pub fn cancel(name: &str, w: &Where) -> Result<Exit, CliError> {
     let sd = w.connect()?;
     // The queued run first: it would start as soon as the run going is stopped.
     let queued = trigger::cancel_queued(&sd, &wf).map_err(sys)?;
-    let canceled = trigger::cancel(&sd, &wf, &trigger::runtime_dir(w.user)).map_err(sys)?;
+    let runtime = trigger::runtime_dir(w.user);
+    let canceled = trigger::cancel_and_tell(&sd, &wf, &runtime, || {
+        if !w.json {
+            println!("Stopping the run of {name}: each task still running is told to end...");
+            let _ = std::io::stdout().flush();
+        }
+    })
+    .map_err(sys)?;
     if w.json {
         println!(
             "{}",

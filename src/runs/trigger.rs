@@ -337,6 +337,17 @@ pub fn cancel_queued(sd: &Systemd, wf: &InstalledWorkflow) -> Result<bool, Syste
 /// run. After systemd's part of a run, while the supervisor holds it to retry tasks, the
 /// run unit has no job to cancel: a request file names the run instead.
 pub fn cancel(sd: &Systemd, wf: &InstalledWorkflow, runtime: &Path) -> Result<bool, SystemdError> {
+    cancel_and_tell(sd, wf, runtime, || {})
+}
+
+/// [`cancel`], calling `stopping` once it knows a run is going, before the stops (which
+/// wait for each task to end: a task may take its time to clean up).
+pub fn cancel_and_tell(
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+    runtime: &Path,
+    stopping: impl FnOnce(),
+) -> Result<bool, SystemdError> {
     let mut units = vec![wf.run_unit()];
     units.extend(wf.tasks.iter().map(|t| t.unit.clone()));
     units.push(wf.begin_unit());
@@ -360,6 +371,7 @@ pub fn cancel(sd: &Systemd, wf: &InstalledWorkflow, runtime: &Path) -> Result<bo
     if !going {
         return Ok(false);
     }
+    stopping();
     for u in &units {
         sd.stop_unit(u)?;
     }
