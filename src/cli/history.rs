@@ -140,7 +140,7 @@ pub fn supervise(a: &SuperviseArgs) -> Result<Exit, CliError> {
             .clone()
             .unwrap_or_else(|| workflows::units_dir(a.user)),
         runtime_dir: crate::runs::trigger::runtime_dir(a.user),
-        bus: if a.user { Bus::User } else { Bus::System },
+        bus: Bus::manager(a.user),
         keep_runs: a.keep_runs,
         keep_days: a.keep_days,
         bus_signals: a.bus_signals,
@@ -566,7 +566,7 @@ pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
         println!("Nothing to retry: every task of run {run} succeeded.");
         return Ok(Exit::Success);
     }
-    let sd = crate::systemd::Systemd::connect(if db.user { Bus::User } else { Bus::System })
+    let sd = crate::systemd::Systemd::connect(Bus::manager(db.user))
         .map_err(|e| CliError::System(e.to_string()))?;
     // Tells the supervisor that the task starts that follow are a retry of this run.
     let request = crate::runs::trigger::retry_request_file(&runtime, name);

@@ -282,8 +282,7 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
 }
 
 pub fn connect(user: bool) -> Result<Box<dyn Manager>, CliError> {
-    let bus = if user { Bus::User } else { Bus::System };
-    Systemd::connect(bus)
+    Systemd::connect(Bus::manager(user))
         .map(|sd| Box::new(sd) as Box<dyn Manager>)
         .map_err(|e| CliError::System(e.to_string()))
 }

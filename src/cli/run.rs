@@ -36,8 +36,7 @@ impl Where {
     }
 
     fn connect(&self) -> Result<Systemd, CliError> {
-        Systemd::connect(if self.user { Bus::User } else { Bus::System })
-            .map_err(|e| CliError::System(e.to_string()))
+        Systemd::connect(Bus::manager(self.user)).map_err(|e| CliError::System(e.to_string()))
     }
 
     fn installed(&self) -> Result<BTreeMap<String, install::InstalledFile>, CliError> {

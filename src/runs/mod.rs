@@ -49,6 +49,15 @@ pub struct TaskInfo {
 }
 
 impl InstalledWorkflow {
+    /// Each task's index in `tasks`, by name.
+    pub fn task_indices(&self) -> HashMap<&str, usize> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect()
+    }
+
     pub fn run_unit(&self) -> String {
         names::run_unit(&self.name)
     }
@@ -456,12 +465,7 @@ pub fn start_and_follow_supervised(
     mut progress: impl FnMut(usize, &TaskRun, Option<Duration>),
 ) -> Result<Followed, LastRunError> {
     let mut runs = pending(wf);
-    let index: HashMap<&str, usize> = wf
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
+    let index = wf.task_indices();
     start_run(sd, wf, start)?;
     let mut run = None;
     loop {
@@ -692,12 +696,7 @@ fn while_held(out: &mut [TaskRun], wf: &InstalledWorkflow, tried: Option<&HashMa
     }
     // Downstream of a task still to come, through any number of edges: one walk along
     // the edges from each task still to come.
-    let index: HashMap<&str, usize> = wf
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
+    let index = wf.task_indices();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); wf.tasks.len()];
     for (i, t) in wf.tasks.iter().enumerate() {
         for j in t.needs.iter().filter_map(|n| index.get(n.as_str())) {

@@ -44,6 +44,13 @@ pub enum Bus {
     Address(String),
 }
 
+impl Bus {
+    /// The system's manager, or (`user`) the calling user's own.
+    pub fn manager(user: bool) -> Bus {
+        if user { Bus::User } else { Bus::System }
+    }
+}
+
 impl fmt::Display for Bus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
