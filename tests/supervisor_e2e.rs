@@ -412,6 +412,60 @@ tasks:
     assert_ne!(active.stdout.trim(), "active");
 }
 
+/// A task systemd cannot start (its `env_file` does not exist): each start is one failed
+/// attempt, retried as often as the task says and no more. It used to stay pending, and
+/// the supervisor started it again at once, hundreds of times a second, without end.
+#[test]
+fn a_task_that_cannot_start_is_tried_as_often_as_it_may_then_fails() {
+    let yaml = "
+env_file: /etc/flow/missing.env
+tasks:
+  a:
+    run: echo never
+    retries: 1
+    retry_delay: 1s
+  b:
+    needs: [a]
+    run: echo never
+";
+    let Some(sb) = setup(&[("noenv", yaml)]) else {
+        return;
+    };
+    let out = sh(&sb, "timeout 30 flow run noenv --wait");
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("a  failed to start (resources)"),
+        "{}",
+        out.stdout
+    );
+    let v = wait_run(&sb, "noenv", 1, Duration::from_secs(10));
+    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(results(&v, "a"), ["resources", "resources"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["upstream_failed"], "{v:#}");
+    // Two starts, and still two a while later: nothing starts it again.
+    std::thread::sleep(Duration::from_secs(2));
+    let failed_starts = || {
+        sh(
+            &sb,
+            "journalctl --sync; journalctl -q -o cat -u flow-noenv--a.service",
+        )
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Failed to start "))
+        .count()
+    };
+    assert_eq!(failed_starts(), 2);
+    // Why, where the user looks: the task's logs carry systemd's own error.
+    let logs = sh(&sb, "flow logs noenv").ok().stdout;
+    assert!(
+        logs.matches("Failed to load environment files").count() == 2,
+        "{logs}"
+    );
+    let status = sh(&sb, "flow status noenv --json").ok().stdout;
+    let st: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(st["tasks"][0]["state"], "failed", "{st:#}");
+}
+
 /// How many times systemd started `unit` (its "Starting" lines in the journal).
 fn starts(sb: &Sandbox, unit: &str) -> usize {
     sh(

@@ -6,6 +6,9 @@
 //! Matching by invocation ID alone therefore loses lines. Instead, a line belongs to the
 //! activation its unit was in when the line arrived: the manager's "Starting" message of
 //! each activation opens it, and units run one activation at a time.
+//!
+//! The manager's own errors about a task are lines of that task too: when systemd cannot
+//! start the command (an `env_file` that does not exist, say), they are all there is.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -61,9 +64,9 @@ impl Tasks {
         }
     }
 
-    /// journalctl's arguments: the tasks' lines, and with `manager` the manager's messages
-    /// about the task units.
-    fn matches(&self, manager: bool) -> Vec<String> {
+    /// journalctl's arguments: the tasks' lines and the manager's messages about the task
+    /// units.
+    fn matches(&self) -> Vec<String> {
         let mut args = Vec::new();
         // Sorted: the same command line for the same tasks.
         let mut pairs: Vec<(&String, &String)> = self.units.iter().collect();
@@ -77,19 +80,31 @@ impl Tasks {
             for (_, t) in &pairs {
                 args.push(format!("SYSLOG_IDENTIFIER={}/{t}", self.workflow));
             }
-            if manager {
-                args.extend(["+".into(), uid]);
-                args.extend(pairs.iter().map(|(u, _)| format!("USER_UNIT={u}")));
-            }
+            args.extend(["+".into(), uid]);
+            args.extend(pairs.iter().map(|(u, _)| format!("USER_UNIT={u}")));
         } else {
             args.extend(pairs.iter().map(|(u, _)| format!("_SYSTEMD_UNIT={u}")));
-            if manager {
-                // Only the manager's own messages: a task cannot forge them.
-                args.extend(["+".into(), "_PID=1".into()]);
-                args.extend(pairs.iter().map(|(u, _)| format!("UNIT={u}")));
-            }
+            // Only the manager's own messages: a task cannot forge them.
+            args.extend(["+".into(), "_PID=1".into()]);
+            args.extend(pairs.iter().map(|(u, _)| format!("UNIT={u}")));
         }
         args
+    }
+
+    /// The unit and task a message of the manager is about, with the activation it
+    /// names, if that unit is one of ours.
+    fn manager_message_of(&self, entry: &serde_json::Value) -> Option<(&str, &str, String)> {
+        let s = |k: &str| entry.get(k).and_then(|v| v.as_str());
+        let (unit, id) = if self.user {
+            (s("USER_UNIT")?, s("USER_INVOCATION_ID"))
+        } else {
+            if s("_PID") != Some("1") {
+                return None;
+            }
+            (s("UNIT")?, s("INVOCATION_ID"))
+        };
+        let (unit, task) = self.units.get_key_value(unit)?;
+        Some((unit, task, id.unwrap_or_default().to_string()))
     }
 
     /// The unit and task a line of the journal came from, if it is one of ours.
@@ -119,7 +134,6 @@ pub fn read(
     select: &Select,
     mut each: impl FnMut(Line) -> bool,
 ) -> std::io::Result<()> {
-    let tracking = matches!(select, Select::Activations { .. });
     let mut cmd = Command::new("journalctl");
     cmd.args(["-o", "json", "--no-pager"]);
     match select {
@@ -140,7 +154,7 @@ pub fn read(
             };
         }
     }
-    cmd.args(tasks.matches(tracking));
+    cmd.args(tasks.matches());
     let mut child = cmd.stdout(Stdio::piped()).spawn()?;
     let Some(stdout) = child.stdout.take() else {
         return Err(std::io::Error::other("journalctl gave no output"));
@@ -185,11 +199,29 @@ impl<'a> Picker<'a> {
     }
 
     fn pick(&mut self, entry: &serde_json::Value) -> Option<Line> {
-        if self.ids.is_some()
-            && let Some((unit, id)) = activation_start(entry, self.tasks.user)
-        {
-            self.current.insert(unit, id);
-            return None;
+        if let Some((unit, task, id)) = self.tasks.manager_message_of(entry) {
+            if entry.get("MESSAGE_ID").and_then(|v| v.as_str()) == Some(STARTING) {
+                if !id.is_empty() {
+                    self.current.insert(unit.to_string(), id);
+                }
+                return None;
+            }
+            // Errors only (the rest says what `flow status` says), and not the catalogued
+            // ones ("Failed to start …"): those repeat the result.
+            let error = entry
+                .get("PRIORITY")
+                .and_then(|v| v.as_str())
+                .and_then(|p| p.parse::<u8>().ok())
+                .is_some_and(|p| p <= 3);
+            if !error || entry.get("MESSAGE_ID").is_some() {
+                return None;
+            }
+            if let Some(ids) = self.ids
+                && !ids.contains(&id)
+            {
+                return None;
+            }
+            return self.line(entry, task);
         }
         let (unit, task) = self.tasks.task_of(entry)?;
         if let Some(ids) = self.ids {
@@ -202,6 +234,10 @@ impl<'a> Picker<'a> {
                 return None;
             }
         }
+        self.line(entry, task)
+    }
+
+    fn line(&self, entry: &serde_json::Value, task: &str) -> Option<Line> {
         let time_us = entry["__REALTIME_TIMESTAMP"]
             .as_str()
             .and_then(|t| t.parse::<i64>().ok())
@@ -217,23 +253,6 @@ impl<'a> Picker<'a> {
 /// `--since=@S.UUUUUU` for realtime µs.
 fn since_arg(flag: &str, us: u64) -> String {
     format!("{flag}=@{}.{:06}", us / 1_000_000, us % 1_000_000)
-}
-
-/// The unit and InvocationID of a manager's "Starting ..." message.
-fn activation_start(entry: &serde_json::Value, user: bool) -> Option<(String, String)> {
-    let s = |k: &str| entry.get(k).and_then(|v| v.as_str());
-    if s("MESSAGE_ID") != Some(STARTING) {
-        return None;
-    }
-    let (unit, id) = if user {
-        (s("USER_UNIT")?, s("USER_INVOCATION_ID")?)
-    } else {
-        if s("_PID") != Some("1") {
-            return None;
-        }
-        (s("UNIT")?, s("INVOCATION_ID")?)
-    };
-    (!id.is_empty()).then(|| (unit.to_string(), id.to_string()))
 }
 
 /// The text of a line: journald stores non-UTF-8 lines as byte arrays.
@@ -262,9 +281,9 @@ mod tests {
     }
 
     #[test]
-    fn system_matches_lines_and_with_tracking_the_managers_messages() {
+    fn system_matches_lines_and_the_managers_messages() {
         assert_eq!(
-            tasks(false).matches(true),
+            tasks(false).matches(),
             [
                 "_SYSTEMD_UNIT=flow-talk--bye.service",
                 "_SYSTEMD_UNIT=flow-talk--hello.service",
@@ -274,7 +293,6 @@ mod tests {
                 "UNIT=flow-talk--hello.service"
             ]
         );
-        assert_eq!(tasks(false).matches(false).len(), 2);
     }
 
     #[test]
@@ -296,22 +314,52 @@ mod tests {
     }
 
     #[test]
-    fn only_the_managers_starting_messages_open_activations() {
+    fn only_the_managers_messages_about_our_units_count_as_its() {
         let start = serde_json::json!({"MESSAGE_ID": STARTING, "_PID": "1",
-            "UNIT": "u.service", "INVOCATION_ID": "abc"});
+            "UNIT": "flow-talk--bye.service", "INVOCATION_ID": "abc"});
         assert_eq!(
-            activation_start(&start, false),
-            Some(("u.service".into(), "abc".into()))
+            tasks(false).manager_message_of(&start),
+            Some(("flow-talk--bye.service", "bye", "abc".into()))
         );
         let forged = serde_json::json!({"MESSAGE_ID": STARTING, "_PID": "42",
-            "UNIT": "u.service", "INVOCATION_ID": "abc"});
-        assert_eq!(activation_start(&forged, false), None);
-        let user = serde_json::json!({"MESSAGE_ID": STARTING, "USER_UNIT": "u.service",
-            "USER_INVOCATION_ID": "def"});
+            "UNIT": "flow-talk--bye.service", "INVOCATION_ID": "abc"});
+        assert_eq!(tasks(false).manager_message_of(&forged), None);
+        let other = serde_json::json!({"_PID": "1", "UNIT": "cron.service"});
+        assert_eq!(tasks(false).manager_message_of(&other), None);
+        let user = serde_json::json!({"MESSAGE_ID": STARTING,
+            "USER_UNIT": "flow-talk--hello.service", "USER_INVOCATION_ID": "def"});
         assert_eq!(
-            activation_start(&user, true),
-            Some(("u.service".into(), "def".into()))
+            tasks(true).manager_message_of(&user),
+            Some(("flow-talk--hello.service", "hello", "def".into()))
         );
+    }
+
+    #[test]
+    fn the_managers_errors_about_a_task_are_its_lines() {
+        let t = tasks(false);
+        let ids: HashSet<String> = ["i1".to_string()].into();
+        let select = Select::Activations {
+            since: 0,
+            until: None,
+            ids,
+        };
+        let mut picker = Picker::new(&t, &select);
+        let manager = |prio: &str, id: &str, msg: &str| {
+            serde_json::json!({"_PID": "1", "UNIT": "flow-talk--bye.service",
+                "INVOCATION_ID": id, "PRIORITY": prio, "MESSAGE": msg,
+                "__REALTIME_TIMESTAMP": "5"})
+        };
+        let error = manager("3", "i1", "Failed to load environment files");
+        assert_eq!(
+            picker.pick(&error).map(|l| (l.task, l.message)),
+            Some(("bye".into(), "Failed to load environment files".into()))
+        );
+        // Not an error, another activation's, or a catalogued message: not a line.
+        assert_eq!(picker.pick(&manager("6", "i1", "Finished")), None);
+        assert_eq!(picker.pick(&manager("3", "i0", "Failed to load")), None);
+        let mut catalogued = manager("3", "i1", "Failed to start bye.");
+        catalogued["MESSAGE_ID"] = "be02cf6855d2428ba40df7e9d022f03d".into();
+        assert_eq!(picker.pick(&catalogued), None);
     }
 
     #[test]

@@ -173,6 +173,9 @@ pub enum TaskState {
     Succeeded,
     /// Exited with this status.
     Failed(i32),
+    /// systemd could not start its command (its result: `resources` for an `env_file`
+    /// that does not exist, `start-limit-hit`).
+    StartFailed(String),
     Killed(i32),
     TimedOut,
     OutOfMemory,
@@ -194,6 +197,7 @@ impl TaskState {
             TaskState::RetryPending(failed) => format!("{}, to be tried again", failed.label()),
             TaskState::Succeeded => "succeeded".into(),
             TaskState::Failed(code) => format!("failed (exit {code})"),
+            TaskState::StartFailed(why) => format!("failed to start ({why})"),
             TaskState::Killed(sig) => format!("failed (signal {sig})"),
             TaskState::TimedOut => "timed out".into(),
             TaskState::OutOfMemory => "failed (out of memory)".into(),
@@ -227,7 +231,7 @@ impl TaskState {
             TaskState::Stopping => "stopping",
             TaskState::RetryPending(_) => "retry_pending",
             TaskState::Succeeded => "succeeded",
-            TaskState::Failed(_) | TaskState::Killed(_) => "failed",
+            TaskState::Failed(_) | TaskState::Killed(_) | TaskState::StartFailed(_) => "failed",
             TaskState::TimedOut => "timeout",
             TaskState::OutOfMemory => "out_of_memory",
             TaskState::UpstreamFailed => "upstream_failed",
@@ -265,6 +269,7 @@ impl TaskState {
             "oom" => TaskState::OutOfMemory,
             "canceled" => TaskState::Canceled,
             "upstream_failed" => TaskState::UpstreamFailed,
+            "resources" | "start-limit-hit" => TaskState::StartFailed(result.to_string()),
             _ => {
                 if let Some(n) = number("exit-code") {
                     TaskState::Failed(n)
@@ -304,6 +309,8 @@ fn state_from_result(unit: &UnitState) -> TaskState {
             }
         }
         Some("exit-code") => TaskState::Failed(unit.exec_main_status),
+        // Nothing ran: ExecMainStatus is an earlier activation's.
+        Some(r @ ("resources" | "start-limit-hit")) => TaskState::StartFailed(r.to_string()),
         Some(_) => TaskState::Failed(unit.exec_main_status),
         None => TaskState::Unknown,
     }

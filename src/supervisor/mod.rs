@@ -753,9 +753,20 @@ impl Supervisor {
                 && unit.invocation_id.is_some()
                 && unit.invocation_id != run.tasks[i].last_inv
         });
+        // A start that failed before the command ran (systemd's result `resources`: an
+        // `env_file` that does not exist, ...) leaves the unit failed with a new
+        // InvocationID but without leaving the failed state. It is an attempt all the
+        // same: left pending, the task would be started again at once, fail again, and so
+        // on without end. (An activation seen a second time, after a restart, has no new
+        // InvocationID.)
+        let failed_to_start = started.is_none()
+            && job == "failed"
+            && unit.invocation_id.is_some()
+            && unit.invocation_id != run.tasks[i].last_inv
+            && start_failed(unit);
         let mut writes = Vec::new();
-        if let Some(start) = started {
-            // A new activation: an attempt.
+        if started.is_some() || failed_to_start {
+            // A new activation, or a failed start: an attempt.
             let t = &mut run.tasks[i];
             t.last_inv = unit.invocation_id.clone();
             t.attempts += 1;
@@ -765,10 +776,9 @@ impl Supervisor {
                 task: task.name.clone(),
                 attempt: t.attempts,
                 invocation_id: unit.invocation_id.clone(),
-                started_us: Some(start as i64),
-                ended_us: unit
-                    .inactive_enter_timestamp
-                    .filter(|&e| e >= start)
+                started_us: started.map(|s| s as i64),
+                ended_us: started
+                    .and_then(|s| unit.inactive_enter_timestamp.filter(|&e| e >= s))
                     .map(|e| e as i64)
                     .or(Some(store::now_us())),
                 result: result.clone(),
@@ -1110,6 +1120,7 @@ fn attempt_result(job: &str, unit: &UnitState) -> String {
         (_, Some("exec-condition")) => "skipped".into(),
         ("timeout", _) | (_, Some("timeout")) => "timeout".into(),
         (_, Some("oom-kill")) => "oom".into(),
+        (_, Some(r @ ("resources" | "start-limit-hit"))) => r.into(),
         // Stopped while running (cancel, deadline, `overlap: replace`): SIGTERM, or
         // SIGKILL after the stop timeout.
         (_, Some("signal" | "core-dump")) if job == "canceled" => "canceled".into(),
@@ -1117,6 +1128,15 @@ fn attempt_result(job: &str, unit: &UnitState) -> String {
         ("canceled", _) => "canceled".into(),
         _ => format!("exit-code {}", unit.exec_main_status),
     }
+}
+
+/// Whether systemd could not start the unit's command: its results `resources` and
+/// `start-limit-hit`, which `flow status` and `flow history` show as such.
+fn start_failed(unit: &UnitState) -> bool {
+    matches!(
+        unit.result.as_deref(),
+        Some("resources" | "start-limit-hit")
+    )
 }
 
 fn no_activation(run_id: i64, task: &str, attempt: u32, result: &str) -> Attempt {
