@@ -287,6 +287,38 @@ fn apply_writes_nothing_when_any_file_is_invalid() {
     assert!(!units.exists() || std::fs::read_dir(&units).expect("dir").next().is_none());
 }
 
+/// What the YAML names that this machine lacks is a warning at its place, on `plan` and
+/// `apply` alike; the workflow is applied all the same (the file may come later).
+#[test]
+fn plan_and_apply_warn_about_files_and_accounts_the_machine_lacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let units = dir.path().join("units");
+    let here = dir.path().display();
+    let yaml = format!(
+        "env_file: {here}/missing.env\ntasks:\n  a:\n    run: echo a\n    user: flow-no-such-user\n    working_dir: {here}\n    env_file: [{here}/there.env, -{here}/optional.env]\n"
+    );
+    write(dir.path(), "there.env", "A=1\n");
+    let path = write(dir.path(), "w.yaml", &yaml);
+    let env = format!("env_file `{here}/missing.env` does not exist on this machine");
+    let user = "user `flow-no-such-user` does not exist on this machine";
+    let shown = format!("--> {}:5:11", path.display());
+    for cmd in [apply_into(&path, &units), {
+        let mut c = flow();
+        c.arg("plan").arg(&path).arg("--unit-dir").arg(&units);
+        c
+    }] {
+        let mut cmd = cmd;
+        let out = cmd.assert().success().get_output().clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("warning: ").count(), 2, "{err}");
+        assert!(err.contains(&format!("warning: {env}")), "{err}");
+        assert!(err.contains(&format!("warning: {user}")), "{err}");
+        assert!(err.contains(&shown), "{err}");
+        assert!(err.contains("adduser --system flow-no-such-user"), "{err}");
+    }
+    assert!(units.join("flow-w--a.service").exists());
+}
+
 #[test]
 fn graph_as_dot_and_mermaid() {
     let dir = tempfile::tempdir().expect("tempdir");

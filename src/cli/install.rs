@@ -48,6 +48,8 @@ struct Prepared {
     /// Timers that should be enabled and running, and whether to start them now
     /// (`@reboot` timers are only enabled: starting one now would run the workflow now).
     timers: Vec<(String, bool)>,
+    /// What the workflows name that this machine lacks, rendered.
+    warnings: Vec<String>,
 }
 
 fn prepare(args: &InstallArgs) -> Result<Prepared, CliError> {
@@ -89,11 +91,33 @@ fn prepare(args: &InstallArgs) -> Result<Prepared, CliError> {
                 .map(|s| (names::timer_unit(&c.workflow.name), *s != Schedule::Reboot))
         })
         .collect();
-    Ok(Prepared { dir, plan, timers })
+    let warnings = compiled
+        .iter()
+        .flat_map(|c| {
+            let shown = c.path.display().to_string();
+            install::host::this_machine(&c.workflow.host)
+                .into_iter()
+                .map(move |d| d.render_warning(&shown, &c.text))
+        })
+        .collect();
+    Ok(Prepared {
+        dir,
+        plan,
+        timers,
+        warnings,
+    })
+}
+
+/// Warnings go first: they are about the files about to be applied.
+fn print_warnings(p: &Prepared) {
+    for w in &p.warnings {
+        eprintln!("{w}");
+    }
 }
 
 pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args)?;
+    print_warnings(&p);
     if p.plan.is_empty() {
         println!(
             "Nothing to change: the units in {} match the workflows.",
@@ -131,6 +155,7 @@ fn print_summary(plan: &Plan) {
 
 pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args)?;
+    print_warnings(&p);
     if args.target.user && !p.timers.is_empty() && !lingering() {
         eprintln!(
             "note: your own manager, and with it your workflows' timers, runs only while you \

@@ -76,6 +76,8 @@ pub fn load(path: &Path) -> Result<Loaded, CliError> {
 /// A workflow compiled from its file.
 pub struct Compiled {
     pub path: PathBuf,
+    /// The YAML file's text, for messages that quote it.
+    pub text: String,
     pub workflow: Workflow,
     pub files: Vec<GeneratedFile>,
 }
@@ -117,6 +119,7 @@ pub fn compile_all(paths: &[PathBuf], unit_dir: &Path) -> Result<Vec<Compiled>, 
                 }
                 compiled.push(Compiled {
                     path: path.clone(),
+                    text: loaded.text,
                     workflow,
                     files,
                 });

@@ -52,7 +52,16 @@ impl Diagnostic {
 
     /// Render for a person: message, location, the quoted line with a caret, and the help.
     pub fn render(&self, path: &str, source: &str) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        self.render_as("error", path, source)
+    }
+
+    /// The same, for something that does not stop the command.
+    pub fn render_warning(&self, path: &str, source: &str) -> String {
+        self.render_as("warning", path, source)
+    }
+
+    fn render_as(&self, level: &str, path: &str, source: &str) -> String {
+        let mut out = format!("{level}: {}\n", self.message);
         let Some(span) = self.span else {
             let _ = writeln!(out, "  --> {path}");
             if let Some(help) = &self.help {

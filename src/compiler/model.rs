@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::yaml::Span;
+
 /// A workflow that passed validation: tasks in file order, `needs` resolved to indices,
 /// guaranteed acyclic.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +20,26 @@ pub struct Workflow {
     pub timeout: Option<Duration>,
     pub max_parallel: Option<u32>,
     pub tasks: Vec<Task>,
+    /// What the workflow expects to find on the machine it runs on, where the YAML names it.
+    pub host: Vec<HostRef>,
+}
+
+/// A file, directory or account a workflow names. The compiler does no I/O: `flow apply`
+/// looks for each on the machine and warns, at this place in the YAML, about what is
+/// missing (systemd would fail the task's start for it, run after run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRef {
+    pub kind: HostKind,
+    pub value: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    EnvFile,
+    WorkingDir,
+    User,
+    Group,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::diagnostic::Diagnostic;
 use super::duration;
-use super::model::{Backoff, Command, Hardening, Overlap, Schedule, Task, When, Workflow};
+use super::model::{
+    Backoff, Command, Hardening, HostKind, HostRef, Overlap, Schedule, Task, When, Workflow,
+};
 use super::names;
 use super::schedule::{self, ScheduleError};
 use super::service_keys::SERVICE_KEYS;
@@ -134,8 +136,13 @@ pub fn decode<'a>(
     default_name: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Parsed<'a>> {
-    let mut d = Decoder { diags };
-    d.workflow(root, default_name)
+    let mut d = Decoder {
+        diags,
+        host: Vec::new(),
+    };
+    let mut parsed = d.workflow(root, default_name)?;
+    parsed.workflow.host = d.host;
+    Some(parsed)
 }
 
 /// Task-level settings as written in `defaults` or a task, before merging.
@@ -184,6 +191,8 @@ impl Display for TaskWhat<'_> {
 
 struct Decoder<'d> {
     diags: &'d mut Vec<Diagnostic>,
+    /// Files, directories and accounts named, for `Workflow::host`.
+    host: Vec<HostRef>,
 }
 
 impl Decoder<'_> {
@@ -191,6 +200,14 @@ impl Decoder<'_> {
         self.diags.push(Diagnostic::new(span, message));
         let last = self.diags.len() - 1;
         &mut self.diags[last]
+    }
+
+    fn on_host(&mut self, kind: HostKind, value: &str, span: Span) {
+        self.host.push(HostRef {
+            kind,
+            value: value.to_string(),
+            span,
+        });
     }
 
     fn type_error(&mut self, node: &Node, what: impl Display, expected: &str) {
@@ -438,6 +455,7 @@ impl Decoder<'_> {
                 timeout,
                 max_parallel,
                 tasks,
+                host: Vec::new(),
             },
             needs,
             task_spans,
@@ -709,6 +727,7 @@ impl Decoder<'_> {
                 Some(dir)
             } else if dir.starts_with('/') {
                 self.path(n, "`working_dir`", &dir)?;
+                self.on_host(HostKind::WorkingDir, &dir, n.span());
                 Some(dir)
             } else {
                 self.error(
@@ -732,7 +751,17 @@ impl Decoder<'_> {
                             .help = Some("create a user for this task (`adduser --system NAME`), or set `service: {DynamicUser: yes}` for a throwaway one".into());
                         None
                     }
-                    Ok(()) => Some(v),
+                    Ok(()) => {
+                        if !v.bytes().all(|b| b.is_ascii_digit()) {
+                            let kind = if key == "user" {
+                                HostKind::User
+                            } else {
+                                HostKind::Group
+                            };
+                            self.on_host(kind, &v, n.span());
+                        }
+                        Some(v)
+                    }
                     Err(why) => {
                         self.error(n.span(), format!("`{v}` is not a valid {key} name: {why}"))
                             .help = Some(format!(
@@ -884,6 +913,10 @@ impl Decoder<'_> {
                 let bare = path.strip_prefix('-').unwrap_or(&path);
                 if bare.starts_with('/') {
                     self.path(n, "`env_file`", bare)?;
+                    // `-`: the file may be missing.
+                    if bare.len() == path.len() {
+                        self.on_host(HostKind::EnvFile, bare, n.span());
+                    }
                     Some(path)
                 } else {
                     self.error(n.span(), format!("`env_file` must be an absolute path, found `{path}`"))

@@ -5,6 +5,8 @@
 //! header names no longer exists, or when that file was applied again and no longer
 //! produces it (a task renamed, a schedule dropped, the workflow renamed).
 
+pub mod host;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;

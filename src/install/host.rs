@@ -1,0 +1,136 @@
+//! What a workflow expects of the machine it is applied on: its `env_file`s, working
+//! directories, users and groups. systemd fails a task's start when one is missing, run
+//! after run, and says so only in the journal; `flow plan` and `flow apply` say it at once,
+//! at the place in the YAML that names it.
+
+use std::path::Path;
+
+use crate::compiler::diagnostic::Diagnostic;
+use crate::compiler::model::{HostKind, HostRef};
+
+/// The machine as far as these checks look at it.
+pub struct Machine<'a> {
+    pub path_exists: &'a dyn Fn(&Path) -> bool,
+    pub user_exists: &'a dyn Fn(&str) -> bool,
+    pub group_exists: &'a dyn Fn(&str) -> bool,
+}
+
+/// This machine.
+pub fn this_machine(refs: &[HostRef]) -> Vec<Diagnostic> {
+    missing(
+        refs,
+        &Machine {
+            path_exists: &|p| p.exists(),
+            user_exists: &|u| matches!(nix::unistd::User::from_name(u), Ok(Some(_))),
+            group_exists: &|g| matches!(nix::unistd::Group::from_name(g), Ok(Some(_))),
+        },
+    )
+}
+
+/// A warning for each reference the machine lacks.
+pub fn missing(refs: &[HostRef], machine: &Machine) -> Vec<Diagnostic> {
+    refs.iter()
+        .filter_map(|r| {
+            let v = &r.value;
+            let (what, found, help) = match r.kind {
+                HostKind::EnvFile => (
+                    "env_file",
+                    (machine.path_exists)(Path::new(v)),
+                    format!(
+                        "create it (lines of `NAME=value`), or write `-{v}` if it may be missing: until then the task fails to start"
+                    ),
+                ),
+                HostKind::WorkingDir => (
+                    "working_dir",
+                    (machine.path_exists)(Path::new(v)),
+                    format!(
+                        "create it (`mkdir -p {v}`), unless a task that runs before creates it: without it the task fails (exit 200)"
+                    ),
+                ),
+                HostKind::User => (
+                    "user",
+                    (machine.user_exists)(v),
+                    format!(
+                        "create it (`adduser --system {v}`), or change `user`: until then the task fails (exit 217)"
+                    ),
+                ),
+                HostKind::Group => (
+                    "group",
+                    (machine.group_exists)(v),
+                    format!(
+                        "create it (`addgroup --system {v}`), or change `group`: until then the task fails (exit 216)"
+                    ),
+                ),
+            };
+            (!found).then(|| {
+                Diagnostic::new(r.span, format!("{what} `{v}` does not exist on this machine"))
+                    .help(help)
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compiler;
+
+    fn refs(yaml: &str) -> Vec<HostRef> {
+        compiler::check("w.yaml", yaml).expect("valid").host
+    }
+
+    const YAML: &str = "env_file: /etc/flow/w.env
+defaults: {user: backup}
+tasks:
+  a:
+    run: 'true'
+    env_file: [-/etc/optional.env, /etc/flow/a.env]
+    working_dir: /srv/data
+    group: '1000'
+  b:
+    run: 'true'
+    user: pi
+    group: adm
+    working_dir: '~'
+";
+
+    #[test]
+    fn the_yaml_names_what_it_expects_with_its_place() {
+        let refs = refs(YAML);
+        let mut found: Vec<(HostKind, &str, usize)> = refs
+            .iter()
+            .map(|r| (r.kind, r.value.as_str(), r.span.start.line))
+            .collect();
+        found.sort_by_key(|f| f.2);
+        let want = [
+            (HostKind::EnvFile, "/etc/flow/w.env", 1),
+            (HostKind::User, "backup", 2),
+            (HostKind::EnvFile, "/etc/flow/a.env", 6),
+            (HostKind::WorkingDir, "/srv/data", 7),
+            (HostKind::User, "pi", 11),
+            (HostKind::Group, "adm", 12),
+        ];
+        assert_eq!(found, want);
+    }
+
+    #[test]
+    fn only_what_is_missing_is_reported() {
+        let machine = Machine {
+            path_exists: &|p| p == Path::new("/etc/flow/w.env"),
+            user_exists: &|u| u == "pi",
+            group_exists: &|_| true,
+        };
+        let warnings: Vec<String> = missing(&refs(YAML), &machine)
+            .iter()
+            .map(|d| format!("{}: {}", d.location("w.yaml"), d.message))
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                "w.yaml:2:18: user `backup` does not exist on this machine",
+                "w.yaml:6:36: env_file `/etc/flow/a.env` does not exist on this machine",
+                "w.yaml:7:18: working_dir `/srv/data` does not exist on this machine",
+            ]
+        );
+    }
+}
