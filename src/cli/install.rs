@@ -23,6 +23,10 @@ pub struct TargetArgs {
     /// Use the calling user's own manager, ~/.config/flow/workflows and ~/.config/systemd/user.
     #[arg(long)]
     pub user: bool,
+    /// Do not look on the machine for the files and accounts workflows name (`flow try`
+    /// has looked already, and names the file as the user wrote it).
+    #[arg(long, hide = true)]
+    pub no_host_check: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -109,7 +113,10 @@ fn prepare(args: &InstallArgs) -> Result<Prepared, CliError> {
 }
 
 /// Warnings go first: they are about the files about to be applied.
-fn print_warnings(p: &Prepared) {
+fn print_warnings(p: &Prepared, args: &InstallArgs) {
+    if args.target.no_host_check {
+        return;
+    }
     for w in &p.warnings {
         eprintln!("{w}");
     }
@@ -117,7 +124,7 @@ fn print_warnings(p: &Prepared) {
 
 pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args)?;
-    print_warnings(&p);
+    print_warnings(&p, args);
     if p.plan.is_empty() {
         println!(
             "Nothing to change: the units in {} match the workflows.",
@@ -155,7 +162,7 @@ fn print_summary(plan: &Plan) {
 
 pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args)?;
-    print_warnings(&p);
+    print_warnings(&p, args);
     if args.target.user && !p.timers.is_empty() && !lingering() {
         eprintln!(
             "note: your own manager, and with it your workflows' timers, runs only while you \

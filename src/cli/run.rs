@@ -351,10 +351,17 @@ pub fn fmt_duration(d: Duration) -> String {
 /// The final table; `run`: the run's number in the history, when known.
 pub fn print_table(runs: &[TaskRun], run: Option<i64>) {
     let width = runs.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    println!("{:width$}  {:26}  {:>9}", "TASK", "RESULT", "DURATION");
-    for t in runs {
+    let labels: Vec<String> = runs.iter().map(|t| t.state.label()).collect();
+    let lw = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    println!("{:width$}  {:lw$}  {:>9}", "TASK", "RESULT", "DURATION");
+    for (t, label) in runs.iter().zip(&labels) {
         let dur = t.duration.map(fmt_duration).unwrap_or_else(|| "-".into());
-        println!("{:width$}  {:26}  {:>9}", t.name, t.state.label(), dur);
+        println!("{:width$}  {label:lw$}  {dur:>9}", t.name);
     }
     let ok = runs.iter().all(|t| t.state.is_ok());
     let number = run.map(|id| format!(" {id}")).unwrap_or_default();

@@ -196,7 +196,10 @@ impl TaskState {
             TaskState::Stopping => "stopping".into(),
             TaskState::RetryPending(failed) => format!("{}, to be tried again", failed.label()),
             TaskState::Succeeded => "succeeded".into(),
-            TaskState::Failed(code) => format!("failed (exit {code})"),
+            TaskState::Failed(code) => match systemd_exit_step(*code) {
+                Some(step) => format!("failed (exit {code}/{step})"),
+                None => format!("failed (exit {code})"),
+            },
             TaskState::StartFailed(why) => format!("failed to start ({why})"),
             TaskState::Killed(sig) => format!("failed (signal {sig})"),
             TaskState::TimedOut => "timed out".into(),
@@ -240,6 +243,34 @@ impl TaskState {
             TaskState::Unknown => "unknown",
         }
     }
+}
+
+/// The step systemd failed at before the command ran, for the exit statuses it uses
+/// itself (as `systemctl status` shows them: `203/EXEC`); the journal has the details.
+fn systemd_exit_step(code: i32) -> Option<&'static str> {
+    Some(match code {
+        200 => "CHDIR",
+        203 => "EXEC",
+        204 => "MEMORY",
+        205 => "LIMITS",
+        208 => "STDIN",
+        209 => "STDOUT",
+        210 => "CHROOT",
+        216 => "GROUP",
+        217 => "USER",
+        218 => "CAPABILITIES",
+        219 => "CGROUP",
+        222 => "STDERR",
+        225 => "NETWORK",
+        226 => "NAMESPACE",
+        227 => "NO_NEW_PRIVILEGES",
+        228 => "SECCOMP",
+        233 => "RUNTIME_DIRECTORY",
+        235 => "CHOWN",
+        238 => "STATE_DIRECTORY",
+        243 => "CREDENTIALS",
+        _ => return None,
+    })
 }
 
 /// A task killed by SIGKILL under a `MemoryMax=` was, in all likelihood, killed by the
@@ -810,5 +841,18 @@ mod tests {
             states,
             ["upstream_failed", "failed", "upstream_failed", "succeeded"]
         );
+    }
+
+    #[test]
+    fn labels_name_the_step_systemd_failed_at_and_nothing_else() {
+        assert_eq!(TaskState::Failed(217).label(), "failed (exit 217/USER)");
+        assert_eq!(TaskState::Failed(203).label(), "failed (exit 203/EXEC)");
+        assert_eq!(TaskState::Failed(3).label(), "failed (exit 3)");
+        assert_eq!(TaskState::Failed(255).label(), "failed (exit 255)");
+        assert_eq!(
+            TaskState::StartFailed("resources".into()).label(),
+            "failed to start (resources)"
+        );
+        assert_eq!(TaskState::from_attempt("resources").key(), "failed");
     }
 }
