@@ -466,6 +466,47 @@ tasks:
     assert_eq!(st["tasks"][0]["state"], "failed", "{st:#}");
 }
 
+/// A task renamed in the YAML and applied while a run waits for a retry: when the run
+/// gets to it, its old unit is gone. The task is recorded as canceled, and the supervisor
+/// lives on (it used to exit on the failed start, and, restarted, meet it again).
+#[test]
+fn a_task_removed_mid_run_is_canceled_and_the_supervisor_lives_on() {
+    let yaml = "
+tasks:
+  a:
+    run: '[ -e /var/tmp/ok ] || { touch /var/tmp/ok; false; }'
+    retries: 1
+    retry_delay: 3s
+  b:
+    needs: [a]
+    run: echo b
+";
+    let Some(sb) = setup(&[("ren", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run ren").ok();
+    wait_until("the first attempt", Duration::from_secs(20), || {
+        sh(&sb, "test -e /var/tmp/ok").success().then_some(())
+    });
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/ren.yaml"),
+        yaml.replace("  b:", "  c:").as_bytes(),
+    )
+    .expect("edit the workflow");
+    sh(&sb, "flow apply").ok();
+    let v = wait_run(&sb, "ren", 1, Duration::from_secs(30));
+    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(results(&v, "a"), ["exit-code 1", "success"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["canceled"], "{v:#}");
+    let active = sh(&sb, "systemctl is-active supervisor-test.service");
+    assert_eq!(active.stdout.trim(), "active", "{active:?}");
+    // The next run is the new definition's, recorded as usual.
+    let next = sh(&sb, "flow run ren --wait");
+    assert!(next.success(), "{next:?}");
+    let v = wait_run(&sb, "ren", 2, Duration::from_secs(30));
+    assert_eq!(results(&v, "c"), ["success"], "{v:#}");
+}
+
 /// How many times systemd started `unit` (its "Starting" lines in the journal).
 fn starts(sb: &Sandbox, unit: &str) -> usize {
     sh(

@@ -459,7 +459,15 @@ impl Supervisor {
                 Ok(Signal::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(SupervisorError::Disconnected);
                 }
-                Ok(sig) => self.handle(sig)?,
+                Ok(sig) => match self.handle(sig) {
+                    Err(SupervisorError::Disconnected) => {
+                        return Err(SupervisorError::Disconnected);
+                    }
+                    // One signal's trouble (a unit that vanished, a call that failed) must
+                    // not end the supervisor: restarted, it would meet the same again.
+                    Err(e) => eprintln!("warning: {e}"),
+                    Ok(()) => {}
+                },
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
@@ -469,7 +477,9 @@ impl Supervisor {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 next_ping = Some(now + w);
             }
-            self.fire_timers(now)?;
+            if let Err(e) = self.fire_timers(now) {
+                eprintln!("warning: {e}");
+            }
             if self.write_retry.is_some_and(|at| now >= at) {
                 self.flush();
             }
@@ -637,7 +647,15 @@ impl Supervisor {
         if !self.runs.contains_key(&def.name) {
             return Ok(());
         }
-        let state = self.task_state(&def.tasks[i], result)?;
+        let state = match self.task_state(&def.tasks[i], result) {
+            Ok(state) => state,
+            Err(e) => {
+                // Unloaded already (its workflow removed or changed mid-run): what the job's
+                // result says is all there is.
+                eprintln!("warning: cannot read the state of {unit}: {e}");
+                UnitState::default()
+            }
+        };
         self.task_ended(&def.name, i, result, &state)?;
         self.advance(&def.name)?;
         Ok(())
@@ -899,12 +917,34 @@ impl Supervisor {
         for w in writes {
             self.write(w);
         }
+        let mut unstartable = Vec::new();
         for i in to_start {
             let unit = &def.tasks[i].unit;
             // Marked queued now: the JobNew signal follows, and `advance` must not start it
             // twice meanwhile.
             self.queued.insert(unit.clone(), 0);
-            self.sd.queue_start(unit)?;
+            if let Err(e) = self.sd.queue_start(unit) {
+                // Its unit is gone (the workflow was applied again without this task while
+                // the run went on) or masked: the task cannot run in this run.
+                self.queued.remove(unit);
+                eprintln!(
+                    "warning: cannot start {unit} in run {id} of {wf}: {e}; the task is recorded as canceled"
+                );
+                unstartable.push(i);
+            }
+        }
+        if !unstartable.is_empty() {
+            if let Some(run) = self.runs.get_mut(wf) {
+                let writes: Vec<Write> = unstartable
+                    .into_iter()
+                    .map(|i| run.settle(i, Final::Canceled, "canceled"))
+                    .collect();
+                for w in writes {
+                    self.write(w);
+                }
+            }
+            // What follows those tasks settles now; each pass settles at least one task.
+            return self.advance(wf);
         }
         if done {
             self.end_run(wf, id, &result)?;
