@@ -201,7 +201,7 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool, supe
         let t = Instant::now();
         inside(sb, "systemctl", &["start", &target]);
         let hand = t.elapsed();
-        if edges {
+        if edges && round > 0 {
             hand_gaps.extend(edge_gaps(sb, &hand_units, dag));
         }
         inside(sb, "systemctl", &["stop", &target]);
@@ -222,7 +222,7 @@ fn compare(sb: &Sandbox, name: &str, dag: &Dag, rounds: usize, edges: bool, supe
             dag.len(),
             out.chars().take(2000).collect::<String>()
         );
-        if edges {
+        if edges && round > 0 {
             flow_gaps.extend(edge_gaps(sb, &flow_units, dag));
         }
         if round > 0 {
