@@ -763,7 +763,9 @@ tasks:
         bad.stderr
     );
     sh(&sb, "touch /var/tmp/fixed").ok();
-    sh(&sb, &format!("flow retry fix 1 --db {DB}")).ok();
+    // Without a run number: the last run.
+    let retried = sh(&sb, &format!("flow retry fix --db {DB}")).ok();
+    assert!(retried.stdout.contains("of run 1"), "{retried:?}");
     let v = wait_run(&sb, "fix", 2, Duration::from_secs(20));
     assert_eq!(v["run"]["trigger"], "retry", "{v:#}");
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
@@ -774,6 +776,12 @@ tasks:
     // Once in the failed run, once in the retry: starting `after`, which requires it, did
     // not run it again.
     assert_eq!(sh(&sb, "cat /var/tmp/fixme").ok().stdout, "fixme\nfixme\n");
+    let again = sh(&sb, &format!("flow retry fix 1 --db {DB}"));
+    assert!(
+        !again.success() && again.stderr.contains("not its last run"),
+        "{}",
+        again.stderr
+    );
     // Two more runs: retention keeps the newest 2.
     for n in 3..=4 {
         sh(&sb, "systemctl start flow-fix.service").ok();

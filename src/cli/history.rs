@@ -491,13 +491,14 @@ pub fn stats(name: Option<&str>, json: bool, db: &DbArgs) -> Result<Exit, CliErr
     Ok(Exit::Success)
 }
 
-/// `flow retry NAME RUN`: runs the tasks of a failed run that did not succeed again, in a
+/// `flow retry NAME [RUN]`: runs the tasks of a failed run that did not succeed again, in a
 /// new run (trigger `retry`); what succeeded stays done. Only the workflow's last run can
 /// be retried: what later runs did to the units would not be undone.
-pub fn retry(name: &str, run: i64, db: &DbArgs) -> Result<Exit, CliError> {
+pub fn retry(name: &str, run: Option<i64>, db: &DbArgs) -> Result<Exit, CliError> {
     let u = super::user_flag(db.user);
     let s = db.open()?;
-    let r = find_run(&s, name, Some(run), db.user)?;
+    let r = find_run(&s, name, run, db.user)?;
+    let run = r.id;
     let last = s
         .last_run(name)
         .map_err(|e| CliError::System(e.to_string()))?;

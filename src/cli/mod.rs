@@ -194,7 +194,8 @@ pub enum Command {
     /// Run the tasks of a failed run that did not succeed again (a new run, trigger `retry`).
     Retry {
         name: String,
-        run: i64,
+        /// The run (default: the last one; only the last run can be retried).
+        run: Option<i64>,
         #[command(flatten)]
         db: history::HistoryArgs,
     },
