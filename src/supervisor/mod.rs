@@ -460,12 +460,12 @@ impl Supervisor {
                     return Err(SupervisorError::Disconnected);
                 }
                 Ok(sig) => match self.handle(sig) {
-                    Err(SupervisorError::Disconnected) => {
-                        return Err(SupervisorError::Disconnected);
-                    }
-                    // One signal's trouble (a unit that vanished, a call that failed) must
-                    // not end the supervisor: restarted, it would meet the same again.
-                    Err(e) => eprintln!("warning: {e}"),
+                    // A call about one unit that failed (the unit vanished, say) must not
+                    // end the supervisor: restarted, it would replay the run and meet the
+                    // same again. Other errors end it, and the restart recovers from the
+                    // journal what this one could not record.
+                    Err(SupervisorError::Systemd(e)) => eprintln!("warning: {e}"),
+                    Err(e) => return Err(e),
                     Ok(()) => {}
                 },
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -477,8 +477,10 @@ impl Supervisor {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 next_ping = Some(now + w);
             }
-            if let Err(e) = self.fire_timers(now) {
-                eprintln!("warning: {e}");
+            match self.fire_timers(now) {
+                Err(SupervisorError::Systemd(e)) => eprintln!("warning: {e}"),
+                Err(e) => return Err(e),
+                Ok(()) => {}
             }
             if self.write_retry.is_some_and(|at| now >= at) {
                 self.flush();
