@@ -319,6 +319,33 @@ fn plan_and_apply_warn_about_files_and_accounts_the_machine_lacks() {
     assert!(units.join("flow-w--a.service").exists());
 }
 
+/// No files named and no workflows directory: say where workflows go, not "cannot read".
+#[test]
+fn a_missing_workflows_directory_says_where_workflows_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("cfg");
+    let want = format!(
+        "{}/flow/workflows does not exist: put your workflow files there (`mkdir -p {}/flow/workflows`)",
+        cfg.display(),
+        cfg.display()
+    );
+    for (args, verb) in [
+        (&["validate", "--user"][..], "flow validate --user FILE..."),
+        (&["plan", "--user"][..], "flow plan --user FILE..."),
+        (
+            &["apply", "--user", "--no-reload"][..],
+            "flow apply --user FILE...",
+        ),
+    ] {
+        flow()
+            .args(args)
+            .env("XDG_CONFIG_HOME", &cfg)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(want.as_str()).and(predicate::str::contains(verb)));
+    }
+}
+
 #[test]
 fn graph_as_dot_and_mermaid() {
     let dir = tempfile::tempdir().expect("tempdir");

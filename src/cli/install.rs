@@ -56,18 +56,14 @@ struct Prepared {
     warnings: Vec<String>,
 }
 
-fn prepare(args: &InstallArgs) -> Result<Prepared, CliError> {
+fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
     let user = args.target.user;
     let dir = args
         .target
         .unit_dir
         .clone()
         .unwrap_or_else(|| workflows::units_dir(user));
-    let paths = if args.paths.is_empty() {
-        vec![workflows::workflows_dir(user)]
-    } else {
-        args.paths.clone()
-    };
+    let paths = workflows::paths_or_default(&args.paths, user, verb)?;
     let files: Vec<PathBuf> = workflows::expand(&paths)?
         .into_iter()
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
@@ -123,7 +119,7 @@ fn print_warnings(p: &Prepared, args: &InstallArgs) {
 }
 
 pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
-    let p = prepare(args)?;
+    let p = prepare(args, "plan")?;
     print_warnings(&p, args);
     if p.plan.is_empty() {
         println!(
@@ -161,7 +157,7 @@ fn print_summary(plan: &Plan) {
 }
 
 pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
-    let p = prepare(args)?;
+    let p = prepare(args, "apply")?;
     print_warnings(&p, args);
     if args.target.user && !p.timers.is_empty() && !lingering() {
         eprintln!(

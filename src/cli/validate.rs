@@ -6,11 +6,7 @@ use super::exit::{CliError, Exit};
 use super::{Scope, workflows};
 
 pub fn run(paths: &[PathBuf], scope: &Scope) -> Result<Exit, CliError> {
-    let paths = if paths.is_empty() {
-        vec![workflows::workflows_dir(scope.user)]
-    } else {
-        paths.to_vec()
-    };
+    let paths = workflows::paths_or_default(paths, scope.user, "validate")?;
     let files = workflows::expand(&paths)?;
     if files.is_empty() {
         return Err(CliError::Invalid(format!(

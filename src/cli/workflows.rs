@@ -18,6 +18,28 @@ pub fn workflows_dir(user: bool) -> PathBuf {
     }
 }
 
+/// The files a command names, or the workflows directory when it names none; that
+/// directory must exist (an empty one is fine: `flow apply` of it removes every workflow).
+pub fn paths_or_default(
+    paths: &[PathBuf],
+    user: bool,
+    verb: &str,
+) -> Result<Vec<PathBuf>, CliError> {
+    if !paths.is_empty() {
+        return Ok(paths.to_vec());
+    }
+    let dir = workflows_dir(user);
+    if !dir.is_dir() {
+        return Err(CliError::Invalid(format!(
+            "{} does not exist: put your workflow files there (`mkdir -p {}`), or name them (`flow {verb}{} FILE...`)",
+            dir.display(),
+            dir.display(),
+            super::user_flag(user)
+        )));
+    }
+    Ok(vec![dir])
+}
+
 /// The unit directory flow installs into for the system or the calling user.
 pub fn units_dir(user: bool) -> PathBuf {
     if user {
