@@ -723,6 +723,7 @@ fn while_held(out: &mut [TaskRun], wf: &InstalledWorkflow, tried: Option<&HashMa
         let failed = matches!(
             r.state,
             TaskState::Failed(_)
+                | TaskState::StartFailed(_)
                 | TaskState::Killed(_)
                 | TaskState::TimedOut
                 | TaskState::OutOfMemory
@@ -829,6 +830,15 @@ mod tests {
         assert_eq!(states, ["pending", "retry_pending", "pending", "succeeded"]);
         assert_eq!(out[1].state.label(), "failed (exit 1), to be tried again");
         assert_eq!(out[0].invocation_id, None);
+        // A start that failed before the command ran waits for its retry the same way.
+        let (wf, mut out) = held_run();
+        out[1].state = TaskState::StartFailed("resources".into());
+        while_held(&mut out, &wf, Some(&tried));
+        assert_eq!(
+            out[1].state.label(),
+            "failed to start (resources), to be tried again"
+        );
+        assert_eq!(out[2].state.key(), "pending");
     }
 
     #[test]
