@@ -464,6 +464,18 @@ tasks:
     let status = sh(&sb, "flow status noenv --json").ok().stdout;
     let st: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
     assert_eq!(st["tasks"][0]["state"], "failed", "{st:#}");
+    // A failed start while the supervisor was down is found in the journal at its start
+    // (an attempt, not a task still to run): one retry follows, as the task allows.
+    sh(&sb, "systemctl stop supervisor-test.service").ok();
+    sh(&sb, "flow run noenv").ok();
+    wait_until("the run's failed start", Duration::from_secs(10), || {
+        (failed_starts() == 3).then_some(())
+    });
+    start_supervisor(&sb);
+    let v = wait_run(&sb, "noenv", 2, Duration::from_secs(10));
+    assert_eq!(results(&v, "a"), ["resources", "resources"], "{v:#}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(failed_starts(), 4);
 }
 
 /// A task renamed in the YAML and applied while a run waits for a retry: when the run

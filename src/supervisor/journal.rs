@@ -138,6 +138,16 @@ pub fn parse(text: &str, user: bool) -> Vec<JobEnd> {
                     {
                         state.result = Some("signal".into());
                     }
+                } else if !inv.is_empty()
+                    && matches!(
+                        act.unit_result.as_deref(),
+                        Some("resources" | "start-limit-hit")
+                    )
+                {
+                    // A start that failed before the command ran (an `env_file` that does
+                    // not exist): no "Starting", but an InvocationID and systemd's result.
+                    state.invocation_id = Some(inv.clone());
+                    state.result = act.unit_result.clone();
                 }
                 out.push(JobEnd {
                     at_us: at,
@@ -185,5 +195,17 @@ mod tests {
         assert_eq!(ends[2].state.invocation_id.as_deref(), Some("i2"));
         // A condition skip: no activation.
         assert_eq!(ends[3].state.inactive_exit_timestamp, None);
+    }
+
+    #[test]
+    fn a_start_that_failed_before_the_command_is_an_attempt_too() {
+        let text = r#"{"__REALTIME_TIMESTAMP":"100","UNIT":"a.service","MESSAGE_ID":"d9b373ed55a64feb8242e02dbe79a49c","UNIT_RESULT":"resources","INVOCATION_ID":"i1"}
+{"UNIT":"a.service","__REALTIME_TIMESTAMP":"101","JOB_RESULT":"failed","MESSAGE_ID":"be02cf6855d2428ba40df7e9d022f03d","INVOCATION_ID":"i1"}"#;
+        let ends = super::parse(text, false);
+        assert_eq!(ends.len(), 1);
+        assert_eq!(ends[0].result, "failed");
+        assert_eq!(ends[0].state.result.as_deref(), Some("resources"));
+        assert_eq!(ends[0].state.invocation_id.as_deref(), Some("i1"));
+        assert_eq!(ends[0].state.inactive_exit_timestamp, None);
     }
 }
