@@ -144,6 +144,12 @@ pub enum SupervisorError {
     Units { dir: PathBuf, error: std::io::Error },
     #[error("the connection to systemd closed; exiting so that systemd restarts the supervisor")]
     Disconnected,
+    /// How a task's job ended is unknown: guessing could run it twice or lose it, and a
+    /// restarted supervisor reads it from the journal.
+    #[error(
+        "cannot read the state of {unit}: {error}; exiting so that the restart recovers it from the journal"
+    )]
+    TaskStateUnknown { unit: String, error: SystemdError },
 }
 
 /// A signal from the manager.
@@ -650,13 +656,13 @@ impl Supervisor {
             return Ok(());
         }
         let state = match self.task_state(&def.tasks[i], result) {
-            Ok(state) => state,
-            Err(e) => {
-                // Unloaded already (its workflow removed or changed mid-run): what the job's
-                // result says is all there is.
-                eprintln!("warning: cannot read the state of {unit}: {e}");
-                UnitState::default()
+            Err(SupervisorError::Systemd(error)) => {
+                return Err(SupervisorError::TaskStateUnknown {
+                    unit: unit.to_string(),
+                    error,
+                });
             }
+            other => other?,
         };
         self.task_ended(&def.name, i, result, &state)?;
         self.advance(&def.name)?;
