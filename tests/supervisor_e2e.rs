@@ -19,15 +19,25 @@ fn setup_with(workflows: &[(&str, &str)], supervise_args: &str) -> Option<Sandbo
     let sb = common::sandbox()?;
     install_flow(&sb);
     for (name, yaml) in workflows {
-        sb.write_file(
-            std::path::Path::new(&format!("/etc/flow/workflows/{name}.yaml")),
-            yaml.as_bytes(),
-        )
-        .expect("write workflow");
+        write_workflow(&sb, name, yaml);
     }
     sh(&sb, "flow apply").ok();
     start_supervisor_with(&sb, supervise_args);
     Some(sb)
+}
+
+fn write_workflow(sb: &Sandbox, name: &str, yaml: &str) {
+    sb.write_file(
+        std::path::Path::new(&format!("/etc/flow/workflows/{name}.yaml")),
+        yaml.as_bytes(),
+    )
+    .expect("write the workflow");
+}
+
+/// Writes (or rewrites) the workflow `name` and applies it.
+fn write_and_apply(sb: &Sandbox, name: &str, yaml: &str) {
+    write_workflow(sb, name, yaml);
+    sh(sb, "flow apply").ok();
 }
 
 fn start_supervisor(sb: &Sandbox) {
@@ -500,12 +510,7 @@ tasks:
     wait_until("the first attempt", Duration::from_secs(20), || {
         sh(&sb, "test -e /var/tmp/ok").success().then_some(())
     });
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/ren.yaml"),
-        yaml.replace("  b:", "  c:").as_bytes(),
-    )
-    .expect("edit the workflow");
-    sh(&sb, "flow apply").ok();
+    write_and_apply(&sb, "ren", &yaml.replace("  b:", "  c:"));
     let v = wait_run(&sb, "ren", 1, Duration::from_secs(30));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "a"), ["exit-code 1", "success"], "{v:#}");
@@ -1187,12 +1192,11 @@ fn a_locked_database_delays_records_but_loses_none() {
 fn a_full_disk_delays_records_but_loses_none() {
     let Some(sb) = common::sandbox() else { return };
     install_flow(&sb);
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/full.yaml"),
-        b"tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n",
-    )
-    .expect("write workflow");
-    sh(&sb, "flow apply").ok();
+    write_and_apply(
+        &sb,
+        "full",
+        "tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n",
+    );
     // The history on a small file system of its own.
     sh(
         &sb,
@@ -1252,12 +1256,7 @@ tasks:
         sh(&sb, "test -s /var/tmp/tries").success().then_some(())
     });
     // During the first retry delay: no retries any more.
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/ed.yaml"),
-        v1.replace("retries: 2", "retries: 0").as_bytes(),
-    )
-    .expect("edit the workflow");
-    sh(&sb, "flow apply").ok();
+    write_and_apply(&sb, "ed", &v1.replace("retries: 2", "retries: 0"));
     let first = wait_run(&sb, "ed", 1, Duration::from_secs(30));
     assert_eq!(
         results(&first, "flaky"),
