@@ -160,7 +160,7 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
             rec.state = Some(match result.as_str() {
                 "timeout" => TaskState::TimedOut,
                 "oom-kill" => TaskState::OutOfMemory,
-                r @ ("resources" | "start-limit-hit") => TaskState::StartFailed(r.to_string()),
+                r if crate::systemd::start_failed(r) => TaskState::StartFailed(r.to_string()),
                 _ => TaskState::Failed(1),
             });
             rec.unit_result = Some(result);

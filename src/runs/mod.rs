@@ -300,7 +300,7 @@ impl TaskState {
             "oom" => TaskState::OutOfMemory,
             "canceled" => TaskState::Canceled,
             "upstream_failed" => TaskState::UpstreamFailed,
-            "resources" | "start-limit-hit" => TaskState::StartFailed(result.to_string()),
+            r if crate::systemd::start_failed(r) => TaskState::StartFailed(r.to_string()),
             _ => {
                 if let Some(n) = number("exit-code") {
                     TaskState::Failed(n)
@@ -341,7 +341,7 @@ fn state_from_result(unit: &UnitState) -> TaskState {
         }
         Some("exit-code") => TaskState::Failed(unit.exec_main_status),
         // Nothing ran: ExecMainStatus is an earlier activation's.
-        Some(r @ ("resources" | "start-limit-hit")) => TaskState::StartFailed(r.to_string()),
+        Some(r) if crate::systemd::start_failed(r) => TaskState::StartFailed(r.to_string()),
         Some(_) => TaskState::Failed(unit.exec_main_status),
         None => TaskState::Unknown,
     }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use crate::systemd::UnitState;
+use crate::systemd::{UnitState, start_failed};
 
 const STARTING: &str = "7d4958e842da4a758f6c1cdc7b36dcc5";
 const JOB_DONE: &str = "39f53479d3a045ac8e11786248231fbf";
@@ -138,12 +138,7 @@ pub fn parse(text: &str, user: bool) -> Vec<JobEnd> {
                     {
                         state.result = Some("signal".into());
                     }
-                } else if !inv.is_empty()
-                    && matches!(
-                        act.unit_result.as_deref(),
-                        Some("resources" | "start-limit-hit")
-                    )
-                {
+                } else if !inv.is_empty() && act.unit_result.as_deref().is_some_and(start_failed) {
                     // A start that failed before the command ran (an `env_file` that does
                     // not exist): no "Starting", but an InvocationID and systemd's result.
                     state.invocation_id = Some(inv.clone());

@@ -48,7 +48,9 @@ use crate::runs::trigger;
 use crate::store::{self, Attempt, Store, StoreError};
 use crate::systemd::private;
 use crate::systemd::watch::unit_path;
-use crate::systemd::{AccountingDefaults, Bus, JobSummary, Systemd, SystemdError, UnitState};
+use crate::systemd::{
+    AccountingDefaults, Bus, JobSummary, Systemd, SystemdError, UnitState, start_failed,
+};
 use def::{TaskDef, When, WorkflowDef};
 use seen::Seen;
 
@@ -789,7 +791,7 @@ impl Supervisor {
             && job == "failed"
             && unit.invocation_id.is_some()
             && unit.invocation_id != run.tasks[i].last_inv
-            && start_failed(unit);
+            && unit.result.as_deref().is_some_and(start_failed);
         let mut writes = Vec::new();
         if started.is_some() || failed_to_start {
             // A new activation, or a failed start: an attempt.
@@ -1168,7 +1170,7 @@ fn attempt_result(job: &str, unit: &UnitState) -> String {
         (_, Some("exec-condition")) => "skipped".into(),
         ("timeout", _) | (_, Some("timeout")) => "timeout".into(),
         (_, Some("oom-kill")) => "oom".into(),
-        (_, Some(r @ ("resources" | "start-limit-hit"))) => r.into(),
+        (_, Some(r)) if start_failed(r) => r.into(),
         // Stopped while running (cancel, deadline, `overlap: replace`): SIGTERM, or
         // SIGKILL after the stop timeout.
         (_, Some("signal" | "core-dump")) if job == "canceled" => "canceled".into(),
@@ -1176,15 +1178,6 @@ fn attempt_result(job: &str, unit: &UnitState) -> String {
         ("canceled", _) => "canceled".into(),
         _ => format!("exit-code {}", unit.exec_main_status),
     }
-}
-
-/// Whether systemd could not start the unit's command: its results `resources` and
-/// `start-limit-hit`, which `flow status` and `flow history` show as such.
-fn start_failed(unit: &UnitState) -> bool {
-    matches!(
-        unit.result.as_deref(),
-        Some("resources" | "start-limit-hit")
-    )
 }
 
 fn no_activation(run_id: i64, task: &str, attempt: u32, result: &str) -> Attempt {
