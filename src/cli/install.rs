@@ -91,15 +91,20 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
                 .map(|s| (names::timer_unit(&c.workflow.name), *s != Schedule::Reboot))
         })
         .collect();
-    let warnings = compiled
-        .iter()
-        .flat_map(|c| {
-            let shown = c.path.display().to_string();
-            install::host::this_machine(&c.workflow.host)
-                .into_iter()
-                .map(move |d| d.render_warning(&shown, &c.text))
-        })
-        .collect();
+    // `--no-host-check`: not even looked for.
+    let warnings = if args.target.no_host_check {
+        Vec::new()
+    } else {
+        compiled
+            .iter()
+            .flat_map(|c| {
+                let shown = c.path.display().to_string();
+                install::host::this_machine(&c.workflow.host)
+                    .into_iter()
+                    .map(move |d| d.render_warning(&shown, &c.text))
+            })
+            .collect()
+    };
     Ok(Prepared {
         dir,
         plan,
@@ -109,10 +114,7 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
 }
 
 /// Warnings go first: they are about the files about to be applied.
-fn print_warnings(p: &Prepared, args: &InstallArgs) {
-    if args.target.no_host_check {
-        return;
-    }
+fn print_warnings(p: &Prepared) {
     for w in &p.warnings {
         eprintln!("{w}");
     }
@@ -120,7 +122,7 @@ fn print_warnings(p: &Prepared, args: &InstallArgs) {
 
 pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args, "plan")?;
-    print_warnings(&p, args);
+    print_warnings(&p);
     if p.plan.is_empty() {
         println!(
             "Nothing to change: the units in {} match the workflows.",
@@ -158,7 +160,7 @@ fn print_summary(plan: &Plan) {
 
 pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args, "apply")?;
-    print_warnings(&p, args);
+    print_warnings(&p);
     if args.target.user && !p.timers.is_empty() && !lingering() {
         eprintln!(
             "note: your own manager, and with it your workflows' timers, runs only while you \

@@ -30,42 +30,44 @@ pub fn this_machine(refs: &[HostRef]) -> Vec<Diagnostic> {
 /// A warning for each reference the machine lacks.
 pub fn missing(refs: &[HostRef], machine: &Machine) -> Vec<Diagnostic> {
     refs.iter()
-        .filter_map(|r| {
+        .filter(|r| {
+            let v = r.value.as_str();
+            !match r.kind {
+                HostKind::EnvFile | HostKind::WorkingDir => (machine.path_exists)(Path::new(v)),
+                HostKind::User => (machine.user_exists)(v),
+                HostKind::Group => (machine.group_exists)(v),
+            }
+        })
+        .map(|r| {
             let v = &r.value;
-            let (what, found, help) = match r.kind {
+            let (what, help) = match r.kind {
                 HostKind::EnvFile => (
                     "env_file",
-                    (machine.path_exists)(Path::new(v)),
                     format!(
                         "create it (lines of `NAME=value`), or write `-{v}` if it may be missing: until then the task fails to start"
                     ),
                 ),
                 HostKind::WorkingDir => (
                     "working_dir",
-                    (machine.path_exists)(Path::new(v)),
                     format!(
                         "create it (`mkdir -p {v}`), unless a task that runs before creates it: without it the task fails (exit 200)"
                     ),
                 ),
                 HostKind::User => (
                     "user",
-                    (machine.user_exists)(v),
                     format!(
                         "create it (`adduser --system {v}`), or change `user`: until then the task fails (exit 217)"
                     ),
                 ),
                 HostKind::Group => (
                     "group",
-                    (machine.group_exists)(v),
                     format!(
                         "create it (`addgroup --system {v}`), or change `group`: until then the task fails (exit 216)"
                     ),
                 ),
             };
-            (!found).then(|| {
-                Diagnostic::new(r.span, format!("{what} `{v}` does not exist on this machine"))
-                    .help(help)
-            })
+            Diagnostic::new(r.span, format!("{what} `{v}` does not exist on this machine"))
+                .help(help)
         })
         .collect()
 }
