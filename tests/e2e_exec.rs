@@ -199,24 +199,46 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     let only = fb.flow(&["logs", "talk", "--task", "bye"]).ok().stdout;
     assert_eq!(only.lines().count(), 1, "{only}");
     assert!(only.trim_end().ends_with(" bye | bye-line"), "{only}");
+    // `--lines N`: the last N, after a note of how many came before.
+    let tail = fb.flow(&["logs", "talk", "--lines", "2"]).ok().stdout;
+    let tail: Vec<&str> = tail.lines().collect();
+    assert_eq!(tail.len(), 3, "{tail:?}");
+    assert!(
+        tail[0].starts_with("… 1 earlier line not shown"),
+        "{tail:?}"
+    );
+    assert_eq!(tail[1..], lines[1..], "{tail:?}");
+    let tail = fb.flow(&["logs", "talk", "-n", "1", "--json"]).ok().stdout;
+    assert_eq!(tail.lines().count(), 1, "no note in JSON: {tail}");
+    assert!(tail.contains(r#""message":"bye-line""#), "{tail}");
 
     // `flow logs -f` prints the last run's lines at once (a run followed after it began
     // shows from its beginning), then those of the runs that follow, as they come.
+    // With `--lines 1`, the last line, then what comes.
     fb.sh("timeout 30 /usr/local/bin/flow logs talk -f > /tmp/follow.out 2>&1 & echo $! > /tmp/follow.pid");
-    let followed = |n: usize| {
+    fb.sh("timeout 30 /usr/local/bin/flow logs talk -f -n 1 > /tmp/tail.out 2>&1 & echo $! >> /tmp/follow.pid");
+    let followed = |file: &str, n: usize| {
         common::wait_until("followed lines", Duration::from_secs(10), || {
-            let out = fb.read_string("/tmp/follow.out");
+            let out = fb.read_string(file);
             (out.lines().count() >= n).then_some(out)
         })
     };
-    let last = followed(3);
+    let last = followed("/tmp/follow.out", 3);
     assert_eq!(last.lines().collect::<Vec<_>>(), lines, "{last}");
+    let tail = followed("/tmp/tail.out", 2);
+    assert_eq!(tail.lines().nth(1), Some(lines[2]), "{tail}");
     let third = fb.run_wait("talk");
     assert!(third.succeeded, "{third:?}");
-    let all = followed(6);
+    let all = followed("/tmp/follow.out", 6);
     let lines: Vec<&str> = all.lines().collect();
     assert_eq!(lines.len(), 6, "{all}");
     assert!(lines[3].ends_with(" hello | hello-line-1"), "{all}");
     assert!(lines[5].ends_with(" bye | bye-line"), "{all}");
+    let tail = followed("/tmp/tail.out", 5);
+    assert_eq!(
+        tail.lines().skip(1).collect::<Vec<_>>(),
+        lines[2..],
+        "the last line, then every new one: {tail}"
+    );
     fb.sh("kill $(cat /tmp/follow.pid)");
 }

@@ -56,7 +56,7 @@ fn pid_alive(pid: u32) -> bool {
 fn a_failed_run_exits_1_shows_why_and_leaves_nothing() {
     let Some(t) = setup(
         "fails.yaml",
-        "tasks:\n  ok: {run: echo fine}\n  bad: {needs: [ok], run: 'echo oops >&2; exit 3'}\n  after: {needs: [bad], run: echo never}\n",
+        "tasks:\n  ok: {run: seq 250}\n  bad: {needs: [ok], run: 'echo oops >&2; exit 3'}\n  after: {needs: [bad], run: echo never}\n",
     ) else {
         return;
     };
@@ -77,6 +77,13 @@ fn a_failed_run_exits_1_shows_why_and_leaves_nothing() {
     assert!(stdout.contains("\nRun 1 failed.\n"), "{stdout}");
     assert!(stdout.contains(" bad | oops\n"), "{stdout}");
     assert!(!stdout.contains("never"), "{stdout}");
+    // The last 200 lines: `ok` wrote 250 and `bad` one.
+    assert!(
+        stdout.contains("\n… 51 earlier lines not shown"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(" ok | 51\n"), "{stdout}");
+    assert!(stdout.contains(" ok | 52\n"), "{stdout}");
     assert_eq!(left_in(tmp.path()), Vec::<String>::new());
 }
 

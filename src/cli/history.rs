@@ -344,15 +344,27 @@ pub fn status(name: &str, run: Option<i64>, json: bool, db: &DbArgs) -> Result<E
 
 /// `logs NAME RUN [--task T] [--attempt N]`: the exact lines of each attempt, by
 /// InvocationID.
+/// Which of a recorded run's lines `flow logs NAME RUN` prints.
+pub struct LogsWanted<'a> {
+    pub task: Option<&'a str>,
+    pub attempt: Option<u32>,
+    /// Only the last this many.
+    pub lines: Option<usize>,
+}
+
 pub fn logs(
     name: &str,
     run: i64,
-    task: Option<&str>,
-    attempt: Option<u32>,
+    wanted: LogsWanted,
     user: bool,
     json: bool,
     db: &DbArgs,
 ) -> Result<Exit, CliError> {
+    let LogsWanted {
+        task,
+        attempt,
+        lines,
+    } = wanted;
     let s = db.open()?;
     let r = find_run(&s, name, Some(run), db.user)?;
     let all = s
@@ -399,7 +411,7 @@ pub fn logs(
             .collect(),
     };
     crate::runs::journal::sync();
-    super::run::print_lines(&tasks, &select, json)
+    super::run::print_lines(&tasks, &select, lines, json)
 }
 
 pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> String {

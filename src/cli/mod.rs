@@ -140,6 +140,9 @@ pub enum Command {
         /// Keep printing new lines as they come.
         #[arg(long, short)]
         follow: bool,
+        /// Only the last N lines (with --follow: then every new line).
+        #[arg(long, short = 'n', value_name = "N")]
+        lines: Option<usize>,
         #[command(flatten)]
         at: run::Where,
     },
@@ -269,14 +272,18 @@ pub fn main() -> ExitCode {
             run: Some(id),
             task,
             attempt,
+            lines,
             at,
             db,
             ..
         } => history::logs(
             &name,
             id,
-            task.as_deref(),
-            attempt,
+            history::LogsWanted {
+                task: task.as_deref(),
+                attempt,
+                lines,
+            },
             at.user,
             at.json,
             &db.for_user(at.user),
@@ -285,9 +292,10 @@ pub fn main() -> ExitCode {
             name,
             task,
             follow,
+            lines,
             at,
             ..
-        } => run::logs(&name, task.as_deref(), follow, &at),
+        } => run::logs(&name, task.as_deref(), follow, lines, &at),
         Command::Supervise(args) => history::supervise(&args),
         Command::History {
             name,

@@ -433,7 +433,13 @@ pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
 }
 
 /// `flow logs NAME [--task T] [-f]`: the journal lines of the last run's tasks.
-pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<Exit, CliError> {
+pub fn logs(
+    name: &str,
+    task: Option<&str>,
+    follow: bool,
+    lines: Option<usize>,
+    w: &Where,
+) -> Result<Exit, CliError> {
     let wf = w.workflow(name)?;
     if let Some(t) = task
         && !wf.tasks.iter().any(|x| x.name == t)
@@ -466,18 +472,22 @@ pub fn logs(name: &str, task: Option<&str>, follow: bool, w: &Where) -> Result<E
             return Ok(Exit::Success);
         }
     };
-    print_lines(&tasks, &select, w.json)
+    print_lines(&tasks, &select, lines, w.json)
 }
 
 /// Print the selected lines as `time task | message`, or with `json` one object per line
-/// (`time_us`, µs since the epoch; `task`; `message`).
+/// (`time_us`, µs since the epoch; `task`; `message`). With `lines`, only the last that
+/// many of those there are; when following, then every new one.
 pub fn print_lines(
     tasks: &runs::logs::Tasks,
     select: &runs::logs::Select,
+    lines: Option<usize>,
     json: bool,
 ) -> Result<Exit, CliError> {
+    use runs::logs::{Select, Tail};
+    let journalctl = |e| CliError::io("cannot run journalctl (is systemd installed?)", e);
     let mut out = std::io::stdout().lock();
-    runs::logs::read(tasks, select, |line| {
+    let mut print = |line: runs::logs::Line| {
         if json {
             let v = serde_json::json!({
                 "time_us": line.time_us,
@@ -495,9 +505,53 @@ pub fn print_lines(
             )
             .is_ok()
         }
+    };
+    let Some(keep) = lines else {
+        runs::logs::read(tasks, select, print).map_err(journalctl)?;
+        return Ok(Exit::Success);
+    };
+    // The lines there are, read to their end (following from the start would never end),
+    // keeping the last ones; then, following, what comes after the last entry read.
+    let (backlog, follow) = match select {
+        Select::Follow(Some(since)) => (Select::Since(*since), true),
+        Select::Follow(None) | Select::FollowAfter(_) => {
+            runs::logs::read(tasks, select, print).map_err(journalctl)?;
+            return Ok(Exit::Success);
+        }
+        other => (other.clone(), false),
+    };
+    let mut tail = Tail::new(keep);
+    let cursor = runs::logs::read(tasks, &backlog, |l| {
+        tail.push(l);
+        true
     })
-    .map_err(|e| CliError::io("cannot run journalctl (is systemd installed?)", e))?;
+    .map_err(journalctl)?;
+    if tail.earlier > 0 && !json {
+        let _ = print_earlier(tail.earlier);
+    }
+    for line in tail.lines {
+        if !print(line) {
+            return Ok(Exit::Success);
+        }
+    }
+    if follow {
+        let after = match cursor {
+            Some(c) => Select::FollowAfter(c),
+            // Nothing in the journal since the run began: all of it is new.
+            None => select.clone(),
+        };
+        runs::logs::read(tasks, &after, print).map_err(journalctl)?;
+    }
     Ok(Exit::Success)
+}
+
+/// The note above the last lines: how many were left out.
+fn print_earlier(n: usize) -> std::io::Result<()> {
+    let plural = if n == 1 { "line" } else { "lines" };
+    writeln!(
+        std::io::stdout(),
+        "… {n} earlier {plural} not shown (without --lines, `flow logs` prints them all)"
+    )
 }
 
 /// µs since the epoch as local `HH:MM:SS.mmm`.

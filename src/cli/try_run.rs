@@ -133,8 +133,9 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
     // journald reads a task's stdout stream on its own schedule and `journalctl --sync`
     // does not wait for stream data (systemd 252): give the last lines a moment to land.
     std::thread::sleep(std::time::Duration::from_millis(300));
+    // The last lines: a task may write thousands, and its end says most.
     println!("\nLogs:");
-    flow(&["logs", &wf.name])?;
+    flow(&["logs", &wf.name, "--lines", TRY_LOG_LINES])?;
     if let Some(schedule) = &wf.schedule {
         println!();
         print_next_fires(&sb, schedule, wf.timezone.as_deref());
@@ -152,6 +153,9 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
         Exit::Failure
     })
 }
+
+/// How many log lines `flow try` prints at most.
+const TRY_LOG_LINES: &str = "200";
 
 /// The run's number once the supervisor recorded its end (`run --wait` follows it to its
 /// end, but a store write may still be waiting for a lock).

@@ -40,6 +40,9 @@ pub enum Select {
     /// Every line from this realtime µs on (the start of the last run), or only new ones
     /// without it, then new lines as they come, until interrupted.
     Follow(Option<u64>),
+    /// The lines after this journal cursor (where an earlier read ended), then new lines as
+    /// they come, until interrupted.
+    FollowAfter(String),
 }
 
 /// The tasks of a workflow whose lines are wanted, in the calling user's manager or the
@@ -128,12 +131,13 @@ impl Tasks {
 }
 
 /// Calls `each` with every selected line, oldest first, until it returns false. (Call
-/// [`super::journal::sync`] first where the newest lines matter.)
+/// [`super::journal::sync`] first where the newest lines matter.) Returns the cursor of the
+/// last journal entry read, to follow on from it ([`Select::FollowAfter`]).
 pub fn read(
     tasks: &Tasks,
     select: &Select,
     mut each: impl FnMut(Line) -> bool,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<String>> {
     let mut cmd = Command::new("journalctl");
     cmd.args(["-o", "json", "--no-pager"]);
     match select {
@@ -153,6 +157,9 @@ pub fn read(
                 None => cmd.args(["-n", "0"]),
             };
         }
+        Select::FollowAfter(cursor) => {
+            cmd.args(["-f", &format!("--after-cursor={cursor}")]);
+        }
     }
     cmd.args(tasks.matches());
     let mut child = cmd.stdout(Stdio::piped()).spawn()?;
@@ -160,11 +167,15 @@ pub fn read(
         return Err(std::io::Error::other("journalctl gave no output"));
     };
     let mut picker = Picker::new(tasks, select);
+    let mut cursor = None;
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Ok(mut entry) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
+        if let serde_json::Value::String(c) = entry["__CURSOR"].take() {
+            cursor = Some(c);
+        }
         if let Some(line) = picker.pick(&entry)
             && !each(line)
         {
@@ -173,7 +184,37 @@ pub fn read(
     }
     let _ = child.kill();
     let _ = child.wait();
-    Ok(())
+    Ok(cursor)
+}
+
+/// The last `keep` of the lines offered, and how many came before them: what `flow logs
+/// --lines N` prints.
+#[derive(Debug)]
+pub struct Tail {
+    keep: usize,
+    pub lines: std::collections::VecDeque<Line>,
+    pub earlier: usize,
+}
+
+impl Tail {
+    pub fn new(keep: usize) -> Self {
+        Tail {
+            keep,
+            lines: std::collections::VecDeque::new(),
+            earlier: 0,
+        }
+    }
+
+    pub fn push(&mut self, line: Line) {
+        if self.lines.len() == self.keep {
+            self.earlier += 1;
+            // Keeping none: every line is an earlier one.
+            if self.lines.pop_front().is_none() {
+                return;
+            }
+        }
+        self.lines.push_back(line);
+    }
 }
 
 /// Decides, entry by entry in the journal's order, which are wanted lines.
@@ -409,6 +450,26 @@ mod tests {
             p.pick(&line("any", None)).map(|l| (l.task, l.time_us)),
             Some(("bye".to_string(), 5))
         );
+    }
+
+    #[test]
+    fn a_tail_keeps_the_last_lines_and_counts_the_rest() {
+        let line = |n: i64| Line {
+            time_us: n,
+            task: "t".into(),
+            message: n.to_string(),
+        };
+        let mut tail = Tail::new(3);
+        (1..=2).for_each(|n| tail.push(line(n)));
+        assert_eq!(tail.earlier, 0);
+        assert_eq!(tail.lines.len(), 2);
+        (3..=7).for_each(|n| tail.push(line(n)));
+        assert_eq!(tail.earlier, 4);
+        let kept: Vec<i64> = tail.lines.iter().map(|l| l.time_us).collect();
+        assert_eq!(kept, [5, 6, 7]);
+        let mut none = Tail::new(0);
+        (1..=3).for_each(|n| none.push(line(n)));
+        assert_eq!((none.earlier, none.lines.len()), (3, 0));
     }
 
     #[test]
