@@ -110,6 +110,7 @@ fn compile_writes_units_and_nothing_else() {
             "flow-good--b.service",
             "flow-good.begin.service",
             "flow-good.service",
+            "flow-good.slice",
             "flow-good.trigger.service"
         ]
     );

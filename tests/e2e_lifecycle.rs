@@ -121,7 +121,7 @@ fn apply_reapply_edit_and_remove() {
 ";
     fb.apply("life", v1);
     let before = unit_files(&fb, "life");
-    assert_eq!(before.len(), 5, "{before:?}");
+    assert_eq!(before.len(), 6, "{before:?}");
     let status = fb.flow(&["status", "life"]).ok().stdout;
     assert!(
         status.contains("No run of life has started yet: `flow run life` starts one."),

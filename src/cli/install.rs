@@ -204,8 +204,8 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
         .map(|c| c.name())
         .filter(|n| {
             n.ends_with(".timer")
-                || (n.ends_with(".service")
-                    && names::workflow_of_file(n).is_some_and(|wf| p.plan.removed.contains(wf)))
+                || (names::is_unit(n)
+                    && names::workflow_of_file(n).is_some_and(|wf| p.plan.removed.contains(&*wf)))
         })
         .map(str::to_string)
         .collect();
@@ -295,7 +295,7 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
             .changes
             .iter()
             .map(|c| c.name().to_string())
-            .filter(|n| n.ends_with(".timer") || n.ends_with(".service"))
+            .filter(|n| names::is_unit(n))
             .collect();
         m.stop_and_disable(&units).map_err(CliError::System)?;
     }

@@ -29,6 +29,9 @@
 //!   again.
 //! - `flow-<wf>.trigger.service`: runs `flow trigger`, which applies the overlap rule
 //!   (`skip`, `queue`, `replace`) when a run is going and otherwise starts the run unit.
+//! - `flow-<wf>.slice` (each `-` of the name written `\x2d`): every task runs in it, so
+//!   `systemd-cgtop` shows the workflow's use, and the workflow's `memory_max`/`cpu_quota`
+//!   limit all its tasks together.
 //! - `flow-<wf>.timer`: the schedule, starting the trigger unit (starting the run unit
 //!   straight away would join a run that is going instead of applying the overlap rule).
 //! - `[X-Flow]` sections carry what the supervisor honours (retries, deadline, overlap);
@@ -78,6 +81,7 @@ struct Shared<'a> {
     /// `%t/flow/<wf>`: written as is (the specifier is meant).
     state: String,
     task_units: Vec<String>,
+    slice: String,
     /// Per task: whether it writes its success marker (see [`success_markers`]).
     success_markers: Vec<bool>,
 }
@@ -97,9 +101,10 @@ pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
             .iter()
             .map(|t| names::task_unit(&wf.name, &t.name))
             .collect(),
+        slice: names::slice_unit(&wf.name),
         success_markers: success_markers(wf),
     };
-    let mut files = Vec::with_capacity(wf.tasks.len() + 4);
+    let mut files = Vec::with_capacity(wf.tasks.len() + 5);
     files.push(GeneratedFile {
         name: names::run_unit(&wf.name),
         contents: run_unit(wf, &shared),
@@ -111,6 +116,10 @@ pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
     files.push(GeneratedFile {
         name: names::trigger_unit(&wf.name),
         contents: trigger_unit(wf, &shared),
+    });
+    files.push(GeneratedFile {
+        name: shared.slice.clone(),
+        contents: slice_unit(wf, &shared),
     });
     if let Some(schedule) = &wf.schedule {
         files.push(GeneratedFile {
@@ -249,6 +258,21 @@ fn trigger_unit(wf: &Workflow, opts: &Shared) -> String {
             out.push(' ');
             out.push_str(&wf.name);
         });
+    u.section("X-Flow").set("Workflow", &wf.name);
+    u.finish()
+}
+
+fn slice_unit(wf: &Workflow, opts: &Shared) -> String {
+    let mut u = new_unit(opts, 0, &["flow workflow ", &wf.name, ": its tasks"]);
+    if wf.memory_max.is_some() || wf.cpu_quota.is_some() {
+        u.section("Slice");
+        if let Some(v) = &wf.memory_max {
+            u.set("MemoryMax", v);
+        }
+        if let Some(v) = &wf.cpu_quota {
+            u.set("CPUQuota", v);
+        }
+    }
     u.section("X-Flow").set("Workflow", &wf.name);
     u.finish()
 }
@@ -422,7 +446,9 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
             }
         }
     }
-    u.section("Service").set("Type", "oneshot");
+    u.section("Service")
+        .set("Type", "oneshot")
+        .set("Slice", &opts.slice);
     if task.when == When::OnFailure && !task.needs.is_empty() {
         // Run only if some upstream left no success marker in this run.
         let ups: Vec<&str> = task

@@ -19,6 +19,9 @@ pub struct Workflow {
     /// Deadline for a whole run (enforced by the supervisor).
     pub timeout: Option<Duration>,
     pub max_parallel: Option<u32>,
+    /// Limits of all its tasks together (its slice's `MemoryMax=`, `CPUQuota=`).
+    pub memory_max: Option<String>,
+    pub cpu_quota: Option<String>,
     pub tasks: Vec<Task>,
     /// What the workflow expects to find on the machine it runs on, where the YAML names it.
     pub host: Vec<HostRef>,

@@ -5,6 +5,13 @@
 //! different (workflow, task) pairs can produce the same unit name. flow's own per-workflow
 //! units use `.` (`flow-<workflow>.begin.service`), which names cannot contain, so they
 //! cannot collide with a task either.
+//!
+//! A workflow's slice is the exception: in a slice's name each `-` opens a level
+//! (`flow-a-b.slice` is inside `flow-a.slice`), so the workflow's own dashes are written
+//! `\x2d`, as `systemd-escape` does, and workflow `a-b` gets `flow-a\x2db.slice` beside
+//! `flow-a.slice`, not inside it (whose limits would then cover both).
+
+use std::borrow::Cow;
 
 /// Longest workflow or task name: keeps unit names far below systemd's 255-byte limit.
 pub const MAX_NAME_LEN: usize = 64;
@@ -114,6 +121,19 @@ pub fn task_unit(workflow: &str, task: &str) -> String {
     format!("flow-{workflow}--{task}.service")
 }
 
+/// The slice every task of the workflow runs in (its use and limits as a whole), inside
+/// `flow.slice`.
+pub fn slice_unit(workflow: &str) -> String {
+    format!("flow-{}.slice", workflow.replace('-', "\\x2d"))
+}
+
+/// Whether a generated file is a unit (to stop when it goes), not a script.
+pub fn is_unit(file: &str) -> bool {
+    [".service", ".timer", ".slice"]
+        .iter()
+        .any(|kind| file.ends_with(kind))
+}
+
 /// A script too large to inline in its unit, kept beside the units.
 pub fn task_script(workflow: &str, task: &str) -> String {
     format!("flow-{workflow}--{task}.sh")
@@ -130,16 +150,24 @@ pub fn runtime_subdir(workflow: &str) -> String {
 }
 
 /// The workflow a generated file belongs to, from its file name.
-pub fn workflow_of_file(file: &str) -> Option<&str> {
+pub fn workflow_of_file(file: &str) -> Option<Cow<'_, str>> {
     let rest = file.strip_prefix("flow-")?;
+    if let Some(escaped) = rest.strip_suffix(".slice") {
+        // A plain `-` would be a level of slices that flow does not make.
+        if escaped.contains('-') {
+            return None;
+        }
+        let wf = escaped.replace("\\x2d", "-");
+        return check_workflow(&wf).is_ok().then_some(Cow::Owned(wf));
+    }
     let end = rest.find("--").or_else(|| rest.find('.'))?;
-    Some(&rest[..end])
+    Some(Cow::Borrowed(&rest[..end]))
 }
 
 /// The workflow whose run unit this is, if it is one.
 pub fn workflow_of_run_unit(unit: &str) -> Option<&str> {
-    let wf = workflow_of_file(unit)?;
-    (unit.len() == wf.len() + "flow-.service".len() && unit.ends_with(".service")).then_some(wf)
+    let rest = unit.strip_prefix("flow-")?.strip_suffix(".service")?;
+    (!rest.contains("--") && !rest.contains('.')).then_some(rest)
 }
 
 #[cfg(test)]
@@ -178,11 +206,38 @@ mod tests {
     fn unit_names_do_not_collide() {
         // The pairs that would collide with a single `-` separator.
         assert_ne!(task_unit("a-b", "c"), task_unit("a", "b-c"));
-        assert_eq!(workflow_of_file(&task_unit("a-b", "c")), Some("a-b"));
-        assert_eq!(workflow_of_file(&task_unit("a", "b-c")), Some("a"));
-        assert_eq!(workflow_of_file(&run_unit("my-wf")), Some("my-wf"));
-        assert_eq!(workflow_of_file(&begin_unit("my-wf")), Some("my-wf"));
-        assert_eq!(workflow_of_file(&timer_unit("my-wf")), Some("my-wf"));
+        assert_eq!(
+            workflow_of_file(&task_unit("a-b", "c")).as_deref(),
+            Some("a-b")
+        );
+        assert_eq!(
+            workflow_of_file(&task_unit("a", "b-c")).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            workflow_of_file(&run_unit("my-wf")).as_deref(),
+            Some("my-wf")
+        );
+        assert_eq!(
+            workflow_of_file(&begin_unit("my-wf")).as_deref(),
+            Some("my-wf")
+        );
+        assert_eq!(
+            workflow_of_file(&timer_unit("my-wf")).as_deref(),
+            Some("my-wf")
+        );
+    }
+
+    #[test]
+    fn a_workflows_slice_is_its_own_not_nested_in_another_workflows() {
+        assert_eq!(slice_unit("backup"), "flow-backup.slice");
+        assert_eq!(slice_unit("health-check"), r"flow-health\x2dcheck.slice");
+        assert_eq!(
+            workflow_of_file(&slice_unit("health-check")).as_deref(),
+            Some("health-check")
+        );
+        assert_eq!(workflow_of_file("flow-health-check.slice"), None);
+        assert_eq!(workflow_of_file("flow.slice"), None);
     }
 
     #[test]

@@ -69,6 +69,8 @@ const WORKFLOW_KEYS: &[&str] = &[
     "overlap",
     "timeout",
     "max_parallel",
+    "memory_max",
+    "cpu_quota",
     "env",
     "env_file",
     "defaults",
@@ -333,6 +335,8 @@ impl Decoder<'_> {
             .get("max_parallel")
             .and_then(|n| self.integer(n, "`max_parallel`", 1, 10_000))
             .map(|v| v as u32);
+        let memory_max = fields.get("memory_max").and_then(|n| self.memory_max(n));
+        let cpu_quota = fields.get("cpu_quota").and_then(|n| self.cpu_quota(n));
         self.schedule_consistency(&fields, schedule.as_ref(), timezone.as_deref(), catch_up);
 
         let mut base = Settings::default();
@@ -454,6 +458,8 @@ impl Decoder<'_> {
                 overlap,
                 timeout,
                 max_parallel,
+                memory_max,
+                cpu_quota,
                 tasks,
                 host: Vec::new(),
             },
@@ -772,31 +778,37 @@ impl Decoder<'_> {
                 }
             });
         }
-        s.memory_max = f.get("memory_max").and_then(|n| {
-            let v = self.string(n, "`memory_max`")?;
-            if is_memory_size(v.trim()) && v.trim() == v {
-                Some(v)
-            } else {
-                self.error(n.span(), format!("`{v}` is not a memory size"))
-                    .help = Some("write bytes with a K, M, G or T suffix (powers of 1024) like `512M`, or a share of RAM like `50%`".into());
+        s.memory_max = f.get("memory_max").and_then(|n| self.memory_max(n));
+        s.cpu_quota = f.get("cpu_quota").and_then(|n| self.cpu_quota(n));
+        s
+    }
+
+    /// `memory_max` of a task, or of a whole workflow (its slice).
+    fn memory_max(&mut self, n: &Node) -> Option<String> {
+        let v = self.string(n, "`memory_max`")?;
+        if is_memory_size(v.trim()) && v.trim() == v {
+            Some(v)
+        } else {
+            self.error(n.span(), format!("`{v}` is not a memory size"))
+                .help = Some("write bytes with a K, M, G or T suffix (powers of 1024) like `512M`, or a share of RAM like `50%`".into());
+            None
+        }
+    }
+
+    /// `cpu_quota` of a task, or of a whole workflow (its slice).
+    fn cpu_quota(&mut self, n: &Node) -> Option<String> {
+        let v = self.string(n, "`cpu_quota`")?;
+        match v.strip_suffix('%').map(str::parse::<u32>) {
+            // systemd keeps the quota as a 32-bit count of 1/100 %.
+            Some(Ok(p)) if p > 0 && p <= MAX_CPU_QUOTA => Some(v),
+            _ => {
+                self.error(n.span(), format!("`{v}` is not a CPU quota"))
+                    .help = Some(format!(
+                    "write a whole percentage of one CPU from `1%` to `{MAX_CPU_QUOTA}%`, e.g. `50%`; `200%` is two full CPUs"
+                ));
                 None
             }
-        });
-        s.cpu_quota = f.get("cpu_quota").and_then(|n| {
-            let v = self.string(n, "`cpu_quota`")?;
-            match v.strip_suffix('%').map(str::parse::<u32>) {
-                // systemd keeps the quota as a 32-bit count of 1/100 %.
-                Some(Ok(p)) if p > 0 && p <= MAX_CPU_QUOTA => Some(v),
-                _ => {
-                    self.error(n.span(), format!("`{v}` is not a CPU quota"))
-                        .help = Some(
-                        format!("write a whole percentage of one CPU from `1%` to `{MAX_CPU_QUOTA}%`, e.g. `50%`; `200%` is two full CPUs"),
-                    );
-                    None
-                }
-            }
-        });
-        s
+        }
     }
 
     /// A `run:` script (or the shorthand `task: script`).

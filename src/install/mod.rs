@@ -7,6 +7,7 @@
 
 pub mod host;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
@@ -117,11 +118,11 @@ pub fn plan(
 ) -> Plan {
     let mut p = Plan::default();
     let wanted: BTreeSet<&str> = desired.iter().map(|f| f.name.as_str()).collect();
-    let installed_workflows: BTreeSet<&str> = installed
+    let installed_workflows: BTreeSet<Cow<str>> = installed
         .keys()
         .filter_map(|n| names::workflow_of_file(n))
         .collect();
-    let desired_workflows: BTreeSet<&str> = desired
+    let desired_workflows: BTreeSet<Cow<str>> = desired
         .iter()
         .filter_map(|f| names::workflow_of_file(&f.name))
         .collect();
@@ -157,7 +158,7 @@ pub fn plan(
             && (applied.contains(&file.source) || !exists(&file.source));
         if stale {
             let wf = names::workflow_of_file(name).unwrap_or_default();
-            if desired_workflows.contains(wf) {
+            if desired_workflows.contains(&wf) {
                 p.changed.insert(wf.to_string());
             } else {
                 p.removed.insert(wf.to_string());
@@ -201,7 +202,7 @@ pub fn up_to_date(
 ) -> bool {
     let mine: BTreeMap<&str, &str> = installed
         .iter()
-        .filter(|(name, _)| names::workflow_of_file(name) == Some(workflow))
+        .filter(|(name, _)| names::workflow_of_file(name).as_deref() == Some(workflow))
         .map(|(name, f)| (name.as_str(), f.contents.as_str()))
         .collect();
     let new: BTreeMap<&str, &str> = files
@@ -215,7 +216,7 @@ pub fn up_to_date(
 pub fn plan_removal(installed: &BTreeMap<String, InstalledFile>, workflow: &str) -> Plan {
     let mut p = Plan::default();
     for (name, file) in installed {
-        if names::workflow_of_file(name) == Some(workflow) {
+        if names::workflow_of_file(name).as_deref() == Some(workflow) {
             p.changes.push(Change::Remove {
                 name: name.clone(),
                 old: file.contents.clone(),
@@ -361,6 +362,42 @@ mod tests {
                 (f.name.clone(), file)
             })
             .collect()
+    }
+
+    #[test]
+    fn workflows_whose_names_share_a_start_are_told_apart() {
+        let opts = crate::compiler::EmitOptions {
+            source_path: "/w/x.yaml".into(),
+            unit_dir: "/etc/systemd/system".into(),
+            flow_bin: "/usr/bin/flow".into(),
+        };
+        let mut files = Vec::new();
+        for name in ["a", "a-b"] {
+            let yaml = format!("name: {name}\ntasks:\n  t: {{run: 'true'}}\n");
+            let (_, compiled) = crate::compiler::compile_with(&yaml, &opts).expect("compiles");
+            files.extend(compiled);
+        }
+        let installed = as_installed(&files);
+        let listed: Vec<String> = crate::runs::installed_workflows(&installed)
+            .into_iter()
+            .map(|w| w.name)
+            .collect();
+        assert_eq!(listed, ["a", "a-b"]);
+        let removed: Vec<String> = plan_removal(&installed, "a-b")
+            .changes
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        assert!(
+            removed.contains(&r"flow-a\x2db.slice".to_string()),
+            "{removed:?}"
+        );
+        assert!(
+            removed
+                .iter()
+                .all(|n| n.starts_with("flow-a-b") || n.contains("x2d"))
+        );
+        assert_eq!(removed.len(), files.len() / 2, "{removed:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! started and followed live over D-Bus, and the state of the last run read from unit
 //! properties. Works without the supervisor.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -41,8 +42,8 @@ pub struct TaskInfo {
     /// Names of the tasks it needs.
     pub needs: Vec<String>,
     pub when: String,
-    /// Whether the unit has a `MemoryMax=`: a SIGKILL then most likely came from the
-    /// kernel's OOM killer (see [`out_of_memory`]).
+    /// Whether the unit or its workflow's slice has a `MemoryMax=`: a SIGKILL then most likely
+    /// came from the kernel's OOM killer (see [`out_of_memory`]).
     pub memory_max: bool,
     /// How many times the supervisor tries it again after a failure.
     pub retries: u32,
@@ -73,14 +74,15 @@ impl InstalledWorkflow {
 
 /// Every installed workflow, by name.
 pub fn installed_workflows(files: &BTreeMap<String, InstalledFile>) -> Vec<InstalledWorkflow> {
-    let mut names: Vec<&str> = files
+    // A set, not the sorted file names deduplicated: `flow-a-b.service` sorts between
+    // `flow-a--t.service` and `flow-a.service`, so one workflow's files are not adjacent.
+    let names: std::collections::BTreeSet<Cow<str>> = files
         .keys()
         .filter_map(|f| names::workflow_of_file(f))
         .collect();
-    names.dedup();
     names
         .into_iter()
-        .filter_map(|n| installed_workflow(files, n))
+        .filter_map(|n| installed_workflow(files, &n))
         .collect()
 }
 
@@ -96,6 +98,10 @@ pub fn installed_workflow(
     let units: Vec<String> = values(&begin.contents, "Wants")
         .filter(|u| u.starts_with(&prefix))
         .collect();
+    // A limit on the workflow as a whole (its slice) binds each task too.
+    let slice_memory_max = files
+        .get(&names::slice_unit(name))
+        .is_some_and(|s| values(&s.contents, "MemoryMax").next().is_some());
     let tasks = units
         .iter()
         .filter_map(|unit| {
@@ -115,7 +121,8 @@ pub fn installed_workflow(
             let when = values(&file.contents, "When")
                 .next()
                 .unwrap_or_else(|| "all_success".into());
-            let memory_max = values(&file.contents, "MemoryMax").next().is_some();
+            let memory_max =
+                slice_memory_max || values(&file.contents, "MemoryMax").next().is_some();
             let retries = values(&file.contents, "Retries")
                 .next()
                 .and_then(|v| v.parse().ok())
@@ -273,7 +280,7 @@ fn systemd_exit_step(code: i32) -> Option<&'static str> {
     })
 }
 
-/// A task killed by SIGKILL under a `MemoryMax=` was, in all likelihood, killed by the
+/// A task killed by SIGKILL under a `MemoryMax=` (its own or its workflow's) was, in all likelihood, killed by the
 /// kernel's OOM killer: systemd 252 does not always notice (it reports `signal`, or
 /// `exit-code` 137 when a shell ran the command that was killed), so flow says so itself.
 pub fn out_of_memory(task: &TaskInfo, state: TaskState) -> TaskState {

@@ -568,9 +568,9 @@ impl Supervisor {
     fn workflow_of(&self, unit: &str) -> Option<Arc<WorkflowDef>> {
         let name = crate::compiler::names::workflow_of_file(unit)?;
         self.runs
-            .get(name)
+            .get(&*name)
             .map(|r| r.def.clone())
-            .or_else(|| self.defs.get(name).cloned())
+            .or_else(|| self.defs.get(&*name).cloned())
     }
 
     /// A start job for a task outside any run (`flow retry`): a run of the tasks that did
@@ -1487,7 +1487,8 @@ impl Supervisor {
             let mine: Vec<_> = open.iter().filter(|r| r.workflow == def.name).collect();
             let busy = !mine.is_empty()
                 || self.queued.keys().any(|u| {
-                    crate::compiler::names::workflow_of_file(u) == Some(def.name.as_str())
+                    crate::compiler::names::workflow_of_file(u).as_deref()
+                        == Some(def.name.as_str())
                 });
             if busy {
                 self.pin(&def);
