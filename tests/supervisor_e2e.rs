@@ -399,6 +399,64 @@ fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
     assert!((1_900_000..3_200_000).contains(&gaps[1]), "{gaps:?}");
 }
 
+/// `always` and `on_failure` tasks a step further down from a task with retries wait for
+/// its final outcome: its first failure makes systemd skip the task between them, which is
+/// not final either. They used to run on that first failure: an alert in a run that then
+/// succeeded, and a cleanup before the task it follows.
+#[test]
+fn always_and_on_failure_two_steps_after_a_retried_task_wait_for_its_outcome() {
+    let yaml = |succeeds_at: u32| {
+        format!(
+            "
+tasks:
+  a:
+    run: 'n=$(cat /var/tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /var/tmp/n; [ $n -ge {succeeds_at} ]'
+    retries: 1
+    retry_delay: 1s
+  b: {{needs: [a], run: 'echo b >> /var/tmp/order'}}
+  cleanup: {{needs: [b], when: always, run: 'echo cleanup >> /var/tmp/order'}}
+  alert: {{needs: [b], when: on_failure, run: 'echo alert >> /var/tmp/order'}}
+"
+        )
+    };
+    // The retry succeeds: no alert, and the cleanup after `b`.
+    let Some(sb) = setup(&[("late", &yaml(1)), ("never", &yaml(9))]) else {
+        return;
+    };
+    sh(&sb, "systemctl start flow-late.service").ok();
+    let v = wait_run(&sb, "late", 1, Duration::from_secs(30));
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(results(&v, "a"), ["exit-code 1", "success"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "cleanup"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "alert"), ["skipped"], "{v:#}");
+    assert_eq!(sh(&sb, "cat /var/tmp/order").ok().stdout, "b\ncleanup\n");
+    // The retries are exhausted: the alert and the cleanup run once, after the last try.
+    sh(
+        &sb,
+        "rm /var/tmp/n /var/tmp/order; systemctl start flow-never.service",
+    )
+    .ok();
+    let v = wait_run(&sb, "never", 2, Duration::from_secs(30));
+    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(results(&v, "a"), ["exit-code 1", "exit-code 1"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["upstream_failed"], "{v:#}");
+    assert_eq!(results(&v, "cleanup"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "alert"), ["success"], "{v:#}");
+    let order = sh(&sb, "cat /var/tmp/order").ok().stdout;
+    let mut lines: Vec<&str> = order.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["alert", "cleanup"], "{order}");
+    let last_try = attempts(&v, "a")
+        .iter()
+        .filter_map(|a| a["ended_us"].as_i64())
+        .max();
+    for task in ["cleanup", "alert"] {
+        let started = attempts(&v, task)[0]["started_us"].as_i64();
+        assert!(started > last_try, "{task} before a's last try: {v:#}");
+    }
+}
+
 #[test]
 fn deadline_cancels_a_long_run() {
     let yaml = "

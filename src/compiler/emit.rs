@@ -20,9 +20,10 @@
 //!   `ConditionPathExists=!…/<task>.ok` if started again in the same run: the supervisor
 //!   re-starts a run's unfinished tasks after a retry (and `flow retry` a failed run's), and
 //!   nothing that succeeded runs twice.
-//!   A task with retries also writes `<task>.done` on success; the supervisor writes it when
-//!   the retries are exhausted. `always`/`on_failure` tasks need the `.done` of each upstream
-//!   that has retries, so they run on the final outcome, not on a failed first attempt.
+//!   A task with retries, or after one (its outcome changes when the retried task succeeds
+//!   later), also writes `<task>.done` on success; the supervisor writes it when the
+//!   outcome is final otherwise. `always`/`on_failure` tasks need the `.done` of each such
+//!   upstream, so they run on the final outcome, not on a failed first attempt.
 //!   A task is skipped by `ConditionPathExists=!…/<task>.done` too: before the supervisor
 //!   starts a task itself, it marks every task of the run whose outcome is final (`.ok` for
 //!   a success, `.done` otherwise), so that what the started unit pulls in does not run
@@ -84,6 +85,9 @@ struct Shared<'a> {
     slice: String,
     /// Per task: whether it writes its success marker (see [`success_markers`]).
     success_markers: Vec<bool>,
+    /// Per task: whether its outcome may still change after its unit's job ended (see
+    /// [`retried_later`]).
+    retried_later: Vec<bool>,
 }
 
 /// Bytes of a unit that do not depend on the workflow (comments, keys, fixed values),
@@ -103,6 +107,7 @@ pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
             .collect(),
         slice: names::slice_unit(&wf.name),
         success_markers: success_markers(wf),
+        retried_later: retried_later(wf),
     };
     let mut files = Vec::with_capacity(wf.tasks.len() + 5);
     files.push(GeneratedFile {
@@ -352,6 +357,40 @@ fn success_markers(wf: &Workflow) -> Vec<bool> {
     marks
 }
 
+/// Which tasks' outcomes may still change after their unit's job ended: a task with
+/// retries (a failed attempt is tried again), and every task after one, by any edge (its
+/// job failed with `dependency`, or a condition skipped it, and the supervisor starts it
+/// again once the retried task succeeds). An `always`/`on_failure` task must wait for
+/// their final outcome, the `.done` marker, not act on the first.
+fn retried_later(wf: &Workflow) -> Vec<bool> {
+    let n = wf.tasks.len();
+    let mut later: Vec<bool> = wf.tasks.iter().map(|t| t.retries > 0).collect();
+    if !later.contains(&true) {
+        return later;
+    }
+    // Upstreams before downstreams (Kahn's order; validation refused cycles).
+    let mut waiting: Vec<usize> = wf.tasks.iter().map(|t| t.needs.len()).collect();
+    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, t) in wf.tasks.iter().enumerate() {
+        for &up in &t.needs {
+            if let Some(d) = downstream.get_mut(up) {
+                d.push(i);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    while let Some(i) = ready.pop() {
+        for &d in &downstream[i] {
+            later[d] |= later[i];
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(d);
+            }
+        }
+    }
+    later
+}
+
 /// `value` in its `Display` form, appended to `out`.
 fn push_display(out: &mut String, value: impl std::fmt::Display) {
     use std::fmt::Write;
@@ -439,7 +478,7 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
         // retried: until its `.done` marker exists (its success, or the supervisor's record
         // that its retries are exhausted) this task is skipped, and started again later.
         for &up in &task.needs {
-            if wf.tasks[up].retries > 0 {
+            if opts.retried_later[up] {
                 u.set_with("ConditionPathExists", |out| {
                     push_marker(out, state, &wf.tasks[up].name, ".done");
                 });
@@ -501,7 +540,7 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
         u.set_with("ExecStartPost", |out| {
             out.push_str("+/bin/touch ");
             push_marker(out, state, &task.name, ".ok");
-            if task.retries > 0 {
+            if opts.retried_later[index] {
                 out.push(' ');
                 push_marker(out, state, &task.name, ".done");
             }
@@ -646,5 +685,40 @@ fn hardening(preset: Hardening) -> &'static [(&'static str, &'static str)] {
         Hardening::None => &[],
         Hardening::Basic => BASIC,
         Hardening::Strict => STRICT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_follows_a_retried_task_by_any_edge_is_retried_later() {
+        // `d` needs `c`, written before it; `e` stands alone.
+        let yaml = "tasks:
+  d: {needs: [c], when: on_failure, run: 'true'}
+  a: {run: 'true', retries: 1}
+  b: {needs: [a], run: 'true'}
+  c: {needs: [b], when: always, run: 'true'}
+  e: {run: 'true'}
+";
+        let opts = EmitOptions {
+            source_path: "/w/late.yaml".into(),
+            unit_dir: "/etc/systemd/system".into(),
+            flow_bin: DEFAULT_FLOW_BIN.into(),
+        };
+        let (wf, _) = crate::compiler::compile_with(yaml, &opts).expect("compiles");
+        let names: Vec<&str> = wf.tasks.iter().map(|t| t.name.as_str()).collect();
+        let later: Vec<(&str, bool)> = names.into_iter().zip(retried_later(&wf)).collect();
+        assert_eq!(
+            later,
+            [
+                ("d", true),
+                ("a", true),
+                ("b", true),
+                ("c", true),
+                ("e", false)
+            ]
+        );
     }
 }
