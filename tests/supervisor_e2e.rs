@@ -457,6 +457,55 @@ tasks:
     }
 }
 
+/// Neither `flow cancel` nor a run's deadline lets an `always` or `on_failure` task run:
+/// stopping the running task used to start the tasks waiting for it before their own stop
+/// came (most of the time). A task stopped while it ran keeps its activation in the
+/// history.
+#[test]
+fn a_stopped_run_runs_no_always_or_on_failure_task() {
+    let yaml = |timeout: &str| {
+        format!(
+            "{timeout}
+tasks:
+  slow: {{run: 'echo started > /var/tmp/started; sleep 60'}}
+  final: {{needs: [slow], when: always, run: 'echo final >> /var/tmp/ran'}}
+  alert: {{needs: [slow], when: on_failure, run: 'echo alert >> /var/tmp/ran'}}
+"
+        )
+    };
+    let Some(sb) = setup(&[("cx", &yaml("")), ("dl", &yaml("timeout: 2s"))]) else {
+        return;
+    };
+    let check = |v: &serde_json::Value| {
+        assert_eq!(results(v, "slow"), ["canceled"], "{v:#}");
+        let slow = attempts(v, "slow")[0];
+        assert!(slow["invocation_id"].is_string(), "{v:#}");
+        assert!(slow["started_us"].is_i64(), "{v:#}");
+        assert_eq!(results(v, "final"), ["canceled"], "{v:#}");
+        assert_eq!(results(v, "alert"), ["canceled"], "{v:#}");
+    };
+    for run in 1..=3 {
+        sh(&sb, "rm -f /var/tmp/started; flow run cx").ok();
+        wait_until("slow to run", Duration::from_secs(20), || {
+            sh(&sb, "test -e /var/tmp/started")
+                .status
+                .success()
+                .then_some(())
+        });
+        sh(&sb, "flow cancel cx").ok();
+        let v = wait_run(&sb, "cx", run, Duration::from_secs(20));
+        assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+        check(&v);
+    }
+    sh(&sb, "systemctl start --no-block flow-dl.service").ok();
+    let v = wait_run(&sb, "dl", 4, Duration::from_secs(20));
+    assert_eq!(v["run"]["result"], "timed_out", "{v:#}");
+    check(&v);
+    std::thread::sleep(Duration::from_secs(1));
+    let ran = sh(&sb, "cat /var/tmp/ran 2>/dev/null").stdout;
+    assert_eq!(ran, "", "ran after the run was stopped");
+}
+
 #[test]
 fn deadline_cancels_a_long_run() {
     let yaml = "

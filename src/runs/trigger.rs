@@ -329,9 +329,10 @@ pub fn cancel_queued(sd: &Systemd, wf: &InstalledWorkflow) -> Result<bool, Syste
 }
 
 /// Stops a run: the run unit first, so that its pending start job cannot pull tasks in
-/// again, then every task, then the begin unit, so that the next run begins afresh (it
-/// would stop by itself once unneeded, but perhaps not before a new start arrives).
-/// Returns whether anything was going.
+/// again, then every task, each before the tasks it needs (an `always` task waiting for a
+/// running one would otherwise start when that one is stopped), then the begin unit, so
+/// that the next run begins afresh (it would stop by itself once unneeded, but perhaps not
+/// before a new start arrives). Returns whether anything was going.
 ///
 /// The supervisor sees the run unit's start job canceled and starts nothing more of the
 /// run. After systemd's part of a run, while the supervisor holds it to retry tasks, the
@@ -349,7 +350,21 @@ pub fn cancel_and_tell(
     stopping: impl FnOnce(),
 ) -> Result<bool, SystemdError> {
     let mut units = vec![wf.run_unit()];
-    units.extend(wf.tasks.iter().map(|t| t.unit.clone()));
+    let needs: Vec<Vec<usize>> = wf
+        .tasks
+        .iter()
+        .map(|t| {
+            t.needs
+                .iter()
+                .filter_map(|n| wf.tasks.iter().position(|u| &u.name == n))
+                .collect()
+        })
+        .collect();
+    units.extend(
+        super::downstream_first(&needs)
+            .into_iter()
+            .map(|i| wf.tasks[i].unit.clone()),
+    );
     units.push(wf.begin_unit());
     let jobs = sd.list_jobs()?;
     let mut going = false;

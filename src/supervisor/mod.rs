@@ -226,9 +226,11 @@ struct ActiveRun {
     begin_us: u64,
     tasks: Vec<TaskRun>,
     deadline: Option<Instant>,
-    /// Stopped from outside (`flow cancel`, `systemctl stop` of the run unit): nothing more
-    /// of it starts, and it ends once its tasks' jobs are over.
+    /// Stopped from outside (`flow cancel`, `systemctl stop` of the run unit) or by its
+    /// deadline: nothing more of it starts, and it ends once its tasks' jobs are over.
     canceled: bool,
+    /// Stopped by its deadline.
+    timed_out: bool,
 }
 
 impl ActiveRun {
@@ -255,6 +257,7 @@ impl ActiveRun {
             tasks,
             deadline,
             canceled: false,
+            timed_out: false,
         }
     }
 
@@ -1026,8 +1029,20 @@ impl Supervisor {
                 continue;
             };
             if run.deadline.is_some_and(|d| now >= d) {
-                let _ = self.sd.stop_unit_no_wait(&run.def.run_unit());
-                self.cancel_run(&wf, "timed_out")?;
+                // Stopped as `flow cancel` stops a run: what was running ends as systemd
+                // ends it (recorded with its activation, or as it ended if it ended first),
+                // what waited is canceled.
+                run.deadline = None;
+                run.timed_out = true;
+                let def = run.def.clone();
+                let _ = self.sd.stop_unit_no_wait(&def.run_unit());
+                let needs: Vec<Vec<usize>> = def.tasks.iter().map(|t| t.needs.clone()).collect();
+                for i in crate::runs::downstream_first(&needs) {
+                    if !matches!(run.tasks[i].st, St::Final(_)) {
+                        let _ = self.sd.stop_unit_no_wait(&def.tasks[i].unit);
+                    }
+                }
+                self.stop_run(&wf)?;
                 continue;
             }
             let id = run.id;
@@ -1152,7 +1167,10 @@ fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
 
 fn run_result(run: &ActiveRun) -> String {
     let any = |f: Final| run.tasks.iter().any(|t| t.st == St::Final(f));
-    if run.canceled {
+    // Stopped with nothing left to stop (every task had ended), it ends as it went.
+    if run.timed_out && any(Final::Canceled) {
+        "timed_out".into()
+    } else if run.canceled && any(Final::Canceled) {
         "canceled".into()
     } else if any(Final::Failed) || any(Final::UpstreamFailed) {
         "failed".into()
