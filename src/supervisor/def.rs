@@ -68,18 +68,20 @@ impl WorkflowDef {
     }
 }
 
-/// Longest delay exponential backoff grows to.
+/// Longest delay exponential backoff grows to (a `retry_delay` longer than this is used as
+/// is: backoff never waits less than a fixed delay would).
 pub const BACKOFF_CAP: Duration = Duration::from_secs(3600);
 
 /// The delay before attempt `next` (2 for the first retry). Exponential backoff doubles the
-/// delay per attempt up to [`BACKOFF_CAP`] and adds up to 10 % jitter (`jitter` in 0..1), so
-/// that many tasks failing together do not retry in lockstep.
+/// delay per attempt up to [`BACKOFF_CAP`] (or `retry_delay`, if longer) and adds up to 10 %
+/// jitter (`jitter` in 0..1), so that many tasks failing together do not retry in lockstep.
 pub fn retry_delay(task: &TaskDef, next: u32, jitter: f64) -> Duration {
     match task.backoff {
         Backoff::Fixed => task.retry_delay,
         Backoff::Exponential => {
             let factor = 2u32.saturating_pow(next.saturating_sub(2).min(20));
-            let base = task.retry_delay.saturating_mul(factor).min(BACKOFF_CAP);
+            let cap = BACKOFF_CAP.max(task.retry_delay);
+            let base = task.retry_delay.saturating_mul(factor).min(cap);
             base + base.mul_f64(jitter.clamp(0.0, 1.0) * 0.1)
         }
     }
@@ -223,6 +225,13 @@ mod tests {
         assert_eq!(retry_delay(&e, 4, 0.0), Duration::from_secs(8));
         assert_eq!(retry_delay(&e, 4, 1.0), Duration::from_millis(8800));
         assert_eq!(retry_delay(&e, 60, 0.0), BACKOFF_CAP);
+        // A first delay over the cap is kept, never shortened.
+        let long = TaskDef {
+            retry_delay: Duration::from_secs(7200),
+            ..e.clone()
+        };
+        assert_eq!(retry_delay(&long, 2, 0.0), Duration::from_secs(7200));
+        assert_eq!(retry_delay(&long, 5, 0.0), Duration::from_secs(7200));
     }
 
     #[test]
