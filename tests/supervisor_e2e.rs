@@ -506,6 +506,36 @@ tasks:
     assert_eq!(ran, "", "ran after the run was stopped");
 }
 
+/// A retry that fell due while the supervisor was down runs as soon as it is back, not a
+/// whole `retry_delay` after its return (every restart, an upgrade say, pushed it back).
+#[test]
+fn a_retry_due_while_the_supervisor_was_down_runs_once_it_is_back() {
+    let yaml = "
+tasks:
+  flaky:
+    run: 'n=$(cat /var/tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /var/tmp/n; [ $n -ge 1 ]'
+    retries: 1
+    retry_delay: 4s
+";
+    let Some(sb) = setup(&[("due", yaml)]) else {
+        return;
+    };
+    // Returns when systemd's part is over: the first attempt failed.
+    sh(&sb, "systemctl start flow-due.service").ok();
+    sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
+    std::thread::sleep(Duration::from_secs(5));
+    let back = std::time::Instant::now();
+    start_supervisor(&sb);
+    let v = wait_run(&sb, "due", 1, Duration::from_secs(20));
+    let waited = back.elapsed();
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(results(&v, "flaky"), ["exit-code 1", "success"], "{v:#}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "retried {waited:?} after the restart"
+    );
+}
+
 #[test]
 fn deadline_cancels_a_long_run() {
     let yaml = "

@@ -802,16 +802,18 @@ impl Supervisor {
             t.last_inv = unit.invocation_id.clone();
             t.attempts += 1;
             let result = attempt_result(job, unit);
+            let now_us = store::now_us();
+            let ended_us = started
+                .and_then(|s| unit.inactive_enter_timestamp.filter(|&e| e >= s))
+                .map(|e| e as i64)
+                .unwrap_or(now_us);
             writes.push(Write::Attempt(Attempt {
                 run_id: run.id,
                 task: task.name.clone(),
                 attempt: t.attempts,
                 invocation_id: unit.invocation_id.clone(),
                 started_us: started.map(|s| s as i64),
-                ended_us: started
-                    .and_then(|s| unit.inactive_enter_timestamp.filter(|&e| e >= s))
-                    .map(|e| e as i64)
-                    .or(Some(store::now_us())),
+                ended_us: Some(ended_us),
                 result: result.clone(),
                 cpu_ns: unit.cpu_usage_nsec.map(|v| v as i64),
                 memory_peak: unit.memory_peak.map(|v| v as i64),
@@ -821,8 +823,11 @@ impl Supervisor {
                 "skipped" => St::Final(Final::Skipped),
                 "canceled" => St::Final(Final::Canceled),
                 _ if t.attempts <= task.retries && !run.canceled => {
+                    // Counted from the attempt's end: an attempt read back after a
+                    // restart of the supervisor may be due already.
                     let delay = def::retry_delay(task, t.attempts + 1, jitter());
-                    St::Retry(Instant::now() + delay)
+                    let past = Duration::from_micros(now_us.saturating_sub(ended_us) as u64);
+                    St::Retry(Instant::now() + delay.saturating_sub(past))
                 }
                 _ => {
                     mark(&runtime, wf, &task.name, "done");
