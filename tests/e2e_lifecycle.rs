@@ -40,6 +40,21 @@ tasks:
     // A run that was already going may still finish.
     sleep(Duration::from_millis(300));
     let paused = fires(&fb);
+    // A new schedule applied meanwhile leaves it paused, and says so.
+    let applied = fb.apply(
+        "tick",
+        "schedule: {every: 1s}
+tasks:
+  tick: {run: 'date +%s.%N >> /srv/ticks'}
+",
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("tick is paused: its new schedule starts with `flow resume tick`."),
+        "{}",
+        applied.stdout
+    );
     sleep(Duration::from_secs(4));
     assert_eq!(fires(&fb), paused, "the schedule fired while paused");
     let list = fb.flow(&["list"]).ok().stdout;
@@ -52,8 +67,8 @@ tasks:
     sleep(Duration::from_secs(5));
     let resumed = fires(&fb);
     assert!(
-        resumed >= paused + 2,
-        "after resume the schedule fired {} times in 5 s",
+        resumed >= paused + 3,
+        "after resume the 1 s schedule fired {} times in 5 s",
         resumed - paused
     );
 }

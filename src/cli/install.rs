@@ -43,7 +43,8 @@ pub trait Manager {
     fn stop_and_disable(&self, units: &[String]) -> Result<(), String>;
     fn enable(&self, units: &[String]) -> Result<(), String>;
     fn start(&self, units: &[String]) -> Result<(), String>;
-    fn restart(&self, units: &[String]) -> Result<(), String>;
+    /// Restarts those of `units` that are running; returns those that were not (paused).
+    fn restart_running(&self, units: &[String]) -> Result<Vec<String>, String>;
 }
 
 struct Prepared {
@@ -233,9 +234,17 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     m.reload().map_err(CliError::System)?;
     let start: Vec<String> = added.iter().filter(|t| starts_now(t)).cloned().collect();
     m.start(&start).map_err(CliError::System)?;
+    // A paused workflow (its timer stopped by `flow pause`) stays paused.
     let restart: Vec<String> = changed.iter().filter(|t| starts_now(t)).cloned().collect();
-    m.restart(&restart).map_err(CliError::System)?;
+    let paused = m.restart_running(&restart).map_err(CliError::System)?;
     println!("Applied; systemd reloaded.");
+    for timer in paused {
+        let name = names::workflow_of_file(&timer).unwrap_or_default();
+        println!(
+            "{name} is paused: its new schedule starts with `flow resume {name}{}`.",
+            super::user_flag(args.target.user)
+        );
+    }
     if args.target.user {
         start_user_supervisor(m.as_ref());
     }
@@ -355,11 +364,17 @@ impl Manager for Systemd {
         Ok(())
     }
 
-    fn restart(&self, units: &[String]) -> Result<(), String> {
+    fn restart_running(&self, units: &[String]) -> Result<Vec<String>, String> {
+        let mut stopped = Vec::new();
         for unit in units {
+            let state = self.unit_state(unit).map_err(|e| e.to_string())?;
+            if state.active_state != "active" {
+                stopped.push(unit.clone());
+                continue;
+            }
             self.stop_unit(unit).map_err(|e| e.to_string())?;
             self.start_unit(unit).map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok(stopped)
     }
 }
