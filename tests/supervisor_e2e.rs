@@ -536,6 +536,40 @@ tasks:
     );
 }
 
+/// A second supervisor for the same manager refuses to start: it would retry each failed
+/// task a second time, and used to take the first one's socket away from `flow run --wait`.
+#[test]
+fn a_second_supervisor_refuses_to_run_beside_the_first() {
+    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
+        return;
+    };
+    let second = sh(&sb, "timeout 10 flow supervise --db /var/tmp/other.db");
+    assert_eq!(second.status.code(), Some(3), "{second:?}");
+    let pid = sh(&sb, SUPERVISOR_PID).ok().stdout;
+    assert!(
+        second.stderr.contains(&format!(
+            "another supervisor runs for this manager already (PID {})",
+            pid.trim()
+        )),
+        "{}",
+        second.stderr
+    );
+    // The first still has its socket, and drives the retries alone.
+    let waited = sh(&sb, "flow run retry3 --wait");
+    assert!(
+        !waited.stderr.contains("no supervisor"),
+        "{}",
+        waited.stderr
+    );
+    assert_eq!(waited.status.code(), Some(0), "{}", waited.stdout);
+    let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
+    assert_eq!(
+        results(&v, "flaky"),
+        ["exit-code 1", "exit-code 1", "success"],
+        "{v:#}"
+    );
+}
+
 #[test]
 fn deadline_cancels_a_long_run() {
     let yaml = "

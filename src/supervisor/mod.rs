@@ -30,6 +30,7 @@
 pub mod bench;
 pub mod def;
 pub mod follow;
+mod instance;
 mod journal;
 mod seen;
 
@@ -142,6 +143,8 @@ pub enum SupervisorError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Systemd(#[from] SystemdError),
+    #[error(transparent)]
+    Claim(#[from] instance::ClaimError),
     #[error("cannot read the installed units in {dir}: {error}")]
     Units { dir: PathBuf, error: std::io::Error },
     #[error("the connection to systemd closed; exiting so that systemd restarts the supervisor")]
@@ -1643,6 +1646,8 @@ pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
     unsafe {
         nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
+    // Before anything else: the socket and the retries are the first supervisor's.
+    let _claim = instance::claim(&cfg.runtime_dir, cfg.user())?;
     // Bound before any thread starts (see `follow::bind`).
     let followers = follow::bind(&cfg.runtime_dir);
     let (mut s, rx) = Supervisor::start(cfg, followers)?;
