@@ -485,7 +485,11 @@ tasks:
         assert_eq!(results(v, "alert"), ["canceled"], "{v:#}");
     };
     for run in 1..=3 {
-        sh(&sb, "rm -f /var/tmp/started; flow run cx").ok();
+        let started = sh(&sb, "rm -f /var/tmp/started; flow run cx --json")
+            .ok()
+            .stdout;
+        let started: serde_json::Value = serde_json::from_str(&started).expect("JSON");
+        assert_eq!(started["started"], true, "{started}");
         wait_until("slow to run", Duration::from_secs(20), || {
             sh(&sb, "test -e /var/tmp/started")
                 .status
@@ -497,10 +501,27 @@ tasks:
         assert_eq!(v["run"]["result"], "canceled", "{v:#}");
         check(&v);
     }
-    sh(&sb, "systemctl start --no-block flow-dl.service").ok();
+    // `flow run --wait` says how it ended, in the history's words.
+    let waited = sh(&sb, "flow run dl --wait");
+    assert_eq!(waited.status.code(), Some(1), "{}", waited.stdout);
+    assert!(
+        waited
+            .stdout
+            .ends_with("\nRun 4 timed out: it ran past its deadline.\n"),
+        "{}",
+        waited.stdout
+    );
     let v = wait_run(&sb, "dl", 4, Duration::from_secs(20));
     assert_eq!(v["run"]["result"], "timed_out", "{v:#}");
     check(&v);
+    let json = sh(
+        &sb,
+        "flow run cx --wait --json & sleep 1; flow cancel cx >/dev/null; wait",
+    )
+    .stdout;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+    assert_eq!(json["result"], "canceled", "{json}");
+    assert_eq!(json["run"], 5, "{json}");
     std::thread::sleep(Duration::from_secs(1));
     let ran = sh(&sb, "cat /var/tmp/ran 2>/dev/null").stdout;
     assert_eq!(ran, "", "ran after the run was stopped");

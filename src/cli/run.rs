@@ -134,14 +134,28 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
                 "replace" => "it is canceled and this run starts",
                 _ => "no run was started",
             };
-            println!("A run of {name} is going ({why}); overlap: {rule}, so {what}.");
+            let note = format!("A run of {name} is going ({why}); overlap: {rule}, so {what}.");
             if rule != "queue" && rule != "replace" {
                 // Decided here, once: the supervisor records the skip. (Handing it to the
                 // trigger unit would decide again, and start a run if this one ended
                 // meanwhile.)
                 trigger::note_skip(&runtime, name, "manual");
                 runs::follow::tell_skipped(&runtime, name);
+                if w.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"workflow": name, "started": false, "skipped": true, "going": why.to_string()})
+                    );
+                } else {
+                    println!("{note}");
+                }
                 return Ok(Exit::Failure);
+            }
+            // Said on stderr under `--json`: stdout is the one JSON object.
+            if w.json {
+                eprintln!("{note}");
+            } else {
+                println!("{note}");
             }
             Start::Trigger
         }
@@ -151,11 +165,19 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
             Start::RunUnit => sd.start_unit_no_wait(&wf.run_unit()).map_err(sys)?,
             Start::Trigger => sd.queue_start(&wf.trigger_unit()).map_err(sys)?,
         }
-        println!(
-            "Started a run of {name} ({}). Follow it with `flow status {name}{u}` or `flow logs {name}{u} -f`.",
-            wf.run_unit(),
-            u = super::user_flag(w.user)
-        );
+        if w.json {
+            let queued = start == Start::Trigger && wf.overlap.as_str() == "queue";
+            println!(
+                "{}",
+                serde_json::json!({"workflow": name, "started": true, "queued": queued, "unit": wf.run_unit()})
+            );
+        } else {
+            println!(
+                "Started a run of {name} ({}). Follow it with `flow status {name}{u}` or `flow logs {name}{u} -f`.",
+                wf.run_unit(),
+                u = super::user_flag(w.user)
+            );
+        }
         return Ok(Exit::Success);
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -166,15 +188,40 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
         return Ok(queued_run_not_begun(&wf, result, w.json));
     }
     let runs = &followed.tasks;
+    let result = followed
+        .result
+        .clone()
+        .unwrap_or_else(|| tasks_result(runs).into());
     if w.json {
         let mut v = json_runs(&wf, runs);
         v["run"] = followed.run.into();
+        v["result"] = result.clone().into();
+        v["followed_to_end"] = (!followed.lost).into();
         println!("{v}");
     } else {
         println!();
-        print_table(runs, followed.run);
+        print_table(runs, followed.run, &result);
+        if followed.lost {
+            let u = super::user_flag(w.user);
+            println!(
+                "The supervisor stopped before the run ended; once it is back it carries on with the run (its retries, its deadline): `flow status {name}{u}` shows where it is."
+            );
+        }
     }
-    Ok(result_exit(runs))
+    Ok(if result == "succeeded" {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// A run's result from its tasks' states, where the supervisor did not tell it.
+fn tasks_result(runs: &[TaskRun]) -> &'static str {
+    if runs.iter().all(|t| t.state.is_ok()) {
+        "succeeded"
+    } else {
+        "failed"
+    }
 }
 
 /// `flow run --wait` of a queued run whose trigger unit ended before the run began.
@@ -331,14 +378,6 @@ fn mark(state: &TaskState) -> &'static str {
     }
 }
 
-pub fn result_exit(runs: &[TaskRun]) -> Exit {
-    if runs.iter().all(|t| t.state.is_ok()) {
-        Exit::Success
-    } else {
-        Exit::Failure
-    }
-}
-
 pub fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 60.0 {
@@ -348,8 +387,9 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// The final table; `run`: the run's number in the history, when known.
-pub fn print_table(runs: &[TaskRun], run: Option<i64>) {
+/// The final table and verdict; `run`: the run's number in the history, when known;
+/// `result`: the run's result in the history's words.
+pub fn print_table(runs: &[TaskRun], run: Option<i64>, result: &str) {
     let width = runs.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
     let labels: Vec<String> = runs.iter().map(|t| t.state.label()).collect();
     let lw = labels
@@ -363,9 +403,14 @@ pub fn print_table(runs: &[TaskRun], run: Option<i64>) {
         let dur = t.duration.map(fmt_duration).unwrap_or_else(|| "-".into());
         println!("{:width$}  {label:lw$}  {dur:>9}", t.name);
     }
-    let ok = runs.iter().all(|t| t.state.is_ok());
     let number = run.map(|id| format!(" {id}")).unwrap_or_default();
-    println!("\nRun{number} {}.", if ok { "succeeded" } else { "failed" });
+    let verdict = match result {
+        "canceled" => "was canceled",
+        "timed_out" => "timed out: it ran past its deadline",
+        "succeeded" => "succeeded",
+        _ => "failed",
+    };
+    println!("\nRun{number} {verdict}.");
 }
 
 fn json_runs(wf: &InstalledWorkflow, runs: &[TaskRun]) -> serde_json::Value {

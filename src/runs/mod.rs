@@ -448,6 +448,8 @@ pub fn start_and_follow(
                     tasks: runs,
                     run: None,
                     not_begun: Some(result.to_string()),
+                    result: None,
+                    lost: false,
                 });
             }
             begun = matches!(&event, Event::Changed { unit_path, changes }
@@ -512,6 +514,8 @@ pub fn start_and_follow(
         tasks: runs,
         run: None,
         not_begun: None,
+        result: None,
+        lost: false,
     })
 }
 
@@ -524,6 +528,11 @@ pub struct Followed {
     /// Set when a queued run never began: the result of its trigger unit's job
     /// (`canceled` when `flow cancel` stopped the trigger while it waited).
     pub not_begun: Option<String>,
+    /// The run's result in the history (`succeeded`, `failed`, `canceled`, `timed_out`),
+    /// when the supervisor told it.
+    pub result: Option<String>,
+    /// The supervisor stopped telling before the run's end: what systemd knew then.
+    pub lost: bool,
 }
 
 /// Starts a run and follows it through the supervisor (see [`follow`]), which tells of
@@ -557,6 +566,8 @@ pub fn start_and_follow_supervised(
                 tasks: runs,
                 run,
                 not_begun: None,
+                result: None,
+                lost: true,
             });
         };
         match ev {
@@ -599,6 +610,8 @@ pub fn start_and_follow_supervised(
                         tasks: runs,
                         run: None,
                         not_begun: result,
+                        result: None,
+                        lost: false,
                     });
                 }
                 // systemd's part ended and no run began: what systemd knows.
@@ -607,13 +620,17 @@ pub fn start_and_follow_supervised(
                     tasks: last,
                     run: None,
                     not_begun: None,
+                    result: None,
+                    lost: false,
                 });
             }
-            follow::Event::End { run: id, .. } => {
+            follow::Event::End { run: id, result } => {
                 return Ok(Followed {
                     tasks: runs,
                     run: id,
                     not_begun: None,
+                    result,
+                    lost: false,
                 });
             }
         }
