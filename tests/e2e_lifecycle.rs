@@ -209,10 +209,17 @@ fn a_users_own_manager_runs_workflows() {
         applied.contains("note: your own manager, and with it your workflows' timers, runs only while you are logged in"),
         "{applied}"
     );
+    // No supervisor unit for the user's manager here (the package installs it): said,
+    // with how to run one.
+    assert!(
+        applied.contains("note: no supervisor runs for your manager")
+            && applied.contains("supervise --user`"),
+        "{applied}"
+    );
     let again = user(
         "mkdir -p /var/lib/systemd/linger; touch /var/lib/systemd/linger/root; flow apply --user 2>&1",
     );
-    assert!(!again.contains("note:"), "{again}");
+    assert!(!again.contains("logged in"), "{again}");
     assert!(
         fb.exists("/root/.config/systemd/user/flow-mine.service"),
         "{applied}"

@@ -262,14 +262,20 @@ fn lingering() -> bool {
 
 /// The user's own supervisor (retries, deadlines, history), enabled and started with the
 /// first `flow apply --user` where the package installed its unit. Without that unit (flow
-/// not installed from the package) nothing is said here: `flow run` says what a run lacks.
+/// not installed from the package) a note says how to run one.
 fn start_user_supervisor(m: &dyn Manager) {
     const UNIT: &str = "flow-supervisor.service";
     if crate::runs::follow::supervisor_listens(&crate::runs::trigger::runtime_dir(true)) {
         return;
     }
     let unit = [UNIT.to_string()];
-    if m.enable(&unit).is_err() {
+    if let Err(e) = m.enable(&unit) {
+        let flow = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "flow".into());
+        eprintln!(
+            "note: no supervisor runs for your manager, and its unit cannot be enabled ({e}; the package installs it): runs get no retries, deadlines or history until one runs, e.g. `systemd-run --user --unit=flow-supervisor -p Type=notify {flow} supervise --user`"
+        );
         return;
     }
     match m.start(&unit) {
@@ -288,6 +294,11 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
     let installed = install::installed(&dir)
         .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?;
     let plan = install::plan_removal(&installed, name);
+    // The YAML file the units came from, named in their header.
+    let source = installed
+        .get(&names::run_unit(name))
+        .map(|f| f.source.clone())
+        .filter(|s| !s.is_empty() && Path::new(s).exists());
     if plan.is_empty() {
         return Err(CliError::Invalid(format!(
             "no units of workflow `{name}` in {}",
@@ -314,9 +325,13 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
         m.reload().map_err(CliError::System)?;
     }
     print_summary(&plan);
-    println!(
-        "Removed workflow {name}. Its YAML file, if any, is still in place: delete it too, or the next `flow apply` brings it back."
-    );
+    let u = super::user_flag(target.user);
+    match source {
+        Some(source) => println!(
+            "Removed workflow {name}. Its YAML file {source} is still in place: delete it too, or the next `flow apply{u}` brings it back."
+        ),
+        None => println!("Removed workflow {name}."),
+    }
     Ok(Exit::Success)
 }
 

@@ -68,8 +68,9 @@ impl Where {
         let dir = self.dir();
         runs::installed_workflow(files, name).ok_or_else(|| {
             CliError::Invalid(format!(
-                "workflow `{name}` is not installed in {}; run `flow apply` first (or `flow list` to see what is)",
-                dir.display()
+                "workflow `{name}` is not installed in {}; run `flow apply{u}` first (or `flow list{u}` to see what is)",
+                dir.display(),
+                u = super::user_flag(self.user)
             ))
         })
     }

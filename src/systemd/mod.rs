@@ -55,8 +55,25 @@ impl fmt::Display for Bus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Bus::System => f.write_str("system bus"),
-            Bus::User => f.write_str("user (session) bus"),
+            Bus::User => match unix_path(self) {
+                Some(path) => write!(f, "user bus at {}", path.display()),
+                None => f.write_str("user (session) bus"),
+            },
             Bus::Address(a) => write!(f, "bus at {a}"),
+        }
+    }
+}
+
+impl Bus {
+    /// What to check when this bus cannot be reached.
+    fn advice(&self) -> &'static str {
+        match self {
+            Bus::User => {
+                "is your user manager running? It runs while you are logged in, and always \
+                 after `loginctl enable-linger`; its bus is $DBUS_SESSION_BUS_ADDRESS, else \
+                 $XDG_RUNTIME_DIR/bus, else /run/user/UID/bus"
+            }
+            _ => "is systemd running as PID 1? (`flow try` runs workflows in a throwaway systemd)",
         }
     }
 }
@@ -64,10 +81,7 @@ impl fmt::Display for Bus {
 /// What went wrong talking to systemd. Messages say what failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemdError {
-    #[error(
-        "cannot reach systemd's {bus}: {error}\n  \
-         is systemd running as PID 1? (`flow try` runs workflows in a throwaway systemd)"
-    )]
+    #[error("cannot reach systemd's {bus}: {error}\n  {}", .bus.advice())]
     Connect { bus: Bus, error: Box<zbus::Error> },
     #[error("systemd has no unit named {name}: check the name, or write the unit file and reload")]
     NoSuchUnit { name: String },
@@ -852,6 +866,22 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_bus_gets_the_advice_for_its_manager() {
+        let error = |bus: Bus| {
+            SystemdError::Connect {
+                bus,
+                error: Box::new(zbus::Error::Failure("gone".into())),
+            }
+            .to_string()
+        };
+        let user = error(Bus::User);
+        assert!(user.contains("is your user manager running?"), "{user}");
+        assert!(!user.contains("PID 1"), "{user}");
+        let system = error(Bus::System);
+        assert!(system.contains("is systemd running as PID 1?"), "{system}");
+    }
 
     #[test]
     fn job_results_round_trip() {
