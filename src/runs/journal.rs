@@ -37,6 +37,9 @@ pub struct Record {
     /// The manager's result (`exit-code`, `signal`, `timeout`, `oom-kill`...), waiting for
     /// the process-exit message that carries the status.
     unit_result: Option<String>,
+    /// `state` is a user manager's job end, which an older message of the same activation
+    /// may correct (an `ExecCondition=` skip is logged before its job ends "done").
+    tentative: bool,
 }
 
 /// The last run: whether its start was found, and each task's record by unit name.
@@ -167,7 +170,8 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
             rec.ended = Some(time);
             rec.invocation_id = invocation.map(str::to_string);
         }
-        SKIPPED if rec.state.is_none() => {
+        SKIPPED if rec.state.is_none() || (rec.tentative && same) => {
+            rec.tentative = false;
             rec.state = Some(TaskState::Skipped);
             rec.ended = Some(time);
             rec.invocation_id = invocation.map(str::to_string);
@@ -195,11 +199,12 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
             }
         }
         // A user manager logs "Deactivated successfully" at debug level only, so there
-        // the end of the start job is the success (a task skipped by a condition gets its
-        // own, newer, message first).
+        // the end of the start job is the success, unless an older message of the same
+        // activation says it was skipped (`ExecCondition=`).
         JOB_DONE
             if field == "USER_UNIT" && rec.state.is_none() && s("JOB_RESULT") == Some("done") =>
         {
+            rec.tentative = true;
             rec.state = Some(TaskState::Succeeded);
             rec.ended = Some(time);
             rec.invocation_id = invocation.map(str::to_string);
@@ -262,6 +267,72 @@ mod tests {
             }
         }
         run
+    }
+
+    /// A user manager's messages (systemd 252), as logged for an `on_failure` task whose
+    /// `ExecCondition=` skipped it, then for a task that ran: "Skipped due to
+    /// 'exec-condition'", then the job's end, `done`, which alone would read as a success.
+    #[test]
+    fn a_user_managers_skip_is_not_taken_for_a_success() {
+        let user = |unit: &str, t: u64, fields: &[(&str, &str)]| {
+            let mut v =
+                serde_json::json!({"USER_UNIT": unit, "__REALTIME_TIMESTAMP": t.to_string()});
+            for (k, val) in fields {
+                v[*k] = serde_json::Value::String(val.to_string());
+            }
+            v
+        };
+        let entries = vec![
+            user("b.service", 10, &[("MESSAGE_ID", STARTING)]),
+            user(
+                "alert.service",
+                11,
+                &[("MESSAGE_ID", STARTING), ("USER_INVOCATION_ID", "i1")],
+            ),
+            user(
+                "alert.service",
+                12,
+                &[
+                    ("MESSAGE_ID", SKIPPED),
+                    ("USER_INVOCATION_ID", "i1"),
+                    ("UNIT_RESULT", "exec-condition"),
+                ],
+            ),
+            user(
+                "alert.service",
+                13,
+                &[
+                    ("MESSAGE_ID", JOB_DONE),
+                    ("USER_INVOCATION_ID", "i1"),
+                    ("JOB_RESULT", "done"),
+                    ("JOB_TYPE", "start"),
+                ],
+            ),
+            user(
+                "ran.service",
+                14,
+                &[("MESSAGE_ID", STARTING), ("USER_INVOCATION_ID", "i2")],
+            ),
+            user(
+                "ran.service",
+                15,
+                &[
+                    ("MESSAGE_ID", JOB_DONE),
+                    ("USER_INVOCATION_ID", "i2"),
+                    ("JOB_RESULT", "done"),
+                    ("JOB_TYPE", "start"),
+                ],
+            ),
+        ];
+        let mut run = LastRun::default();
+        for e in entries.iter().rev() {
+            if apply(&mut run, e, "USER_UNIT", "b.service") {
+                break;
+            }
+        }
+        assert_eq!(run.tasks["alert.service"].state, Some(TaskState::Skipped));
+        assert_eq!(run.tasks["ran.service"].state, Some(TaskState::Succeeded));
+        assert_eq!(run.tasks["ran.service"].started, Some(14));
     }
 
     #[test]
