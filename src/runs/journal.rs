@@ -282,7 +282,7 @@ mod tests {
             }
             v
         };
-        let entries = vec![
+        let entries = [
             user("b.service", 10, &[("MESSAGE_ID", STARTING)]),
             user(
                 "alert.service",
