@@ -702,7 +702,19 @@ tasks:
     wait_until("the first attempt", Duration::from_secs(20), || {
         sh(&sb, "test -e /var/tmp/ok").success().then_some(())
     });
-    write_and_apply(&sb, "ren", &yaml.replace("  b:", "  c:"));
+    write_workflow(&sb, "ren", &yaml.replace("  b:", "  c:"));
+    // `flow apply` says what becomes of the run going.
+    let applied = sh(&sb, "flow apply");
+    assert!(
+        applied
+            .stderr
+            .contains("note: a run of ren is going (the supervisor (PID")
+            && applied
+                .stderr
+                .contains("a task the workflow no longer has is canceled"),
+        "{}",
+        applied.stderr
+    );
     let v = wait_run(&sb, "ren", 1, Duration::from_secs(30));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "a"), ["exit-code 1", "success"], "{v:#}");

@@ -45,6 +45,8 @@ pub trait Manager {
     fn start(&self, units: &[String]) -> Result<(), String>;
     /// Restarts those of `units` that are running; returns those that were not (paused).
     fn restart_running(&self, units: &[String]) -> Result<Vec<String>, String>;
+    /// Why a run of the workflow is going, if one is.
+    fn going(&self, wf: &crate::runs::InstalledWorkflow, runtime: &Path) -> Option<String>;
 }
 
 struct Prepared {
@@ -186,6 +188,9 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
     print_summary(&p.plan);
+    if let Some(m) = &manager {
+        note_runs_going(m.as_ref(), &p, args.target.user);
+    }
     let timers_with = |pred: fn(&Change) -> bool| -> Vec<String> {
         p.plan
             .changes
@@ -249,6 +254,28 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
         start_user_supervisor(m.as_ref());
     }
     Ok(Exit::Success)
+}
+
+/// A run going of a workflow that changes or goes: said, with what becomes of it.
+fn note_runs_going(m: &dyn Manager, p: &Prepared, user: bool) {
+    let Ok(installed) = install::installed(&p.dir) else {
+        return;
+    };
+    let runtime = crate::runs::trigger::runtime_dir(user);
+    for name in p.plan.changed.iter().chain(&p.plan.removed) {
+        let Some(wf) = crate::runs::installed_workflow(&installed, name) else {
+            continue;
+        };
+        let Some(why) = m.going(&wf, &runtime) else {
+            continue;
+        };
+        let what = if p.plan.removed.contains(name) {
+            "it is stopped now"
+        } else {
+            "the tasks it has yet to start run as now applied, and a task the workflow no longer has is canceled"
+        };
+        eprintln!("note: a run of {name} is going ({why}): {what}");
+    }
 }
 
 /// Whether logind keeps the calling user's manager running when the user is not logged
@@ -377,6 +404,12 @@ impl Manager for Systemd {
             self.start_unit(unit).map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    fn going(&self, wf: &crate::runs::InstalledWorkflow, runtime: &Path) -> Option<String> {
+        crate::runs::trigger::going(self, wf, runtime)
+            .ok()
+            .flatten()
     }
 
     fn restart_running(&self, units: &[String]) -> Result<Vec<String>, String> {
