@@ -8,10 +8,12 @@
 //! - [`sandbox`] boots a throwaway systemd where PID 1 is not systemd (tests, `flow try`).
 //! - [`store`] keeps run history in SQLite; [`supervisor`] records runs and drives retries,
 //!   deadlines and overlap rules.
-//! - [`cli`] is the command line on top of all of them.
+//! - [`cli`] is the command line on top of all of them; [`home`] finds a user's own
+//!   directories.
 
 pub mod cli;
 pub mod compiler;
+pub mod home;
 pub mod install;
 pub mod runs;
 pub mod sandbox;

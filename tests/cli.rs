@@ -429,3 +429,34 @@ fn a_closed_pipe_ends_quietly() {
         "the output should not have fit in the pipe"
     );
 }
+
+/// A user's own directories come from the password database when `$HOME` is unset or
+/// relative: never from the current directory, where the user's manager does not look.
+#[test]
+fn a_users_directories_do_not_depend_on_home_being_set() {
+    let home = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .expect("an account for this uid");
+    let expected = home.join(".local/state/flow/history.db");
+    for home_var in [None, Some("relative/home")] {
+        let mut cmd = flow();
+        cmd.args(["history", "--user"]).env_remove("XDG_STATE_HOME");
+        match home_var {
+            None => cmd.env_remove("HOME"),
+            Some(h) => cmd.env("HOME", h),
+        };
+        let out = cmd.output().expect("run flow");
+        let said = String::from_utf8_lossy(&out.stderr);
+        if expected.exists() {
+            // This account has a history: it was found there.
+            assert!(out.status.success(), "{said}");
+        } else {
+            assert!(
+                said.contains(&format!("no run history at {}", expected.display())),
+                "{said}"
+            );
+        }
+    }
+}

@@ -50,10 +50,7 @@ pub fn units_dir(user: bool) -> PathBuf {
 }
 
 fn config_home() -> PathBuf {
-    match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config"),
-    }
+    crate::home::xdg_dir("XDG_CONFIG_HOME", ".config")
 }
 
 /// Expand directories into their `*.yaml` and `*.yml` files, sorted; keep files as given.

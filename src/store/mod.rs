@@ -27,13 +27,7 @@ pub const DB_FILE: &str = "history.db";
 /// Where a user's own supervisor (`flow supervise --user`) keeps its database:
 /// `$XDG_STATE_HOME/flow`, by default `~/.local/state/flow`.
 pub fn user_dir() -> PathBuf {
-    match std::env::var_os("XDG_STATE_HOME").filter(|d| Path::new(d).is_absolute()) {
-        Some(d) => PathBuf::from(d).join("flow"),
-        None => {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
-            Path::new(&home).join(".local/state/flow")
-        }
-    }
+    crate::home::xdg_dir("XDG_STATE_HOME", ".local/state").join("flow")
 }
 
 /// The default database of the system's supervisor, or of the calling user's.
