@@ -102,7 +102,11 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
             .iter()
             .flat_map(|c| {
                 let shown = c.path.display().to_string();
-                install::host::this_machine(&c.workflow.host)
+                let mut found = install::host::this_machine(&c.workflow.host);
+                if user {
+                    found.extend(install::host::in_a_user_manager(&c.workflow.host));
+                }
+                found
                     .into_iter()
                     .map(move |d| d.render_warning(&shown, &c.text))
             })

@@ -758,14 +758,12 @@ impl Decoder<'_> {
                         None
                     }
                     Ok(()) => {
-                        if !v.bytes().all(|b| b.is_ascii_digit()) {
-                            let kind = if key == "user" {
-                                HostKind::User
-                            } else {
-                                HostKind::Group
-                            };
-                            self.on_host(kind, &v, n.span());
-                        }
+                        let kind = if key == "user" {
+                            HostKind::User
+                        } else {
+                            HostKind::Group
+                        };
+                        self.on_host(kind, &v, n.span());
                         Some(v)
                     }
                     Err(why) => {

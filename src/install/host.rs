@@ -27,6 +27,31 @@ pub fn this_machine(refs: &[HostRef]) -> Vec<Diagnostic> {
     )
 }
 
+/// For `--user`: a user's own manager runs everything as that user and cannot switch
+/// to another (systemd fails the task with exit 216/GROUP, run after run).
+pub fn in_a_user_manager(refs: &[HostRef]) -> Vec<Diagnostic> {
+    refs.iter()
+        .filter(|r| matches!(r.kind, HostKind::User | HostKind::Group))
+        .map(|r| {
+            let key = if r.kind == HostKind::User {
+                "user"
+            } else {
+                "group"
+            };
+            Diagnostic::new(
+                r.span,
+                format!(
+                    "`{key}: {}` cannot take effect in your own manager (--user): it runs tasks as you alone",
+                    r.value
+                ),
+            )
+            .help(format!(
+                "remove `{key}`, or apply the workflow to the system's manager (`flow apply` as root, without --user): until then the task fails (exit 216)"
+            ))
+        })
+        .collect()
+}
+
 /// A warning for each reference the machine lacks.
 pub fn missing(refs: &[HostRef], machine: &Machine) -> Vec<Diagnostic> {
     refs.iter()
@@ -34,6 +59,8 @@ pub fn missing(refs: &[HostRef], machine: &Machine) -> Vec<Diagnostic> {
             let v = r.value.as_str();
             !match r.kind {
                 HostKind::EnvFile | HostKind::WorkingDir => (machine.path_exists)(Path::new(v)),
+                // A number needs no account: systemd runs the task with that id.
+                _ if v.bytes().all(|b| b.is_ascii_digit()) => true,
                 HostKind::User => (machine.user_exists)(v),
                 HostKind::Group => (machine.group_exists)(v),
             }
@@ -109,6 +136,7 @@ tasks:
             (HostKind::User, "backup", 2),
             (HostKind::EnvFile, "/etc/flow/a.env", 6),
             (HostKind::WorkingDir, "/srv/data", 7),
+            (HostKind::Group, "1000", 8),
             (HostKind::User, "pi", 11),
             (HostKind::Group, "adm", 12),
         ];
@@ -120,7 +148,8 @@ tasks:
         let machine = Machine {
             path_exists: &|p| p == Path::new("/etc/flow/w.env"),
             user_exists: &|u| u == "pi",
-            group_exists: &|_| true,
+            // Group 1000 is a number: no account is looked for.
+            group_exists: &|g| g == "adm",
         };
         let warnings: Vec<String> = missing(&refs(YAML), &machine)
             .iter()
@@ -132,6 +161,23 @@ tasks:
                 "w.yaml:2:18: user `backup` does not exist on this machine",
                 "w.yaml:6:36: env_file `/etc/flow/a.env` does not exist on this machine",
                 "w.yaml:7:18: working_dir `/srv/data` does not exist on this machine",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_user_manager_cannot_switch_users_or_groups() {
+        let warnings: Vec<String> = in_a_user_manager(&refs(YAML))
+            .iter()
+            .map(|d| format!("{}: {}", d.location("w.yaml"), d.message))
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                "w.yaml:2:18: `user: backup` cannot take effect in your own manager (--user): it runs tasks as you alone",
+                "w.yaml:8:12: `group: 1000` cannot take effect in your own manager (--user): it runs tasks as you alone",
+                "w.yaml:11:11: `user: pi` cannot take effect in your own manager (--user): it runs tasks as you alone",
+                "w.yaml:12:12: `group: adm` cannot take effect in your own manager (--user): it runs tasks as you alone",
             ]
         );
     }
