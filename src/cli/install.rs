@@ -104,7 +104,10 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
                 let shown = c.path.display().to_string();
                 let mut found = install::host::this_machine(&c.workflow.host);
                 if user {
-                    found.extend(install::host::in_a_user_manager(&c.workflow.host));
+                    found.extend(install::host::in_a_user_manager(
+                        &c.workflow.host,
+                        &install::host::is_mine,
+                    ));
                 }
                 found
                     .into_iter()
