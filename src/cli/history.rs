@@ -64,7 +64,7 @@ impl DbArgs {
             )),
             e => CliError::System(e.to_string()),
         })?;
-        if !supervisor_running(&path) {
+        if !supervisor_running(&path, self.user) {
             eprintln!(
                 "note: the supervisor is not running: history may be behind; start it with `{}`",
                 supervisor::start_hint(self.user)
@@ -76,7 +76,10 @@ impl DbArgs {
 
 /// Whether a supervisor has this database open for writing: it holds the WAL's shared
 /// memory file open, which no reader keeps after exit. Checked through /proc, no D-Bus.
-fn supervisor_running(db: &Path) -> bool {
+/// `user`: the calling user's own history, which only their own processes hold.
+fn supervisor_running(db: &Path, user: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let my_uid = nix::unistd::getuid().as_raw();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return true;
     };
@@ -86,6 +89,9 @@ fn supervisor_running(db: &Path) -> bool {
         let name = p.file_name();
         let name = name.to_string_lossy();
         if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+            continue;
+        }
+        if user && p.metadata().is_ok_and(|m| m.uid() != my_uid) {
             continue;
         }
         let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else {
