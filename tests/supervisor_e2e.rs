@@ -591,6 +591,29 @@ fn a_second_supervisor_refuses_to_run_beside_the_first() {
     );
 }
 
+/// `flow run --wait` of a run queued behind one that goes past its deadline follows the
+/// queued run: the stop of the run before used to end its wait, and it printed that run.
+#[test]
+fn run_wait_of_a_queued_run_follows_it_past_the_deadline_of_the_one_before() {
+    let yaml = "
+overlap: queue
+timeout: 2s
+tasks:
+  s: {run: 'sleep 10'}
+";
+    let Some(sb) = setup(&[("dq", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run dq").ok();
+    wait_activating(&sb, "flow-dq--s.service");
+    let waited = sh(&sb, "timeout 30 flow run dq --wait --json 2>/dev/null");
+    let v: serde_json::Value = serde_json::from_str(&waited.stdout).expect("one JSON object");
+    assert_eq!(v["run"], 2, "{v}");
+    assert_eq!(v["result"], "timed_out", "{v}");
+    let first = wait_run(&sb, "dq", 1, Duration::from_secs(10));
+    assert_eq!(first["run"]["result"], "timed_out", "{first:#}");
+}
+
 #[test]
 fn deadline_cancels_a_long_run() {
     let yaml = "

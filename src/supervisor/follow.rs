@@ -179,9 +179,15 @@ impl Followers {
         }
     }
 
-    /// A start job of the workflow's run unit appeared.
-    pub(super) fn run_job_new(&mut self, wf: &str, job: u32) {
+    /// A job of the workflow's run unit appeared; `run_open`: a run of it is open. (The
+    /// signal does not say the job's type.) A queued run's start comes only once the run
+    /// before it is over: a job while that one is open is its own (the stop of a run
+    /// past its deadline), not the queued run's.
+    pub(super) fn run_job_new(&mut self, wf: &str, job: u32, run_open: bool) {
         for w in self.waiting.get_mut(wf).into_iter().flatten() {
+            if w.queued && run_open {
+                continue;
+            }
             w.job.get_or_insert(job);
         }
     }
@@ -356,7 +362,7 @@ mod tests {
         let (server, client) = UnixStream::pair().unwrap();
         let mut followers = Followers::default();
         followers.add("wf".into(), Follower::new(server).unwrap(), false);
-        followers.run_job_new("wf", 7);
+        followers.run_job_new("wf", 7, false);
         followers.opened("wf", 3, vec![("/p/a".into(), "a".into())], true);
         followers.activating("/p/other");
         followers.activating("/p/a");
@@ -419,7 +425,7 @@ mod tests {
         followers.add("wf".into(), Follower::new(server).unwrap(), false);
         followers.run_job_removed("wf", 5, false);
         assert!(!followers.is_empty());
-        followers.run_job_new("wf", 6);
+        followers.run_job_new("wf", 6, false);
         followers.run_job_removed("wf", 6, false);
         assert!(followers.is_empty());
         drop(followers);
@@ -435,6 +441,23 @@ mod tests {
         assert_eq!(c.next_event(), None);
     }
 
+    /// A follower of the queued run (`overlap: queue`) is not ended by a job of the run
+    /// before it, such as the stop of that run at its deadline: it used to be told its run
+    /// had ended, and printed the run before as its own.
+    #[test]
+    fn a_queued_follower_waits_through_the_jobs_of_the_run_before() {
+        let (server, _client) = UnixStream::pair().unwrap();
+        let mut followers = Followers::default();
+        followers.add("wf".into(), Follower::new(server).unwrap(), true);
+        followers.run_job_new("wf", 8, true);
+        followers.run_job_removed("wf", 8, true);
+        followers.run_job_removed("wf", 8, false);
+        assert!(!followers.is_empty(), "ended by the run before");
+        followers.run_job_new("wf", 9, false);
+        followers.opened("wf", 2, Vec::new(), true);
+        assert!(followers.waiting.is_empty());
+    }
+
     /// `flow cancel` stops a trigger that waits to start the next run (`overlap: queue`):
     /// the follower of that run is told no run of it began; a follower of a run started
     /// otherwise, and a trigger that ended after it started the run, end nothing.
@@ -445,7 +468,7 @@ mod tests {
         let (other, _other_client) = UnixStream::pair().unwrap();
         let mut followers = Followers::default();
         followers.add("wf".into(), Follower::new(started).unwrap(), true);
-        followers.run_job_new("wf", 9);
+        followers.run_job_new("wf", 9, false);
         followers.trigger_job_removed("wf", "done");
         followers.add("wf".into(), Follower::new(queued).unwrap(), true);
         followers.add("wf".into(), Follower::new(other).unwrap(), false);

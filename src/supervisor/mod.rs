@@ -523,7 +523,8 @@ impl Supervisor {
                 if unit.starts_with("flow-") {
                     self.queued.insert(unit.clone(), id);
                     if let Some(wf) = names::workflow_of_run_unit(&unit) {
-                        self.followers.run_job_new(wf, id);
+                        let open = self.runs.contains_key(wf);
+                        self.followers.run_job_new(wf, id, open);
                     }
                     self.on_job_new(&unit)?;
                 }
