@@ -242,3 +242,21 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     );
     fb.sh("kill $(cat /tmp/follow.pid)");
 }
+
+/// `flow run NAME; flow logs NAME -f`, as `flow run` suggests: the new run's lines, not
+/// the run before's (journald may not have the new run's start yet when `logs` asks).
+#[test]
+fn logs_followed_right_after_flow_run_are_the_new_runs() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "cnt",
+        "tasks:\n  t: {run: 'n=$(cat /srv/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /srv/n; sleep 0.5; echo line-$n'}\n",
+    );
+    assert!(fb.run_wait("cnt").succeeded);
+    for n in 2..=4 {
+        fb.sh("/usr/local/bin/flow run cnt >/dev/null; timeout 3 /usr/local/bin/flow logs cnt -f > /tmp/f.out 2>&1; true");
+        let out = fb.read_string("/tmp/f.out");
+        assert!(out.contains(&format!("line-{n}")), "{out}");
+        assert!(!out.contains(&format!("line-{}", n - 1)), "{out}");
+    }
+}

@@ -508,7 +508,14 @@ pub fn logs(
     let units: Vec<String> = wf.tasks.iter().map(|t| t.unit.clone()).collect();
     let last = runs::journal::last_run(w.user, &wf.begin_unit(), &units)
         .map_err(|e| sys(runs::LastRunError::Journal(e)))?;
-    let select = match (follow, last.begun) {
+    // A run that is starting or going right now, as systemd has it: journald may not have
+    // its start yet (`flow run NAME; flow logs NAME -f` would follow the run before).
+    let begun = match starting_now(&wf, w) {
+        Some(Starting::Began(us)) => Some(us),
+        Some(Starting::Queued) if follow => Some(crate::store::now_us() as u64),
+        _ => last.begun,
+    };
+    let select = match (follow, begun) {
         (true, begun) => runs::logs::Select::Follow(begun),
         (false, Some(begun)) => runs::logs::Select::Since(begun),
         (false, None) => {
@@ -519,6 +526,27 @@ pub fn logs(
         }
     };
     print_lines(&tasks, &select, lines, w.json)
+}
+
+enum Starting {
+    /// The run going began at this realtime µs (its begin unit's start).
+    Began(u64),
+    /// A run was asked for and has not begun yet.
+    Queued,
+}
+
+/// A run of `wf` starting or going now, from its begin and run units' state; `None`
+/// when none is (or systemd cannot be asked).
+fn starting_now(wf: &InstalledWorkflow, w: &Where) -> Option<Starting> {
+    let sd = w.connect().ok()?;
+    let begin = sd.unit_state(&wf.begin_unit()).ok()?;
+    if matches!(begin.active_state.as_str(), "active" | "activating") {
+        return begin.inactive_exit_timestamp.map(Starting::Began);
+    }
+    let run = sd.list_units_by_patterns(&[&wf.run_unit()]).ok()?;
+    run.iter()
+        .any(|u| u.name == wf.run_unit() && u.job.is_some())
+        .then_some(Starting::Queued)
 }
 
 /// Print the selected lines as `time task | message`, or with `json` one object per line
