@@ -40,7 +40,7 @@
 
 use super::duration::push_systemd;
 use super::escape::{push_env_assignment, push_exec_word, push_raw, push_raw_joined, raw};
-use super::model::{Command, Hardening, Schedule, Task, When, Workflow};
+use super::model::{Command, Hardening, Schedule, Task, When, Workflow, upstream_first};
 use super::names;
 use super::unit_file::UnitWriter;
 
@@ -363,30 +363,13 @@ fn success_markers(wf: &Workflow) -> Vec<bool> {
 /// again once the retried task succeeds). An `always`/`on_failure` task must wait for
 /// their final outcome, the `.done` marker, not act on the first.
 fn retried_later(wf: &Workflow) -> Vec<bool> {
-    let n = wf.tasks.len();
     let mut later: Vec<bool> = wf.tasks.iter().map(|t| t.retries > 0).collect();
     if !later.contains(&true) {
         return later;
     }
-    // Upstreams before downstreams (Kahn's order; validation refused cycles).
-    let mut waiting: Vec<usize> = wf.tasks.iter().map(|t| t.needs.len()).collect();
-    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, t) in wf.tasks.iter().enumerate() {
-        for &up in &t.needs {
-            if let Some(d) = downstream.get_mut(up) {
-                d.push(i);
-            }
-        }
-    }
-    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-    while let Some(i) = ready.pop() {
-        for &d in &downstream[i] {
-            later[d] |= later[i];
-            waiting[d] -= 1;
-            if waiting[d] == 0 {
-                ready.push(d);
-            }
-        }
+    let needs: Vec<&[usize]> = wf.tasks.iter().map(|t| t.needs.as_slice()).collect();
+    for i in upstream_first(&needs) {
+        later[i] |= wf.tasks[i].needs.iter().any(|&up| later[up]);
     }
     later
 }

@@ -107,6 +107,34 @@ pub struct Task {
     pub service: Vec<(String, String)>,
 }
 
+/// Tasks in an order where each comes after every task it needs (indices into `needs`,
+/// which gives each task's upstreams). Reversed, it is the order to stop a run in: a task
+/// before what it needs. A cycle (possible only in hand-edited units) puts its tasks last.
+pub fn upstream_first<T: AsRef<[usize]>>(needs: &[T]) -> Vec<usize> {
+    let n = needs.len();
+    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut waiting: Vec<usize> = vec![0; n];
+    for (i, ups) in needs.iter().enumerate() {
+        for &up in ups.as_ref().iter().filter(|&&up| up < n) {
+            downstream[up].push(i);
+            waiting[i] += 1;
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for &d in &downstream[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(d);
+            }
+        }
+    }
+    order.extend((0..n).filter(|&i| waiting[i] > 0));
+    order
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `run:` a shell line or script, given to `/bin/sh -c`.
@@ -161,4 +189,25 @@ pub enum Hardening {
 
 impl Hardening {
     pub const NAMES: [&'static str; 3] = ["none", "basic", "strict"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_come_after_what_they_need() {
+        // 0 → 1 → {2, 3}; 4 alone; 2 is listed before what it needs.
+        let needs = vec![vec![], vec![0], vec![1], vec![1], vec![]];
+        let order = upstream_first(&needs);
+        let at = |i: usize| order.iter().position(|&x| x == i).expect("listed");
+        assert_eq!(order.len(), 5);
+        for (i, ups) in needs.iter().enumerate() {
+            for &up in ups {
+                assert!(at(up) < at(i), "{i} before {up}: {order:?}");
+            }
+        }
+        let cyclic = upstream_first(&[vec![1], vec![0], vec![]]);
+        assert_eq!(cyclic.len(), 3);
+    }
 }

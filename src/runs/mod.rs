@@ -72,36 +72,6 @@ impl InstalledWorkflow {
     }
 }
 
-/// The order to stop a run's tasks in, given what each needs (indices): every task before
-/// the tasks it needs. Stopping a running task ends its start job, and a task waiting for
-/// it (`always`, `on_failure`) would then run, unless its own job was stopped first.
-pub fn downstream_first(needs: &[Vec<usize>]) -> Vec<usize> {
-    let n = needs.len();
-    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut waiting: Vec<usize> = vec![0; n];
-    for (i, ups) in needs.iter().enumerate() {
-        for &up in ups.iter().filter(|&&up| up < n) {
-            downstream[up].push(i);
-            waiting[i] += 1;
-        }
-    }
-    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-    let mut order = Vec::with_capacity(n);
-    while let Some(i) = ready.pop() {
-        order.push(i);
-        for &d in &downstream[i] {
-            waiting[d] -= 1;
-            if waiting[d] == 0 {
-                ready.push(d);
-            }
-        }
-    }
-    // A cycle (hand-edited units): its tasks last, in any order.
-    order.extend((0..n).filter(|&i| waiting[i] > 0));
-    order.reverse();
-    order
-}
-
 /// Every installed workflow, by name.
 pub fn installed_workflows(files: &BTreeMap<String, InstalledFile>) -> Vec<InstalledWorkflow> {
     // A set, not the sorted file names deduplicated: `flow-a-b.service` sorts between
@@ -828,22 +798,6 @@ pub fn load(dir: &Path, name: &str) -> Result<Option<InstalledWorkflow>, std::io
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tasks_stop_before_what_they_need() {
-        // 0 → 1 → {2, 3}; 4 alone; 2 is listed before what it needs.
-        let needs = vec![vec![], vec![0], vec![1], vec![1], vec![]];
-        let order = downstream_first(&needs);
-        let at = |i: usize| order.iter().position(|&x| x == i).expect("listed");
-        assert_eq!(order.len(), 5);
-        for (i, ups) in needs.iter().enumerate() {
-            for &up in ups {
-                assert!(at(i) < at(up), "{i} after {up}: {order:?}");
-            }
-        }
-        let cyclic = downstream_first(&[vec![1], vec![0], vec![]]);
-        assert_eq!(cyclic.len(), 3);
-    }
 
     fn task(name: &str, needs: &[&str], retries: u32) -> TaskInfo {
         TaskInfo {

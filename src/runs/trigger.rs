@@ -361,8 +361,9 @@ pub fn cancel_and_tell(
         })
         .collect();
     units.extend(
-        super::downstream_first(&needs)
+        crate::compiler::model::upstream_first(&needs)
             .into_iter()
+            .rev()
             .map(|i| wf.tasks[i].unit.clone()),
     );
     units.push(wf.begin_unit());

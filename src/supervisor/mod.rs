@@ -1045,8 +1045,12 @@ impl Supervisor {
                 run.timed_out = true;
                 let def = run.def.clone();
                 let _ = self.sd.stop_unit_no_wait(&def.run_unit());
-                let needs: Vec<Vec<usize>> = def.tasks.iter().map(|t| t.needs.clone()).collect();
-                for i in crate::runs::downstream_first(&needs) {
+                let needs: Vec<&[usize]> = def.tasks.iter().map(|t| t.needs.as_slice()).collect();
+                // Each task before what it needs (see `runs::trigger::cancel`).
+                for i in crate::compiler::model::upstream_first(&needs)
+                    .into_iter()
+                    .rev()
+                {
                     if !matches!(run.tasks[i].st, St::Final(_)) {
                         let _ = self.sd.stop_unit_no_wait(&def.tasks[i].unit);
                     }
