@@ -51,6 +51,8 @@ pub trait Manager {
 
 struct Prepared {
     dir: PathBuf,
+    /// What is installed in `dir` now, before the plan.
+    installed: std::collections::BTreeMap<String, install::InstalledFile>,
     plan: Plan,
     /// Timers that should be enabled and running, and whether to start them now
     /// (`@reboot` timers are only enabled: starting one now would run the workflow now).
@@ -117,6 +119,7 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
     };
     Ok(Prepared {
         dir,
+        installed,
         plan,
         timers,
         warnings,
@@ -265,12 +268,9 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
 
 /// A run going of a workflow that changes or goes: said, with what becomes of it.
 fn note_runs_going(m: &dyn Manager, p: &Prepared, user: bool) {
-    let Ok(installed) = install::installed(&p.dir) else {
-        return;
-    };
     let runtime = crate::runs::trigger::runtime_dir(user);
     for name in p.plan.changed.iter().chain(&p.plan.removed) {
-        let Some(wf) = crate::runs::installed_workflow(&installed, name) else {
+        let Some(wf) = crate::runs::installed_workflow(&p.installed, name) else {
             continue;
         };
         let Some(why) = m.going(&wf, &runtime) else {

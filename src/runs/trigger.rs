@@ -350,13 +350,14 @@ pub fn cancel_and_tell(
     stopping: impl FnOnce(),
 ) -> Result<bool, SystemdError> {
     let mut units = vec![wf.run_unit()];
+    let index = wf.task_indices();
     let needs: Vec<Vec<usize>> = wf
         .tasks
         .iter()
         .map(|t| {
             t.needs
                 .iter()
-                .filter_map(|n| wf.tasks.iter().position(|u| &u.name == n))
+                .filter_map(|n| index.get(n.as_str()).copied())
                 .collect()
         })
         .collect();
