@@ -667,7 +667,9 @@ pub fn journal_hint(e: &std::io::Error) -> &'static str {
     match e.kind() {
         std::io::ErrorKind::PermissionDenied => {
             "the system's messages are for root and the systemd-journal group: run as \
-             root, or join the group (usermod -aG systemd-journal USER, then log in again)"
+             root, or join the group (usermod -aG systemd-journal USER, then log in again); \
+             for your own workflows (--user), a persistent journal (`mkdir -p \
+             /var/log/journal`, then restart systemd-journald) gives you your own messages"
         }
         _ => "is systemd installed?",
     }
