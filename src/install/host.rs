@@ -125,6 +125,14 @@ mod tests {
     use super::*;
     use crate::compiler;
 
+    /// Each warning as `file:line:col: message`.
+    fn located(diags: &[Diagnostic]) -> Vec<String> {
+        diags
+            .iter()
+            .map(|d| format!("{}: {}", d.location("w.yaml"), d.message))
+            .collect()
+    }
+
     fn refs(yaml: &str) -> Vec<HostRef> {
         compiler::check("w.yaml", yaml).expect("valid").host
     }
@@ -172,10 +180,7 @@ tasks:
             // Group 1000 is a number: no account is looked for.
             group_exists: &|g| g == "adm",
         };
-        let warnings: Vec<String> = missing(&refs(YAML), &machine)
-            .iter()
-            .map(|d| format!("{}: {}", d.location("w.yaml"), d.message))
-            .collect();
+        let warnings = located(&missing(&refs(YAML), &machine));
         assert_eq!(
             warnings,
             [
@@ -190,10 +195,7 @@ tasks:
     fn a_user_manager_cannot_switch_users_or_groups() {
         // `pi` is the caller: that is no switch.
         let mine = |kind: HostKind, v: &str| kind == HostKind::User && v == "pi";
-        let warnings: Vec<String> = in_a_user_manager(&refs(YAML), &mine)
-            .iter()
-            .map(|d| format!("{}: {}", d.location("w.yaml"), d.message))
-            .collect();
+        let warnings = located(&in_a_user_manager(&refs(YAML), &mine));
         assert_eq!(
             warnings,
             [

@@ -251,7 +251,13 @@ mod tests {
     }
 
     fn entry(unit: &str, t: u64, fields: &[(&str, &str)]) -> serde_json::Value {
-        let mut v = serde_json::json!({"UNIT": unit, "__REALTIME_TIMESTAMP": t.to_string()});
+        entry_in("UNIT", unit, t, fields)
+    }
+
+    /// A manager's message about `unit`, named in `field` (`UNIT`, or a user manager's
+    /// `USER_UNIT`).
+    fn entry_in(field: &str, unit: &str, t: u64, fields: &[(&str, &str)]) -> serde_json::Value {
+        let mut v = serde_json::json!({field: unit, "__REALTIME_TIMESTAMP": t.to_string()});
         for (k, val) in fields {
             v[*k] = serde_json::Value::String(val.to_string());
         }
@@ -274,14 +280,8 @@ mod tests {
     /// 'exec-condition'", then the job's end, `done`, which alone would read as a success.
     #[test]
     fn a_user_managers_skip_is_not_taken_for_a_success() {
-        let user = |unit: &str, t: u64, fields: &[(&str, &str)]| {
-            let mut v =
-                serde_json::json!({"USER_UNIT": unit, "__REALTIME_TIMESTAMP": t.to_string()});
-            for (k, val) in fields {
-                v[*k] = serde_json::Value::String(val.to_string());
-            }
-            v
-        };
+        let user =
+            |unit: &str, t: u64, fields: &[(&str, &str)]| entry_in("USER_UNIT", unit, t, fields);
         let entries = [
             user("b.service", 10, &[("MESSAGE_ID", STARTING)]),
             user(

@@ -280,9 +280,10 @@ fn systemd_exit_step(code: i32) -> Option<&'static str> {
     })
 }
 
-/// A task killed by SIGKILL under a `MemoryMax=` (its own or its workflow's) was, in all likelihood, killed by the
-/// kernel's OOM killer: systemd 252 does not always notice (it reports `signal`, or
-/// `exit-code` 137 when a shell ran the command that was killed), so flow says so itself.
+/// A task killed by SIGKILL under a `MemoryMax=` (its own or its workflow's) was, in all
+/// likelihood, killed by the kernel's OOM killer: systemd 252 does not always notice (it
+/// reports `signal`, or `exit-code` 137 when a shell ran the command that was killed), so
+/// flow says so itself.
 pub fn out_of_memory(task: &TaskInfo, state: TaskState) -> TaskState {
     match state {
         TaskState::Killed(9) | TaskState::Failed(137) if task.memory_max => TaskState::OutOfMemory,
