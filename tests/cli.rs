@@ -187,6 +187,17 @@ fn apply_plan_remove_lifecycle_in_a_unit_dir() {
     assert!(!units.join("flow-site--a.service").exists());
     assert!(units.join("flow-handmade.service").exists());
 
+    // A typo in the name: told, with the name meant, and nothing removed.
+    flow()
+        .args(["remove", "othre", "--no-reload", "--unit-dir"])
+        .arg(&units)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "workflow `othre` is not installed",
+        ))
+        .stderr(predicate::str::contains("did you mean `other`?"));
+    assert!(units.join("flow-other.service").exists());
     flow()
         .args(["remove", "other", "--no-reload", "--unit-dir"])
         .arg(&units)
@@ -459,4 +470,47 @@ fn a_users_directories_do_not_depend_on_home_being_set() {
             );
         }
     }
+}
+
+/// A workflow name no run is recorded for and nothing installed has is an error naming the
+/// nearest known one, not an empty table and exit 0; a known name is answered.
+#[test]
+fn history_and_stats_of_an_unknown_workflow_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    {
+        let (s, _) = flow::store::Store::open_rw(&db).expect("open");
+        let id = s
+            .insert_run("backup", "manual", 1_700_000_000_000_000, None)
+            .expect("insert");
+        s.finish_run(id, 1_700_000_001_000_000, "succeeded")
+            .expect("finish");
+    }
+    for cmd in ["history", "stats"] {
+        flow()
+            .args([cmd, "bakup", "--db"])
+            .arg(&db)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "no workflow `bakup` is installed or has a run recorded; did you mean `backup`?",
+            ));
+        flow()
+            .args([cmd, "backup", "--db"])
+            .arg(&db)
+            .assert()
+            .success();
+    }
+    flow()
+        .args(["status", "zzz", "1", "--db"])
+        .arg(&db)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no workflow `zzz` is installed"));
+    flow()
+        .args(["history", "--db"])
+        .arg(&db)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("backup"));
 }

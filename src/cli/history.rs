@@ -165,6 +165,9 @@ pub fn history(
 ) -> Result<Exit, CliError> {
     let since_us = since.map(parse_since).transpose()?;
     let s = db.open()?;
+    if let Some(name) = name {
+        known_workflow(&s, name, db.user)?;
+    }
     let runs = s
         .history(&Filter {
             workflow: name.map(str::to_string),
@@ -311,6 +314,37 @@ pub fn format_run(run: &Run, attempts: &[Attempt]) -> String {
     out
 }
 
+/// A name that no run is recorded for and no installed workflow has is most likely a typo:
+/// say so, with the nearest known name, rather than print an empty table and exit 0.
+fn known_workflow(s: &Store, name: &str, user: bool) -> Result<(), CliError> {
+    let recorded = s.workflows().map_err(|e| CliError::System(e.to_string()))?;
+    if recorded.iter().any(|w| w == name) {
+        return Ok(());
+    }
+    let dir = workflows::units_dir(user);
+    // An unreadable unit directory only loses the suggestion: the history answers alone.
+    let files = crate::install::installed(&dir).unwrap_or_default();
+    if crate::runs::installed_workflow(&files, name).is_some() {
+        return Ok(());
+    }
+    let installed = crate::runs::installed_workflows(&files);
+    let known = recorded
+        .iter()
+        .map(String::as_str)
+        .chain(installed.iter().map(|w| w.name.as_str()));
+    let u = super::user_flag(user);
+    Err(CliError::Invalid(
+        match crate::compiler::suggest::nearest(name, known) {
+            Some(near) => format!(
+                "no workflow `{name}` is installed or has a run recorded; did you mean `{near}`?"
+            ),
+            None => format!(
+                "no workflow `{name}` is installed or has a run recorded; `flow list{u}` shows the installed ones, `flow history{u}` every run recorded"
+            ),
+        },
+    ))
+}
+
 fn find_run(s: &Store, name: &str, run: Option<i64>, user: bool) -> Result<Run, CliError> {
     let u = super::user_flag(user);
     let found = match run {
@@ -318,6 +352,9 @@ fn find_run(s: &Store, name: &str, run: Option<i64>, user: bool) -> Result<Run, 
         None => s.last_run(name),
     }
     .map_err(|e| CliError::System(e.to_string()))?;
+    if found.is_none() {
+        known_workflow(s, name, user)?;
+    }
     found.ok_or_else(|| {
         CliError::Invalid(match run {
             Some(id) => {
@@ -483,6 +520,9 @@ pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> St
 
 pub fn stats(name: Option<&str>, json: bool, db: &DbArgs) -> Result<Exit, CliError> {
     let s = db.open()?;
+    if let Some(name) = name {
+        known_workflow(&s, name, db.user)?;
+    }
     let err = |e: store::StoreError| CliError::System(e.to_string());
     let stats = s.task_stats(name).map_err(err)?;
     let failed = s
@@ -544,9 +584,8 @@ pub fn retry(name: &str, run: Option<i64>, db: &DbArgs) -> Result<Exit, CliError
     let wf = crate::runs::load(&dir, name)
         .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?
         .ok_or_else(|| {
-            CliError::Invalid(format!(
-                "workflow `{name}` is not installed; run `flow apply`"
-            ))
+            let files = crate::install::installed(&dir).unwrap_or_default();
+            super::run::not_installed(&files, name, &dir, db.user)
         })?;
     // Which tasks succeeded comes from the history; their success markers are written
     // again (a run without retries clears its markers when it ends), so PID 1 skips them

@@ -334,10 +334,12 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
         .map(|f| f.source.clone())
         .filter(|s| !s.is_empty() && Path::new(s).exists());
     if plan.is_empty() {
-        return Err(CliError::Invalid(format!(
-            "no units of workflow `{name}` in {}",
-            dir.display()
-        )));
+        return Err(super::run::not_installed(
+            &installed,
+            name,
+            &dir,
+            target.user,
+        ));
     }
     let manager = if target.no_reload {
         None

@@ -65,15 +65,34 @@ impl Where {
         files: &BTreeMap<String, install::InstalledFile>,
         name: &str,
     ) -> Result<InstalledWorkflow, CliError> {
-        let dir = self.dir();
-        runs::installed_workflow(files, name).ok_or_else(|| {
-            CliError::Invalid(format!(
-                "workflow `{name}` is not installed in {}; run `flow apply{u}` first (or `flow list{u}` to see what is)",
-                dir.display(),
-                u = super::user_flag(self.user)
-            ))
-        })
+        runs::installed_workflow(files, name)
+            .ok_or_else(|| not_installed(files, name, &self.dir(), self.user))
     }
+}
+
+/// "Not installed", with the installed workflow whose name is nearest as a suggestion: a
+/// typo in a name should not read as a workflow gone.
+pub(super) fn not_installed(
+    files: &BTreeMap<String, install::InstalledFile>,
+    name: &str,
+    dir: &Path,
+    user: bool,
+) -> CliError {
+    let u = super::user_flag(user);
+    let installed = runs::installed_workflows(files);
+    let hint =
+        match crate::compiler::suggest::nearest(name, installed.iter().map(|w| w.name.as_str())) {
+            Some(near) => {
+                format!("did you mean `{near}`? (`flow list{u}` shows what is installed)")
+            }
+            None => format!(
+                "`flow list{u}` shows the installed workflows, `flow apply{u}` installs yours"
+            ),
+        };
+    CliError::Invalid(format!(
+        "workflow `{name}` is not installed in {}; {hint}",
+        dir.display()
+    ))
 }
 
 /// On stderr: that a workflow's YAML file changed since `flow apply`, if it did.

@@ -500,6 +500,16 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Every workflow with a run recorded, by name.
+    pub fn workflows(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT DISTINCT workflow FROM runs ORDER BY workflow")
+            .map_err(|e| self.sql(e))?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
     /// Runs still marked running (after a crash: to reconcile).
     pub fn open_runs(&self) -> Result<Vec<Run>, StoreError> {
         self.runs_where("result IS NULL", &[], None)
