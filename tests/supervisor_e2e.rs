@@ -557,6 +557,47 @@ tasks:
     );
 }
 
+/// A run that began and ended while the supervisor was down is recorded once it is back,
+/// also the first run of a workflow, and it ends in the history when its last task ended
+/// (as the journal has it), not when the supervisor came back and read it.
+#[test]
+fn a_run_while_the_supervisor_was_down_is_recorded_with_its_own_end() {
+    let yaml = "
+tasks:
+  a:
+    run: 'true'
+  b:
+    needs: [a]
+    run: 'sleep 0.3'
+";
+    let Some(sb) = setup(&[("down", yaml)]) else {
+        return;
+    };
+    sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
+    // Returns when the run is over.
+    sh(&sb, "systemctl start flow-down.service").ok();
+    let over_us = now_us();
+    std::thread::sleep(Duration::from_secs(3));
+    start_supervisor(&sb);
+    let v = wait_run(&sb, "down", 1, Duration::from_secs(20));
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(results(&v, "a"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["success"], "{v:#}");
+    let ended = v["run"]["ended_us"].as_i64().expect("ended_us");
+    let b_ended = attempts(&v, "b")[0]["ended_us"].as_i64().expect("b's end");
+    assert_eq!(ended, b_ended, "the run ends with its last task: {v:#}");
+    assert!(
+        ended <= over_us,
+        "the run's end ({ended}) is when it ended, before {over_us}, not when the supervisor read it"
+    );
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// A second supervisor for the same manager refuses to start: it would retry each failed
 /// task a second time, and used to take the first one's socket away from `flow run --wait`.
 #[test]
@@ -892,6 +933,41 @@ tasks:
     assert_eq!(sh(&sb, "cat /var/tmp/tries").stdout, "x\n");
     let again = sh(&sb, "flow run between").ok();
     assert!(again.stdout.contains("Started a run"), "{again:?}");
+}
+
+/// `flow remove` of a workflow whose run waits for a retry ends that run at once, canceled:
+/// nothing of it can run any more, and it must not show as running until the retry's time.
+#[test]
+fn removing_a_workflow_during_a_retry_wait_ends_its_run() {
+    let yaml = "
+tasks:
+  flaky:
+    run: exit 1
+    retries: 2
+    retry_delay: 60s
+";
+    let Some(sb) = setup(&[("waits", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run waits").ok();
+    wait_until(
+        "the run to wait for its retry",
+        Duration::from_secs(20),
+        || {
+            sh(&sb, "test -e /run/flow/waits.hold")
+                .success()
+                .then_some(())
+        },
+    );
+    let removed = sh(&sb, "flow remove waits");
+    assert!(removed.success(), "{removed:?}");
+    let v = wait_run(&sb, "waits", 1, Duration::from_secs(10));
+    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(results(&v, "flaky"), ["exit-code 1", "canceled"], "{v:#}");
+    assert!(
+        !sh(&sb, "test -e /run/flow/waits.hold").success(),
+        "the run is no longer held"
+    );
 }
 
 /// Runs with retries while the supervisor is killed with SIGKILL at 20 moments and

@@ -706,6 +706,19 @@ impl Store {
         Ok(())
     }
 
+    /// Since when this history records runs (µs since the epoch): set the first time it
+    /// is asked. A run is recorded whenever it happened after that, even while no
+    /// supervisor ran; runs before it are not the history's.
+    pub fn recording_since(&self) -> Result<i64, StoreError> {
+        const KEY: &str = "recording_since_us";
+        if let Some(t) = self.meta(KEY)?.and_then(|v| v.parse().ok()) {
+            return Ok(t);
+        }
+        let now = now_us();
+        self.set_meta(KEY, &now.to_string())?;
+        Ok(now)
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))

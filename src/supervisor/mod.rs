@@ -234,6 +234,9 @@ struct ActiveRun {
     canceled: bool,
     /// Stopped by its deadline.
     timed_out: bool,
+    /// When its last attempt ended (µs since the epoch): when the run ended, as systemd
+    /// has it, also for a run read back from the journal after a restart.
+    last_end_us: Option<i64>,
 }
 
 impl ActiveRun {
@@ -261,7 +264,21 @@ impl ActiveRun {
             deadline,
             canceled: false,
             timed_out: false,
+            last_end_us: None,
         }
+    }
+
+    /// When the run ended: when its last attempt ended, or now when it was stopped (its
+    /// stop is its end) or had no attempt.
+    fn end_us(&self) -> i64 {
+        match self.last_end_us {
+            Some(t) if !self.canceled => t,
+            _ => store::now_us(),
+        }
+    }
+
+    fn attempt_ended(&mut self, ended_us: i64) {
+        self.last_end_us = self.last_end_us.max(Some(ended_us));
     }
 
     /// Whether this supervisor holds the run open after systemd's part of it (see
@@ -544,6 +561,7 @@ impl Supervisor {
             }
             Signal::Reloaded => {
                 self.reload_defs()?;
+                self.end_runs_of_removed_workflows()?;
                 // Forget the units of workflows that are gone.
                 let live: HashSet<String> = self
                     .defs
@@ -811,6 +829,8 @@ impl Supervisor {
                 .and_then(|s| unit.inactive_enter_timestamp.filter(|&e| e >= s))
                 .map(|e| e as i64)
                 .unwrap_or(now_us);
+            run.attempt_ended(ended_us);
+            let t = &mut run.tasks[i];
             writes.push(Write::Attempt(Attempt {
                 run_id: run.id,
                 task: task.name.clone(),
@@ -853,6 +873,8 @@ impl Supervisor {
             if let Some(e) = seen
                 && e.state.invocation_id != t.last_inv
             {
+                run.attempt_ended(e.at_us as i64);
+                let t = &mut run.tasks[i];
                 t.attempts += 1;
                 t.last_inv = e.state.invocation_id.clone();
                 writes.push(Write::Attempt(Attempt {
@@ -995,10 +1017,13 @@ impl Supervisor {
     }
 
     fn end_run(&mut self, wf: &str, id: i64, result: &str) -> Result<(), SupervisorError> {
-        self.runs.remove(wf);
+        let ended_us = self
+            .runs
+            .remove(wf)
+            .map_or_else(store::now_us, |r| r.end_us());
         self.write(Write::Finish {
             id,
-            ended_us: store::now_us(),
+            ended_us,
             result: result.to_string(),
         });
         self.write(Write::Prune);
@@ -1029,6 +1054,32 @@ impl Supervisor {
             let _ = self.sd.stop_unit_no_wait(&u);
         }
         self.end_run(wf, id, result)
+    }
+
+    /// A run of a workflow removed (`flow remove`, or `flow apply` without its file) with
+    /// nothing left in systemd, a retry waiting say: nothing of it can run any more, so it
+    /// ends now, canceled, rather than when the retry would have been due.
+    fn end_runs_of_removed_workflows(&mut self) -> Result<(), SupervisorError> {
+        let gone: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(wf, run)| {
+                !self.defs.contains_key(*wf)
+                    && !run
+                        .def
+                        .tasks
+                        .iter()
+                        .any(|t| self.queued.contains_key(&t.unit))
+            })
+            .map(|(wf, _)| wf.clone())
+            .collect();
+        for wf in gone {
+            if let Some(run) = self.runs.get_mut(&wf) {
+                run.canceled = true;
+            }
+            self.cancel_run(&wf, "canceled")?;
+        }
+        Ok(())
     }
 
     fn fire_timers(&mut self, now: Instant) -> Result<(), SupervisorError> {
@@ -1513,6 +1564,7 @@ impl Supervisor {
             }
         }
         let open = self.store.open_runs()?;
+        let recording_since = self.store.recording_since()?;
         let defs: Vec<Arc<WorkflowDef>> = self.defs.values().cloned().collect();
         for def in defs {
             let mine: Vec<_> = open.iter().filter(|r| r.workflow == def.name).collect();
@@ -1530,7 +1582,8 @@ impl Supervisor {
             ) {
                 (Some(s), _) => s,
                 (None, Some(last)) => last.started_us + 1,
-                (None, None) => continue,
+                // No run yet: any since the history began, while no supervisor ran.
+                (None, None) => recording_since,
             };
             let mut units: Vec<String> = def.tasks.iter().map(|t| t.unit.clone()).collect();
             units.push(def.begin_unit());
@@ -1630,13 +1683,14 @@ impl Supervisor {
             }
         }
         let result = run_result(run);
+        let ended_us = run.end_us();
         for w in writes {
             self.write(w);
         }
         self.runs.remove(wf);
         self.write(Write::Finish {
             id,
-            ended_us: store::now_us(),
+            ended_us,
             result,
         });
         Ok(())
