@@ -356,6 +356,52 @@ tasks:
     );
 }
 
+/// A supervisor restarted while `flow run --wait` follows a run through it (a package
+/// upgrade restarts it): the client follows the run on through the new one, to the end
+/// and result the history has, each attempt told once.
+#[test]
+fn run_wait_follows_the_run_through_a_supervisor_restart() {
+    let yaml = "
+tasks:
+  work:
+    run: 'n=$(cat /var/tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /var/tmp/n; sleep 2; [ $n -ge 1 ]'
+    retries: 1
+    retry_delay: 2s
+  after:
+    needs: [work]
+    run: echo after
+";
+    let Some(sb) = setup(&[("restarted", yaml)]) else {
+        return;
+    };
+    sh(
+        &sb,
+        "(flow run restarted --wait > /var/tmp/out 2>&1; echo $? > /var/tmp/rc) > /dev/null 2>&1 &",
+    )
+    .ok();
+    wait_until("the first attempt to run", Duration::from_secs(20), || {
+        sh(&sb, "grep -q 'work.*running' /var/tmp/out")
+            .success()
+            .then_some(())
+    });
+    sh(&sb, "systemctl restart supervisor-test.service").ok();
+    let rc = wait_until("flow run --wait to end", Duration::from_secs(40), || {
+        let rc = sh(&sb, "cat /var/tmp/rc").stdout;
+        (!rc.is_empty()).then_some(rc)
+    });
+    let out = sh(&sb, "cat /var/tmp/out").ok().stdout;
+    assert_eq!(rc.trim(), "0", "{out}");
+    assert!(out.contains("Run 1 succeeded."), "{out}");
+    assert!(!out.contains("supervisor stopped"), "{out}");
+    let told_again = out
+        .lines()
+        .filter(|l| l.contains("work") && l.contains("tried again"))
+        .count();
+    assert_eq!(told_again, 1, "the failed attempt told once:\n{out}");
+    let v = wait_run(&sb, "restarted", 1, Duration::from_secs(10));
+    assert_eq!(results(&v, "work"), ["exit-code 1", "success"], "{v:#}");
+}
+
 /// Where the manager's private socket cannot be opened, the supervisor reads the signals
 /// from the bus: the same run, retries and all, recorded the same way.
 #[test]
@@ -676,6 +722,14 @@ tasks:
     assert_eq!(results(&v, "later"), ["canceled"], "{v:#}");
     let active = sh(&sb, "systemctl is-active flow-slow--slow.service");
     assert_ne!(active.stdout.trim(), "active");
+    // Nothing of the run is left active: a plain `systemctl start` is a new run. (The
+    // begin unit used to stay active, and such a start ran nothing.)
+    wait_until("the begin unit to stop", Duration::from_secs(10), || {
+        let s = sh(&sb, "systemctl is-active flow-slow.begin.service").stdout;
+        (s.trim() == "inactive").then_some(())
+    });
+    sh(&sb, "systemctl start --no-block flow-slow.service").ok();
+    wait_activating(&sb, "flow-slow--slow.service");
 }
 
 /// A task systemd cannot start (its `env_file` does not exist): each start is one failed

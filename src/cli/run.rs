@@ -380,7 +380,8 @@ pub fn follow(
     };
     match runs::follow::Client::connect(runtime, &wf.name, start == Start::Trigger) {
         Some(client) => {
-            runs::start_and_follow_supervised(sd, wf, start, user, client, show).map_err(sys)
+            runs::start_and_follow_supervised(sd, wf, start, user, runtime, client, show)
+                .map_err(sys)
         }
         None => runs::start_and_follow(sd, wf, start, show).map_err(sys),
     }

@@ -16,6 +16,11 @@
 //! (`overlap: queue`) will start, with one more way to end: the trigger is stopped (or
 //! fails) before it starts the run, and `end` says so.
 //!
+//! A client that loses the supervisor after its run began (a restart, a package upgrade)
+//! asks the next one `rejoin <workflow> <run>`: it is told `following`, the run, each
+//! attempt of it recorded so far, and then the run's events as a follower of it, or at once
+//! its `end` when it is over (with no result when the history does not have it as ended).
+//!
 //! The other request, `skipped <workflow>`, gets no answer: `flow run` left word of a run
 //! it skipped by the overlap rule (see `runs::trigger`), and the supervisor records it.
 
@@ -66,6 +71,8 @@ pub enum Event {
 /// A connection to the supervisor, following the next run of one workflow.
 pub struct Client {
     reader: BufReader<UnixStream>,
+    /// The systemd unit the supervisor runs in, when it runs in one.
+    unit: Option<String>,
 }
 
 impl From<UnixStream> for Client {
@@ -73,6 +80,7 @@ impl From<UnixStream> for Client {
     fn from(stream: UnixStream) -> Client {
         Client {
             reader: BufReader::new(stream),
+            unit: None,
         }
     }
 }
@@ -97,12 +105,49 @@ impl Client {
     /// answers (none runs, or its socket is not this user's): follow the run through
     /// systemd then.
     pub fn connect(runtime: &Path, wf: &str, queued: bool) -> Option<Client> {
+        let verb = if queued { "queued" } else { "follow" };
+        Self::ask(runtime, &format!("{verb} {wf}"))
+    }
+
+    /// The systemd unit the supervisor runs in (`flow-supervisor.service`), when it runs
+    /// in one: whether it is coming back is that unit's state.
+    pub fn supervisor_unit(&self) -> Option<&str> {
+        self.unit.as_deref()
+    }
+
+    /// Follows run `run` of `wf` on through the supervisor under `runtime`, once one
+    /// answers there again (a restarted supervisor: the same unit, or the package's after
+    /// an upgrade), for at most `wait` and while `coming_back` says one may. `None` when
+    /// none did.
+    pub fn rejoin(
+        runtime: &Path,
+        wf: &str,
+        run: i64,
+        wait: Duration,
+        mut coming_back: impl FnMut() -> bool,
+    ) -> Option<Client> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if let Some(c) = Self::ask(runtime, &format!("rejoin {wf} {run}")) {
+                return Some(c);
+            }
+            if std::time::Instant::now() >= until || !coming_back() {
+                return None;
+            }
+            // A restart takes a second or two: a few tries a second, for that long only.
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Sends one request and reads its `following`.
+    fn ask(runtime: &Path, request: &str) -> Option<Client> {
         let mut stream = UnixStream::connect(socket_path(runtime)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let verb = if queued { "queued" } else { "follow" };
-        writeln!(stream, "{verb} {wf}").ok()?;
+        writeln!(stream, "{request}").ok()?;
+        let unit = unit_of_peer(&stream);
         let mut c = Client {
             reader: BufReader::new(stream),
+            unit,
         };
         if c.next_event()? != Event::Following {
             return None;
@@ -123,9 +168,53 @@ impl Client {
     }
 }
 
+/// The systemd service the process at the other end of `stream` runs in: the last element
+/// of its cgroup path (`0::/system.slice/flow-supervisor.service`), when it is a service.
+fn unit_of_peer(stream: &UnixStream) -> Option<String> {
+    let cred =
+        nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", cred.pid())).ok()?;
+    service_of_cgroup(&cgroup).map(str::to_string)
+}
+
+/// The service a `/proc/PID/cgroup` names: on the unified hierarchy's line (`0::`), or
+/// systemd's own on a legacy hierarchy (`1:name=systemd:`).
+fn service_of_cgroup(text: &str) -> Option<&str> {
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("0::")
+                .or_else(|| l.split_once(":name=systemd:").map(|(_, p)| p))
+        })
+        .find_map(|path| path.rsplit('/').next().filter(|u| u.ends_with(".service")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_supervisors_unit_is_read_from_its_cgroup() {
+        for (text, want) in [
+            (
+                "0::/system.slice/flow-supervisor.service\n",
+                Some("flow-supervisor.service"),
+            ),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/flow-supervisor.service\n",
+                Some("flow-supervisor.service"),
+            ),
+            // Hybrid: the unified line is there but empty; systemd's own line says.
+            (
+                "12:cpu:/\n1:name=systemd:/system.slice/flow-supervisor.service\n0::/\n",
+                Some("flow-supervisor.service"),
+            ),
+            // A supervisor started from a shell is in a session scope, not a service.
+            ("0::/user.slice/user-0.slice/session-3.scope\n", None),
+            ("", None),
+        ] {
+            assert_eq!(service_of_cgroup(text), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn events_are_one_json_object_per_line() {

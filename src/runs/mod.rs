@@ -516,15 +516,46 @@ pub fn start_and_follow_supervised(
     wf: &InstalledWorkflow,
     start: Start,
     user: bool,
+    runtime: &Path,
     mut client: follow::Client,
     mut progress: impl FnMut(usize, &TaskRun, Option<Duration>),
 ) -> Result<Followed, LastRunError> {
     let mut runs = pending(wf);
     let index = wf.task_indices();
+    // Each task's attempts told so far: a rejoined supervisor tells them all again.
+    let mut told = vec![0u32; runs.len()];
     start_run(sd, wf, start)?;
     let mut run = None;
+    // Set once rejoined: an end without a result then means the new supervisor does not
+    // know the run's end, and systemd is asked.
+    let mut rejoined = false;
     loop {
-        let Some(ev) = client.next_event() else {
+        let ev = match client.next_event() {
+            Some(ev) => Some(ev),
+            // The supervisor went away after the run began (restarted, upgraded): its
+            // successor carries the run on, and is followed once it answers.
+            None => run
+                .and_then(|id| {
+                    let unit = client.supervisor_unit().map(str::to_string);
+                    let since = Instant::now();
+                    follow::Client::rejoin(runtime, &wf.name, id, REJOIN_WAIT, || {
+                        supervisor_coming_back(sd, unit.as_deref(), since.elapsed())
+                    })
+                })
+                .and_then(|c| {
+                    client = c;
+                    rejoined = true;
+                    client.next_event()
+                }),
+        };
+        let ev = match ev {
+            Some(follow::Event::End {
+                run: Some(_),
+                result: None,
+            }) if rejoined => None,
+            ev => ev,
+        };
+        let Some(ev) = ev else {
             // The supervisor went away: what systemd knows.
             wait_for_run_unit(sd, wf)?;
             let last = last_run(sd, wf, user)?;
@@ -555,16 +586,20 @@ pub fn start_and_follow_supervised(
             }
             follow::Event::Attempt {
                 task,
+                attempt,
                 result,
                 invocation_id,
                 started_us,
                 ended_us,
                 retry_in_ms,
-                ..
             } => {
                 let Some(&i) = index.get(task.as_str()) else {
                     continue;
                 };
+                if attempt <= told[i] && attempt > 0 {
+                    continue;
+                }
+                told[i] = told[i].max(attempt);
                 let t = &mut runs[i];
                 t.state = out_of_memory(&wf.tasks[i], TaskState::from_attempt(&result));
                 t.duration = match (started_us, ended_us) {
@@ -606,6 +641,28 @@ pub fn start_and_follow_supervised(
             }
         }
     }
+}
+
+/// How long `flow run --wait` waits for a supervisor that went away mid-run to answer
+/// again: a restart (of the unit, or by a package upgrade) takes about a second.
+const REJOIN_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether a supervisor that went away is coming back: its unit restarts (a job, or
+/// `activating` for `Restart=`) or is up again. One that is not in a unit (started from a
+/// shell) gets a few seconds.
+fn supervisor_coming_back(sd: &Systemd, unit: Option<&str>, waited: Duration) -> bool {
+    let Some(unit) = unit else {
+        return waited < Duration::from_secs(3);
+    };
+    sd.list_units_by_patterns(&[unit]).is_ok_and(|units| {
+        units.iter().any(|u| {
+            u.job.is_some()
+                || matches!(
+                    u.active_state.as_str(),
+                    "activating" | "active" | "reloading"
+                )
+        })
+    })
 }
 
 /// Waits until the workflow's run unit has no job and is not activating.

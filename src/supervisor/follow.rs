@@ -76,6 +76,14 @@ pub(super) enum Request {
         follower: Follower,
         queued: bool,
     },
+    /// `rejoin <workflow> <run>`: a follower of run `run` that lost the supervisor before
+    /// its end (a restart, an upgrade) and follows it on: told what is recorded of it, then
+    /// as a follower of the run.
+    Rejoin {
+        workflow: String,
+        run: i64,
+        follower: Follower,
+    },
     /// `skipped <workflow>`: `flow run` skipped a run by the overlap rule and left word of
     /// it: record it now.
     Skipped(String),
@@ -93,15 +101,25 @@ pub(super) fn accept(
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let req = match request(&stream) {
-                    Some((verb @ ("follow" | "queued"), workflow)) => match Follower::new(stream) {
-                        Some(follower) => Request::Follow {
+                    Some((verb @ ("follow" | "queued"), workflow, None)) => {
+                        match Follower::new(stream) {
+                            Some(follower) => Request::Follow {
+                                workflow,
+                                follower,
+                                queued: verb == "queued",
+                            },
+                            None => continue,
+                        }
+                    }
+                    Some(("rejoin", workflow, Some(run))) => match Follower::new(stream) {
+                        Some(follower) => Request::Rejoin {
                             workflow,
+                            run,
                             follower,
-                            queued: verb == "queued",
                         },
                         None => continue,
                     },
-                    Some(("skipped", wf)) => Request::Skipped(wf),
+                    Some(("skipped", wf, None)) => Request::Skipped(wf),
                     _ => continue,
                 };
                 if !register(req) {
@@ -112,22 +130,42 @@ pub(super) fn accept(
         .map(|_| ())
 }
 
-/// Reads `<verb> <workflow>` (one short line, promptly) from a new connection.
-fn request(stream: &UnixStream) -> Option<(&'static str, String)> {
+/// Reads `<verb> <workflow>`, or `rejoin <workflow> <run>` (one short line, promptly) from
+/// a new connection.
+fn request(stream: &UnixStream) -> Option<(&'static str, String, Option<i64>)> {
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut line = String::new();
     BufReader::new(std::io::Read::take(stream, 256))
         .read_line(&mut line)
         .ok()?;
-    let (verb, wf) = line.trim_end().split_once(' ')?;
-    let verb = ["follow", "queued", "skipped"]
+    let (verb, rest) = line.trim_end().split_once(' ')?;
+    let verb = ["follow", "queued", "skipped", "rejoin"]
         .into_iter()
         .find(|v| *v == verb)?;
+    let (wf, run) = match verb {
+        "rejoin" => {
+            let (wf, run) = rest.split_once(' ')?;
+            (wf, Some(run.parse().ok()?))
+        }
+        _ => (rest, None),
+    };
     let valid = !wf.is_empty()
         && wf
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    valid.then(|| (verb, wf.to_string()))
+    valid.then(|| (verb, wf.to_string(), run))
+}
+
+/// Where a rejoined run stands.
+pub(super) enum Rejoined {
+    /// Over, with this result; `None`: the history does not have it as ended (nor does
+    /// this supervisor have it open).
+    Over { result: Option<String> },
+    /// Going: `tasks` and `run_job` as for [`Followers::opened`].
+    Open {
+        tasks: Vec<(String, String)>,
+        run_job: bool,
+    },
 }
 
 /// The supervisor's followers: those waiting for the next run of a workflow, and those
@@ -235,6 +273,51 @@ impl Followers {
         }
     }
 
+    /// A follower that lost the supervisor rejoins run `run` of `wf`: it is told the run's
+    /// attempts recorded so far (it skips those it was told before), then its end if it
+    /// is over, or else follows it from here like the run's other followers.
+    pub(super) fn rejoin(
+        &mut self,
+        wf: &str,
+        run: i64,
+        follower: Follower,
+        attempts: &[crate::store::Attempt],
+        now: Rejoined,
+    ) {
+        if !follower.send(Event::Following) || !follower.send(Event::Run { id: run }) {
+            return;
+        }
+        for a in attempts {
+            follower.send(attempt_event(a, None));
+        }
+        let (tasks, run_job) = match now {
+            Rejoined::Over { result } => {
+                follower.send(Event::End {
+                    run: Some(run),
+                    result,
+                });
+                return;
+            }
+            Rejoined::Open { tasks, run_job } => (tasks, run_job),
+        };
+        match self.attached.get_mut(wf) {
+            Some(a) if a.run == run => a.followers.push(follower),
+            _ => {
+                self.attached.insert(
+                    wf.to_string(),
+                    Attached {
+                        run,
+                        followers: vec![follower],
+                        paths: tasks.into_iter().collect(),
+                        running: HashSet::new(),
+                        ended: None,
+                        systemd_done: !run_job,
+                    },
+                );
+            }
+        }
+    }
+
     /// A run began: the workflow's waiting followers follow it. `tasks`: (unit object path,
     /// task name); `run_job`: whether the run unit has a start job still going.
     pub(super) fn opened(
@@ -300,17 +383,7 @@ impl Followers {
     ) {
         for at in self.attached.values_mut().filter(|at| at.run == run) {
             at.running.remove(&a.task);
-            at.followers.retain(|f| {
-                f.send(Event::Attempt {
-                    task: a.task.clone(),
-                    attempt: a.attempt,
-                    result: a.result.clone(),
-                    invocation_id: a.invocation_id.clone(),
-                    started_us: a.started_us,
-                    ended_us: a.ended_us,
-                    retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
-                })
-            });
+            at.followers.retain(|f| f.send(attempt_event(a, retry_in)));
         }
     }
 
@@ -347,6 +420,18 @@ impl Followers {
                 });
             }
         }
+    }
+}
+
+fn attempt_event(a: &crate::store::Attempt, retry_in: Option<Duration>) -> Event {
+    Event::Attempt {
+        task: a.task.clone(),
+        attempt: a.attempt,
+        result: a.result.clone(),
+        invocation_id: a.invocation_id.clone(),
+        started_us: a.started_us,
+        ended_us: a.ended_us,
+        retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
     }
 }
 
@@ -487,13 +572,75 @@ mod tests {
         assert_eq!(c.next_event(), None);
     }
 
+    /// A follower that rejoins is told the attempts recorded so far; an ended run's end at
+    /// once, an open run's when it comes, alongside the run's other followers.
+    #[test]
+    fn a_rejoining_follower_is_told_what_is_recorded_then_the_rest() {
+        let attempt = crate::store::Attempt {
+            run_id: 4,
+            task: "a".into(),
+            attempt: 1,
+            invocation_id: None,
+            started_us: Some(1),
+            ended_us: Some(2),
+            result: "exit-code 1".into(),
+            cpu_ns: None,
+            memory_peak: None,
+        };
+        let (over, over_client) = UnixStream::pair().unwrap();
+        let (open, open_client) = UnixStream::pair().unwrap();
+        let mut followers = Followers::default();
+        let over_result = Rejoined::Over {
+            result: Some("failed".into()),
+        };
+        followers.rejoin("wf", 3, Follower::new(over).unwrap(), &[], over_result);
+        assert!(followers.is_empty(), "an ended run keeps no follower");
+        let going = Rejoined::Open {
+            tasks: vec![("/p/a".into(), "a".into())],
+            run_job: false,
+        };
+        let recorded = std::slice::from_ref(&attempt);
+        followers.rejoin("wf", 4, Follower::new(open).unwrap(), recorded, going);
+        followers.activating("/p/a");
+        followers.finished(4, "succeeded");
+        assert!(followers.is_empty());
+        drop(followers);
+        let mut c = Client::from(over_client);
+        assert_eq!(c.next_event(), Some(Event::Following));
+        assert_eq!(c.next_event(), Some(Event::Run { id: 3 }));
+        assert_eq!(
+            c.next_event(),
+            Some(Event::End {
+                run: Some(3),
+                result: Some("failed".into())
+            })
+        );
+        assert_eq!(c.next_event(), None);
+        let mut c = Client::from(open_client);
+        assert_eq!(c.next_event(), Some(Event::Following));
+        assert_eq!(c.next_event(), Some(Event::Run { id: 4 }));
+        assert_eq!(c.next_event(), Some(attempt_event(&attempt, None)));
+        assert_eq!(c.next_event(), Some(Event::Running { task: "a".into() }));
+        assert_eq!(
+            c.next_event(),
+            Some(Event::End {
+                run: Some(4),
+                result: Some("succeeded".into())
+            })
+        );
+    }
+
     #[test]
     fn requests_name_a_workflow() {
         for (line, want) in [
-            ("follow backup\n", Some(("follow", "backup"))),
-            ("follow a-b_c", Some(("follow", "a-b_c"))),
-            ("skipped nightly\n", Some(("skipped", "nightly"))),
-            ("queued backup\n", Some(("queued", "backup"))),
+            ("follow backup\n", Some(("follow", "backup", None))),
+            ("follow a-b_c", Some(("follow", "a-b_c", None))),
+            ("skipped nightly\n", Some(("skipped", "nightly", None))),
+            ("queued backup\n", Some(("queued", "backup", None))),
+            ("rejoin backup 12\n", Some(("rejoin", "backup", Some(12)))),
+            ("rejoin backup\n", None),
+            ("rejoin backup x\n", None),
+            ("follow backup 12\n", None),
             ("follow ../x\n", None),
             ("follow \n", None),
             ("skipped\n", None),
@@ -504,7 +651,7 @@ mod tests {
             drop(a);
             let got = request(&b);
             assert_eq!(
-                got.as_ref().map(|(v, wf)| (*v, wf.as_str())),
+                got.as_ref().map(|(v, wf, run)| (*v, wf.as_str(), *run)),
                 want,
                 "{line:?}"
             );

@@ -184,6 +184,12 @@ enum Signal {
         follower: follow::Follower,
         queued: bool,
     },
+    /// A follower that lost this supervisor's predecessor follows run `run` on.
+    Rejoin {
+        workflow: String,
+        run: i64,
+        follower: follow::Follower,
+    },
     /// `flow run` skipped a run of the workflow by its overlap rule.
     Skipped {
         workflow: String,
@@ -385,6 +391,15 @@ impl Supervisor {
                         follower,
                         queued,
                     },
+                    follow::Request::Rejoin {
+                        workflow,
+                        run,
+                        follower,
+                    } => Signal::Rejoin {
+                        workflow,
+                        run,
+                        follower,
+                    },
                     follow::Request::Skipped(workflow) => Signal::Skipped { workflow },
                 };
                 tx.send(sig).is_ok()
@@ -584,6 +599,11 @@ impl Supervisor {
                 follower,
                 queued,
             } => self.followers.add(workflow, follower, queued),
+            Signal::Rejoin {
+                workflow,
+                run,
+                follower,
+            } => self.rejoin(&workflow, run, follower),
             Signal::Skipped { workflow } => self.record_skips(&workflow),
             Signal::Closed => {}
         }
@@ -1106,6 +1126,10 @@ impl Supervisor {
                         let _ = self.sd.stop_unit_no_wait(&def.tasks[i].unit);
                     }
                 }
+                // The begin unit last: a run unit stopped while its start job waited never
+                // became active, so systemd never finds the begin unit unneeded, and a
+                // `systemctl start` of the workflow would find it active and run nothing.
+                let _ = self.sd.stop_unit_no_wait(&def.begin_unit());
                 self.stop_run(&wf)?;
                 continue;
             }
@@ -1166,13 +1190,27 @@ impl Supervisor {
         if self.followers.is_empty() {
             return;
         }
-        let tasks = def
-            .tasks
-            .iter()
-            .map(|t| (unit_path(&t.unit), t.name.clone()))
-            .collect();
         let run_job = self.queued.contains_key(&def.run_unit());
-        self.followers.opened(&def.name, id, tasks, run_job);
+        self.followers
+            .opened(&def.name, id, task_paths(def), run_job);
+    }
+
+    /// A follower rejoins run `id` of `wf` (see [`follow::Followers::rejoin`]): the run's
+    /// attempts as recorded, and its end if it is over; a run neither open here nor
+    /// recorded as ended gets an end without a result (the client reads systemd then).
+    fn rejoin(&mut self, wf: &str, id: i64, follower: follow::Follower) {
+        self.flush();
+        let attempts = self.store.attempts(id).unwrap_or_default();
+        let now = match self.runs.get(wf).filter(|r| r.id == id) {
+            Some(run) => follow::Rejoined::Open {
+                tasks: task_paths(&run.def),
+                run_job: self.queued.contains_key(&run.def.run_unit()),
+            },
+            None => follow::Rejoined::Over {
+                result: self.store.run(wf, id).ok().flatten().and_then(|r| r.result),
+            },
+        };
+        self.followers.rejoin(wf, id, follower, &attempts, now);
     }
 
     /// Writes queued facts in order; on a transient failure keeps them for later.
@@ -1227,6 +1265,14 @@ fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
             store.prune(cfg.keep_runs, cutoff).map(|_| ())
         }
     }
+}
+
+/// Each task's unit object path, with the task's name: what followers are told of.
+fn task_paths(def: &WorkflowDef) -> Vec<(String, String)> {
+    def.tasks
+        .iter()
+        .map(|t| (unit_path(&t.unit), t.name.clone()))
+        .collect()
 }
 
 fn run_result(run: &ActiveRun) -> String {
