@@ -1108,6 +1108,46 @@ tasks:
     assert_eq!(check, "ok");
 }
 
+/// A trigger skipped by the overlap rule while a run went is recorded, but it is not a
+/// run: `flow retry` retries the failed run before it.
+#[test]
+fn a_skipped_trigger_does_not_stand_in_the_way_of_flow_retry() {
+    let yaml = "
+tasks:
+  bad:
+    run: test -e /var/tmp/ok || { sleep 2; exit 1; }
+";
+    let Some(sb) = setup(&[("skipme", yaml)]) else {
+        return;
+    };
+    sh(&sb, "flow run skipme").ok();
+    let skipped = sh(&sb, "flow run skipme");
+    assert!(!skipped.success(), "{skipped:?}");
+    // Newest first: the skip recorded, and the run ended, failed.
+    let failed = wait_until(
+        "the failed run and the skip",
+        Duration::from_secs(20),
+        || {
+            let h = history(&sb, "skipme");
+            let result = |r: &serde_json::Value| r["result"].as_str().map(str::to_string);
+            let results: Vec<_> = h.iter().filter_map(result).collect();
+            let failed = h.iter().find(|r| r["result"] == "failed")?;
+            (results.len() == 2 && results.contains(&"skipped".to_string()))
+                .then(|| failed["id"].as_i64())
+                .flatten()
+        },
+    );
+    sh(&sb, "touch /var/tmp/ok").ok();
+    let retried = sh(&sb, &format!("flow retry skipme --db {DB}"));
+    assert!(
+        retried.success() && retried.stdout.contains(&format!("of run {failed}")),
+        "{retried:?}"
+    );
+    let v = wait_run(&sb, "skipme", 3, Duration::from_secs(20));
+    assert_eq!(v["run"]["trigger"], "retry", "{v:#}");
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+}
+
 #[test]
 fn retry_reruns_only_what_failed_and_retention_prunes() {
     let yaml = "

@@ -555,11 +555,15 @@ pub fn stats(name: Option<&str>, json: bool, db: &DbArgs) -> Result<Exit, CliErr
 pub fn retry(name: &str, run: Option<i64>, db: &DbArgs) -> Result<Exit, CliError> {
     let u = super::user_flag(db.user);
     let s = db.open()?;
-    let r = find_run(&s, name, run, db.user)?;
-    let run = r.id;
+    // The last run that ran: runs skipped by the overlap rule since changed nothing.
     let last = s
-        .last_run(name)
+        .last_run_that_ran(name)
         .map_err(|e| CliError::System(e.to_string()))?;
+    let r = match (run, &last) {
+        (None, Some(last)) => last.clone(),
+        _ => find_run(&s, name, run, db.user)?,
+    };
+    let run = r.id;
     if last.as_ref().map(|l| l.id) != Some(r.id) {
         return Err(CliError::Invalid(format!(
             "run {run} of `{name}` is not its last run; only the last run can be retried \

@@ -537,6 +537,19 @@ impl Store {
             .next())
     }
 
+    /// The last run that ran: a trigger skipped by the overlap rule is recorded as a run
+    /// (`skipped`) but started nothing.
+    pub fn last_run_that_ran(&self, workflow: &str) -> Result<Option<Run>, StoreError> {
+        Ok(self
+            .runs_where(
+                "workflow = ?1 AND (result IS NULL OR result != 'skipped')",
+                &[&workflow as &dyn rusqlite::ToSql],
+                Some(1),
+            )?
+            .into_iter()
+            .next())
+    }
+
     /// Runs, newest first.
     pub fn history(&self, f: &Filter) -> Result<Vec<Run>, StoreError> {
         let mut cond = vec!["1 = 1".to_string()];
