@@ -728,6 +728,9 @@ tasks:
         let s = sh(&sb, "systemctl is-active flow-slow.begin.service").stdout;
         (s.trim() == "inactive").then_some(())
     });
+    // `flow list` has the history's word for it, not only systemd's stopped tasks.
+    let list = sh(&sb, "flow list --json").ok().stdout;
+    assert!(list.contains(r#""last":"timed_out""#), "{list}");
     sh(&sb, "systemctl start --no-block flow-slow.service").ok();
     wait_activating(&sb, "flow-slow--slow.service");
 }

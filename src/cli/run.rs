@@ -670,6 +670,8 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
         .connect()
         .map_err(|e| unknown_why = Some(e.to_string()))
         .ok();
+    // The history, where there is one to read: it knows what systemd cannot tell.
+    let history = crate::store::Store::open_ro(&crate::store::default_path(w.user)).ok();
     let mut rows = Vec::new();
     for wf in &wfs {
         let schedule = wf
@@ -691,8 +693,13 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             (Some(_), false) => "paused".to_string(),
             _ => next.unwrap_or_else(|| "-".into()),
         };
-        let last = match &sd {
-            Some(sd) => match runs::last_run(sd, wf, w.user) {
+        let recorded = sd
+            .as_ref()
+            .zip(history.as_ref())
+            .and_then(|(sd, h)| recorded_result(h, sd, wf));
+        let last = match (&sd, recorded) {
+            (_, Some(recorded)) => recorded,
+            (Some(sd), None) => match runs::last_run(sd, wf, w.user) {
                 Ok(states) if states.iter().all(|t| t.state == TaskState::Unknown) => {
                     "never run".to_string()
                 }
@@ -707,7 +714,7 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
                     "?".into()
                 }
             },
-            None => "?".into(),
+            (None, None) => "?".into(),
         };
         let source = workflows::source_state(&wf.name, &wf.source, &files);
         rows.push((wf.name.clone(), schedule, next, last, source));
@@ -762,6 +769,21 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
         eprintln!("\nLAST is `?` where flow {why}");
     }
     Ok(Exit::Success)
+}
+
+/// The history's result of the run systemd ran last, when the history has that run (by
+/// its begin unit's activation): a run stopped at its deadline is `timed_out` there, where
+/// systemd only saw its tasks stopped. `None` when the history lags (a supervisor down, a
+/// run started by `flow retry`): systemd's own account then.
+fn recorded_result(
+    history: &crate::store::Store,
+    sd: &Systemd,
+    wf: &InstalledWorkflow,
+) -> Option<String> {
+    let begun = sd.unit_state(&wf.begin_unit()).ok()?.invocation_id?;
+    let id = history.run_by_begin(&begun).ok()??;
+    let run = history.run(&wf.name, id).ok()??;
+    Some(run.result.unwrap_or_else(|| "running".into()))
 }
 
 fn datetime(us: i64) -> String {
