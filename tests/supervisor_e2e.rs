@@ -1294,6 +1294,10 @@ tasks:
     });
     let queued = sh(&sb, "flow run ov").ok();
     assert!(queued.stdout.contains("overlap: queue"), "{queued:?}");
+    assert!(
+        queued.stdout.contains("Queued a run of ov.") && !queued.stdout.contains("Started"),
+        "{queued:?}"
+    );
     sh(&sb, "systemctl start --no-block flow-ov.trigger.service").ok();
     let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
     assert_eq!(first["run"]["result"], "succeeded", "{first:#}");
@@ -1527,6 +1531,20 @@ fn triggers_are_told_apart() {
         ["catch-up", "manual", "systemctl"],
         "{daily:#?}"
     );
+    // `flow run` while a run of the timer goes, just after it fired: queued through the
+    // trigger unit, and manual all the same (it read `timer` by the timer's last elapse).
+    sb.write_file(
+        std::path::Path::new("/etc/flow/workflows/busy.yaml"),
+        b"schedule: {every: 3s}\noverlap: queue\ntasks:\n  a: {run: 'sleep 2'}\n",
+    )
+    .expect("write workflow");
+    sh(&sb, "flow apply").ok();
+    wait_activating(&sb, "flow-busy--a.service");
+    let ran = sh(&sb, "flow run busy --wait --json").ok();
+    let v: serde_json::Value = serde_json::from_str(&ran.stdout).expect("JSON");
+    let id = v["run"].as_i64().expect("a run number");
+    let run = wait_run(&sb, "busy", id, Duration::from_secs(20));
+    assert_eq!(run["run"]["trigger"], "manual", "{run:#}");
 }
 
 /// Every run of `wf` as `flow history --json` lists them (newest first); the command must

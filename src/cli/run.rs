@@ -177,6 +177,9 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
             } else {
                 println!("{note}");
             }
+            // The trigger unit records how its run was triggered; by the timer's last
+            // elapse alone, a `flow run` just after the timer fired would read `timer`.
+            trigger::ask_manual(&runtime, name);
             Start::Trigger
         }
     };
@@ -185,17 +188,21 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
             Start::RunUnit => sd.start_unit_no_wait(&wf.run_unit()).map_err(sys)?,
             Start::Trigger => sd.queue_start(&wf.trigger_unit()).map_err(sys)?,
         }
+        let queued = start == Start::Trigger && wf.overlap.as_str() == "queue";
+        let u = super::user_flag(w.user);
         if w.json {
-            let queued = start == Start::Trigger && wf.overlap.as_str() == "queue";
             println!(
                 "{}",
-                serde_json::json!({"workflow": name, "started": true, "queued": queued, "unit": wf.run_unit()})
+                serde_json::json!({"workflow": name, "started": !queued, "queued": queued, "unit": wf.run_unit()})
+            );
+        } else if queued {
+            println!(
+                "Queued a run of {name}. Once it starts, follow it with `flow status {name}{u}` or `flow logs {name}{u} -f`."
             );
         } else {
             println!(
                 "Started a run of {name} ({}). Follow it with `flow status {name}{u}` or `flow logs {name}{u} -f`.",
                 wf.run_unit(),
-                u = super::user_flag(w.user)
             );
         }
         return Ok(Exit::Success);
@@ -305,7 +312,11 @@ pub fn trigger_unit(name: &str, runtime: &Path, unit_dir: &Path) -> Result<Exit,
     };
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
-    let kind = trigger::kind(&sd, &wf);
+    let kind = if trigger::take_manual_request(runtime, name) {
+        "manual".to_string()
+    } else {
+        trigger::kind(&sd, &wf)
+    };
     let outcome = trigger::trigger(&sd, &wf, runtime, &kind, |why| {
         println!("A run of {name} is going ({why}); overlap: queue, so this {kind} run starts when it ends.");
         let _ = std::io::stdout().flush();

@@ -61,6 +61,24 @@ pub fn retry_request_file(runtime: &Path, wf: &str) -> PathBuf {
     shared_file(runtime, wf, "retry")
 }
 
+fn manual_request_file(runtime: &Path, wf: &str) -> PathBuf {
+    shared_file(runtime, wf, "manual")
+}
+
+/// Left by `flow run` before it hands a trigger to the trigger unit (`overlap: queue` or
+/// `replace`): that trigger is `manual`, whenever the timer last elapsed. Best effort: at
+/// worst the trigger unit tells the kind by the timer, as for its own starts.
+pub fn ask_manual(runtime: &Path, wf: &str) {
+    let path = manual_request_file(runtime, wf);
+    create_parent(&path);
+    let _ = std::fs::write(path, "");
+}
+
+/// Takes the request [`ask_manual`] left, if any.
+pub fn take_manual_request(runtime: &Path, wf: &str) -> bool {
+    std::fs::remove_file(manual_request_file(runtime, wf)).is_ok()
+}
+
 /// Creates the directory of one of those files (best effort: the write that follows
 /// reports what went wrong).
 pub fn create_parent(path: &Path) {
