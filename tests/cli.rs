@@ -514,3 +514,25 @@ fn history_and_stats_of_an_unknown_workflow_say_so() {
         .success()
         .stdout(predicate::str::contains("backup"));
 }
+
+/// Completions offer what `flow --help` shows: every command and its options, and none of
+/// the hidden ones the units and the package use (`trigger`, `manpage`, `--runtime-dir`).
+#[test]
+fn completions_offer_the_visible_commands_only() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = flow().args(["completions", shell]).assert().success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        let wait = if shell == "fish" { "-l wait" } else { "--wait" };
+        for want in ["retry", "supervise", wait] {
+            assert!(text.contains(want), "{shell}: no {want}");
+        }
+        for hidden in [
+            "manpage",
+            "runtime-dir",
+            "flow__subcmd__trigger",
+            "\"trigger\"",
+        ] {
+            assert!(!text.contains(hidden), "{shell} offers the hidden {hidden}");
+        }
+    }
+}

@@ -58,7 +58,7 @@ flow validate /etc/flow/workflows/backup.yaml
 flow plan
 flow apply
 flow run backup \-\-wait
-flow logs backup \-\-task snapshot
+flow logs backup \-\-task archive
 .RE
 .fi
 .PP
@@ -77,10 +77,30 @@ flow try /usr/share/doc/flow/examples/health\-check.yaml
 
 /// Prints the completion script for `shell` on stdout.
 pub fn completions(shell: Shell) -> Result<Exit, CliError> {
-    let mut cmd = Cli::command();
+    let mut cmd = visible(&Cli::command());
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "flow", &mut out);
     write_stdout(&out)
+}
+
+/// The command line as completions offer it. clap_complete offers hidden subcommands and
+/// options too (`trigger`, `manpage`, `--unit-dir` of `run`...), which are there for the
+/// units and the package, not for people: a copy without them.
+fn visible(cmd: &clap::Command) -> clap::Command {
+    let mut out = clap::Command::new(cmd.get_name().to_string());
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    if let Some(version) = cmd.get_version() {
+        out = out.version(version.to_string());
+    }
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        out = out.arg(arg.clone());
+    }
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        out = out.subcommand(visible(sub));
+    }
+    out
 }
 
 /// Writes flow(1) as `flow.1` into `out`, creating the directory.

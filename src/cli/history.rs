@@ -196,14 +196,26 @@ fn parse_since(text: &str) -> Result<i64, CliError> {
     if let Ok(d) = crate::compiler::duration::parse(t) {
         return Ok(store::now_us() - d.as_micros() as i64);
     }
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        && let Some(dt) = date.and_hms_opt(0, 0, 0)
-        && let Some(local) = dt.and_local_timezone(chrono::Local).earliest()
-    {
+    // A date and time as `flow history` prints them (`2026-03-01 14:30`), seconds or a
+    // `T` allowed; a date alone is its midnight. Local time, as printed.
+    let at = [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)
+    });
+    if let Some(local) = at.and_then(|dt| dt.and_local_timezone(chrono::Local).earliest()) {
         return Ok(local.timestamp_micros());
     }
     Err(CliError::Invalid(format!(
-        "--since `{text}` is neither a duration (e.g. `2h`, `7d`) nor a date (e.g. `2026-03-01`)"
+        "--since `{text}` is neither a duration (e.g. `2h`, `7d`) nor a date (e.g. `2026-03-01` or `2026-03-01 14:30`)"
     )))
 }
 
@@ -678,6 +690,29 @@ mod tests {
             cpu_ns: None,
             memory_peak: None,
         }
+    }
+
+    #[test]
+    fn since_takes_durations_dates_and_times() {
+        let local = |y, mo, d, h, mi| {
+            chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .and_then(|d| d.and_hms_opt(h, mi, 0))
+                .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+                .map(|t| t.timestamp_micros())
+        };
+        assert_eq!(parse_since("2026-03-01").ok(), local(2026, 3, 1, 0, 0));
+        assert_eq!(
+            parse_since("2026-03-01 14:30").ok(),
+            local(2026, 3, 1, 14, 30)
+        );
+        assert_eq!(
+            parse_since("2026-03-01T14:30:00").ok(),
+            local(2026, 3, 1, 14, 30)
+        );
+        let ago = store::now_us() - parse_since("2h").expect("a duration");
+        assert!((7_199_000_000..7_300_000_000).contains(&ago), "{ago}");
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_since("2026-13-01").is_err());
     }
 
     #[test]

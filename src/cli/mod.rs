@@ -84,7 +84,6 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Write the flow(1) man page, generated from these definitions, into a directory.
     /// What a workflow's trigger unit runs: the overlap rule, then a run.
     #[command(hide = true)]
     Trigger {
@@ -96,6 +95,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         unit_dir: PathBuf,
     },
+    /// Write the flow(1) man page, generated from these definitions, into a directory.
     #[command(hide = true)]
     Manpage {
         #[arg(long, value_name = "DIR")]
@@ -182,7 +182,8 @@ pub enum Command {
         /// Only runs that failed, timed out or were canceled.
         #[arg(long)]
         failed: bool,
-        /// Only runs that started since: a duration back (`2h`, `7d`) or a date.
+        /// Only runs that started since: a duration back (`2h`, `7d`) or a local date and time
+        /// (`2026-03-01`, `2026-03-01 14:30`).
         #[arg(long)]
         since: Option<String>,
         /// At most this many runs.
@@ -204,7 +205,9 @@ pub enum Command {
     },
     /// Success rate and p50/p95 duration per task, and the last failures.
     Stats {
+        /// Only this workflow.
         name: Option<String>,
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
