@@ -1422,6 +1422,9 @@ tasks:
         assert_eq!(left.trim(), "", "{how}");
         let failed = sh(&sb, "systemctl --failed --no-legend").stdout;
         assert!(!failed.contains("flow-gone"), "{how}: {failed}");
+        // Nor anything of it under /run/flow.
+        let left = sh(&sb, "ls -d /run/flow/gone /run/flow/gone.* 2>/dev/null").stdout;
+        assert_eq!(left.trim(), "", "{how}");
     }
 }
 

@@ -229,6 +229,10 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
         && !removed.is_empty()
     {
         m.stop_and_disable(&removed).map_err(CliError::System)?;
+        let runtime = crate::runs::trigger::runtime_dir(args.target.user);
+        for wf in &p.plan.removed {
+            crate::runs::trigger::forget(&runtime, wf);
+        }
     }
     install::execute(&p.dir, &p.plan)
         .map_err(|e| CliError::io(format!("cannot write units in {}", p.dir.display()), e))?;
@@ -354,6 +358,7 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
             .filter(|n| names::is_unit(n))
             .collect();
         m.stop_and_disable(&units).map_err(CliError::System)?;
+        crate::runs::trigger::forget(&crate::runs::trigger::runtime_dir(target.user), name);
     }
     install::execute(&dir, &plan)
         .map_err(|e| CliError::io(format!("cannot remove units in {}", dir.display()), e))?;

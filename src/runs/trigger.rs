@@ -42,6 +42,16 @@ fn shared_file(runtime: &Path, wf: &str, ext: &str) -> PathBuf {
     runtime.join("flow").join(format!("{wf}.{ext}"))
 }
 
+/// Deletes what a removed workflow left under the runtime directory: its task markers
+/// (`<runtime>/flow/<wf>/`) and the files above. Best effort: they are small, and gone at
+/// the next boot anyway.
+pub fn forget(runtime: &Path, wf: &str) {
+    let _ = std::fs::remove_dir_all(runtime.join(crate::compiler::names::runtime_subdir(wf)));
+    for ext in ["hold", "trigger", "cancel", "retry", "skipped", "manual"] {
+        let _ = std::fs::remove_file(shared_file(runtime, wf, ext));
+    }
+}
+
 pub fn hold_file(runtime: &Path, wf: &str) -> PathBuf {
     shared_file(runtime, wf, "hold")
 }
