@@ -1262,7 +1262,11 @@ fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
         } => store.finish_run(*id, *ended_us, result),
         Write::Prune => {
             let cutoff = store::now_us() - i64::from(cfg.keep_days) * 86_400_000_000;
-            store.prune(cfg.keep_runs, cutoff).map(|_| ())
+            store.prune(cfg.keep_runs, cutoff)?;
+            // After each run: `history.db` alone has it (a backup of that one file). A
+            // checkpoint that cannot finish now loses nothing: the log keeps it.
+            let _ = store.checkpoint();
+            Ok(())
         }
     }
 }
