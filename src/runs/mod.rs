@@ -602,8 +602,11 @@ pub fn start_and_follow_supervised(
                 told[i] = told[i].max(attempt);
                 let t = &mut runs[i];
                 t.state = out_of_memory(&wf.tasks[i], TaskState::from_attempt(&result));
+                // An attempt without an activation (a retry canceled before it began, a
+                // task whose upstream failed) took no time: none is shown, as in history.
                 t.duration = match (started_us, ended_us) {
                     (Some(a), Some(b)) if b >= a => Some(Duration::from_micros((b - a) as u64)),
+                    (None, _) => None,
                     _ => t.started.map(|s| s.elapsed()),
                 };
                 t.invocation_id = invocation_id;
