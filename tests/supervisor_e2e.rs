@@ -1613,25 +1613,25 @@ fn a_locked_database_delays_records_but_loses_none() {
 fn a_full_disk_delays_records_but_loses_none() {
     let Some(sb) = common::sandbox() else { return };
     install_flow(&sb);
-    write_and_apply(
-        &sb,
-        "full",
-        "tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n",
-    );
-    // The history on a small file system of its own.
+    // Runs of many tasks: after each run the supervisor checkpoints its write-ahead log,
+    // whose file is then reused, so small runs would fit in it on a full disk.
+    let mut yaml = String::from("tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n");
+    for i in 0..150 {
+        yaml.push_str(&format!("  t{i}: {{run: 'true'}}\n"));
+    }
+    write_and_apply(&sb, "full", &yaml);
+    // The history on a small file system of its own, full from the supervisor's start on.
     sh(
         &sb,
-        "mkdir -p /var/lib/flow && mount -t tmpfs -o size=2m tmpfs /var/lib/flow",
+        "mkdir -p /var/lib/flow && mount -t tmpfs -o size=16m tmpfs /var/lib/flow",
     )
     .ok();
     start_supervisor(&sb);
-    sh(&sb, "flow run full --wait").ok();
-    wait_run(&sb, "full", 1, Duration::from_secs(20));
     sh(
         &sb,
         "dd if=/dev/zero of=/var/lib/flow/filler bs=64k 2>/dev/null; sync; true",
     );
-    for _ in 0..3 {
+    for _ in 0..4 {
         sh(&sb, "flow run full --wait").ok();
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -1645,7 +1645,7 @@ fn a_full_disk_delays_records_but_loses_none() {
         "active"
     );
     sh(&sb, "rm /var/lib/flow/filler").ok();
-    for id in 2..=4 {
+    for id in 1..=4 {
         let v = wait_run(&sb, "full", id, Duration::from_secs(20));
         assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
         assert_eq!(results(&v, "b"), ["success"], "{v:#}");
@@ -1776,12 +1776,14 @@ fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
     let live = sh(&sb, &format!("{nobody} flow status pub"));
     assert!(!live.success(), "{live:?}");
     assert!(live.stderr.contains("systemd-journal group"), "{live:?}");
+    // `flow list` has the last result from the history, which everyone may read.
     let list = sh(&sb, &format!("{nobody} flow list"));
     assert!(
-        list.stdout.contains("pub") && !list.stdout.contains("never run"),
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("pub ") && l.trim_end().ends_with("succeeded")),
         "{list:?}"
     );
-    assert!(list.stderr.contains("insufficient permissions"), "{list:?}");
     sh(&sb, "systemctl stop supervisor-test").ok();
     let down = sh(&sb, &format!("{nobody} flow history pub --db {DB}"));
     assert!(down.success(), "{down:?}");
