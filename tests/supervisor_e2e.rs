@@ -1763,6 +1763,23 @@ fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
     };
     sh(&sb, "flow run pub --wait").ok();
     wait_run(&sb, "pub", 1, Duration::from_secs(20));
+    // Soon after a run, history.db alone has it (a backup of that one file): the
+    // supervisor copies its write-ahead log into it once runs are quiet.
+    wait_until(
+        "the run in history.db alone",
+        Duration::from_secs(10),
+        || {
+            let out = sh(
+                &sb,
+                &format!(
+                    "rm -rf /var/tmp/alone && mkdir /var/tmp/alone && cp {DB} /var/tmp/alone/ && \
+                 flow history pub --json --db /var/tmp/alone/history.db 2>/dev/null"
+                ),
+            );
+            let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
+            (runs.len() == 1).then_some(())
+        },
+    );
     let nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
     let out = sh(&sb, &format!("{nobody} flow history pub --json --db {DB}"));
     assert!(out.success(), "{out:?}");

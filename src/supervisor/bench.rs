@@ -154,6 +154,7 @@ pub(super) fn supervisor(
         pinned: HashSet::new(),
         writes: VecDeque::new(),
         write_retry: None,
+        checkpoint_at: None,
         watchdog: None,
         followers: super::follow::Followers::default(),
     };

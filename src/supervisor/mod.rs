@@ -348,12 +348,19 @@ pub struct Supervisor {
     pinned: HashSet<String>,
     writes: VecDeque<Write>,
     write_retry: Option<Instant>,
+    /// When to copy the write-ahead log into the database file (see [`CHECKPOINT_AFTER`]).
+    checkpoint_at: Option<Instant>,
     watchdog: Option<Duration>,
     /// Clients following runs (`flow run --wait`).
     followers: follow::Followers,
 }
 
 const WRITE_RETRY: Duration = Duration::from_secs(5);
+
+/// How long after a run's end the write-ahead log is copied into the database file, so
+/// that `history.db` alone (a backup of that one file) has the history: once runs are
+/// quiet, not on any run's path (a checkpoint of a large run takes a while).
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(2);
 
 impl Supervisor {
     /// Connects, subscribes, opens the store, and returns the supervisor with its signal
@@ -434,6 +441,7 @@ impl Supervisor {
             pinned: HashSet::new(),
             writes: VecDeque::new(),
             write_retry: None,
+            checkpoint_at: None,
             watchdog,
             followers: follow::Followers::default(),
         };
@@ -493,10 +501,15 @@ impl Supervisor {
     fn run_loop(&mut self, rx: &mpsc::Receiver<Signal>) -> Result<(), SupervisorError> {
         let mut next_ping = self.watchdog.map(|w| Instant::now() + w);
         loop {
-            let wake = [next_ping, self.next_deadline(), self.write_retry]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [
+                next_ping,
+                self.next_deadline(),
+                self.write_retry,
+                self.checkpoint_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let got = match wake {
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
                 None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
@@ -530,6 +543,14 @@ impl Supervisor {
             }
             if self.write_retry.is_some_and(|at| now >= at) {
                 self.flush();
+            }
+            if self.checkpoint_at.is_some_and(|at| now >= at) {
+                self.checkpoint_at = None;
+                // One that cannot finish now (or with writes waiting for a full disk)
+                // loses nothing: the log keeps it, and the next run's end asks again.
+                if self.writes.is_empty() {
+                    let _ = self.store.checkpoint();
+                }
             }
         }
     }
@@ -1047,6 +1068,7 @@ impl Supervisor {
             result: result.to_string(),
         });
         self.write(Write::Prune);
+        self.checkpoint_at = Some(Instant::now() + CHECKPOINT_AFTER);
         self.hold(wf, false);
         Ok(())
     }
@@ -1262,11 +1284,7 @@ fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
         } => store.finish_run(*id, *ended_us, result),
         Write::Prune => {
             let cutoff = store::now_us() - i64::from(cfg.keep_days) * 86_400_000_000;
-            store.prune(cfg.keep_runs, cutoff)?;
-            // After each run: `history.db` alone has it (a backup of that one file). A
-            // checkpoint that cannot finish now loses nothing: the log keeps it.
-            let _ = store.checkpoint();
-            Ok(())
+            store.prune(cfg.keep_runs, cutoff).map(|_| ())
         }
     }
 }
