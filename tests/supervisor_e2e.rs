@@ -309,6 +309,33 @@ fn nobody_asks_the_bus_for_signals_while_the_supervisor_runs() {
     );
 }
 
+/// Starts `flow run WF --wait` in the background (its output in /var/tmp/out, its exit
+/// status in /var/tmp/rc) and returns once it shows `task` running.
+fn run_wait_until_running(sb: &Sandbox, wf: &str, task: &str) {
+    sh(
+        sb,
+        &format!(
+            "(flow run {wf} --wait > /var/tmp/out 2>&1; echo $? > /var/tmp/rc) > /dev/null 2>&1 &"
+        ),
+    )
+    .ok();
+    wait_until(&format!("{task} to run"), Duration::from_secs(20), || {
+        sh(sb, &format!("grep -q '{task}.*running' /var/tmp/out"))
+            .success()
+            .then_some(())
+    });
+}
+
+/// The exit status and output of the `flow run --wait` [`run_wait_until_running`] started,
+/// once it ended.
+fn run_wait_end(sb: &Sandbox, timeout: Duration) -> (String, String) {
+    let rc = wait_until("flow run --wait to end", timeout, || {
+        let rc = sh(sb, "cat /var/tmp/rc").stdout;
+        (!rc.is_empty()).then_some(rc)
+    });
+    (rc, sh(sb, "cat /var/tmp/out").ok().stdout)
+}
+
 /// A supervisor that goes away while `flow run --wait` follows a run through it: the rest
 /// is read from systemd, and the run's outcome is still right.
 #[test]
@@ -324,22 +351,9 @@ tasks:
     let Some(sb) = setup(&[("gone", yaml)]) else {
         return;
     };
-    sh(
-        &sb,
-        "(flow run gone --wait > /var/tmp/out 2>&1; echo $? > /var/tmp/rc) > /dev/null 2>&1 &",
-    )
-    .ok();
-    wait_until("the task to run", Duration::from_secs(20), || {
-        sh(&sb, "grep -q 'slow.*running' /var/tmp/out")
-            .success()
-            .then_some(())
-    });
+    run_wait_until_running(&sb, "gone", "slow");
     sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
-    let rc = wait_until("flow run --wait to end", Duration::from_secs(30), || {
-        let rc = sh(&sb, "cat /var/tmp/rc").stdout;
-        (!rc.is_empty()).then_some(rc)
-    });
-    let out = sh(&sb, "cat /var/tmp/out").ok().stdout;
+    let (rc, out) = run_wait_end(&sb, Duration::from_secs(30));
     assert_eq!(rc.trim(), "1", "{out}");
     let table = out.rsplit("TASK").next().unwrap_or_default();
     assert!(
@@ -374,22 +388,9 @@ tasks:
     let Some(sb) = setup(&[("restarted", yaml)]) else {
         return;
     };
-    sh(
-        &sb,
-        "(flow run restarted --wait > /var/tmp/out 2>&1; echo $? > /var/tmp/rc) > /dev/null 2>&1 &",
-    )
-    .ok();
-    wait_until("the first attempt to run", Duration::from_secs(20), || {
-        sh(&sb, "grep -q 'work.*running' /var/tmp/out")
-            .success()
-            .then_some(())
-    });
+    run_wait_until_running(&sb, "restarted", "work");
     sh(&sb, "systemctl restart supervisor-test.service").ok();
-    let rc = wait_until("flow run --wait to end", Duration::from_secs(40), || {
-        let rc = sh(&sb, "cat /var/tmp/rc").stdout;
-        (!rc.is_empty()).then_some(rc)
-    });
-    let out = sh(&sb, "cat /var/tmp/out").ok().stdout;
+    let (rc, out) = run_wait_end(&sb, Duration::from_secs(40));
     assert_eq!(rc.trim(), "0", "{out}");
     assert!(out.contains("Run 1 succeeded."), "{out}");
     assert!(!out.contains("supervisor stopped"), "{out}");
