@@ -597,12 +597,10 @@ pub fn retry(name: &str, run: Option<i64>, db: &DbArgs) -> Result<Exit, CliError
     }
     let dir = workflows::units_dir(db.user);
     let runtime = crate::runs::trigger::runtime_dir(db.user);
-    let wf = crate::runs::load(&dir, name)
-        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?
-        .ok_or_else(|| {
-            let files = crate::install::installed(&dir).unwrap_or_default();
-            super::run::not_installed(&files, name, &dir, db.user)
-        })?;
+    let files = crate::install::installed(&dir)
+        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?;
+    let wf = crate::runs::installed_workflow(&files, name)
+        .ok_or_else(|| super::run::not_installed(&files, name, &dir, db.user))?;
     // Which tasks succeeded comes from the history; their success markers are written
     // again (a run without retries clears its markers when it ends), so PID 1 skips them
     // when a task that needs them is started.

@@ -852,12 +852,6 @@ fn while_held(out: &mut [TaskRun], wf: &InstalledWorkflow, tried: Option<&HashMa
     }
 }
 
-/// Read the installed workflow `name` from `dir`.
-pub fn load(dir: &Path, name: &str) -> Result<Option<InstalledWorkflow>, std::io::Error> {
-    let files = crate::install::installed(dir)?;
-    Ok(installed_workflow(&files, name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,7 @@ pub(super) fn bind(runtime: &Path) -> Option<UnixListener> {
 }
 
 /// What a client asks (see `runs::follow` for the protocol).
+#[derive(Debug)]
 pub(super) enum Request {
     /// `follow <workflow>`: a follower of the workflow's next run; `queued <workflow>`: of
     /// the run that the workflow's waiting trigger unit (`overlap: queue`) will start.
@@ -100,27 +101,28 @@ pub(super) fn accept(
         .spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let req = match request(&stream) {
-                    Some((verb @ ("follow" | "queued"), workflow, None)) => {
-                        match Follower::new(stream) {
-                            Some(follower) => Request::Follow {
-                                workflow,
-                                follower,
-                                queued: verb == "queued",
-                            },
-                            None => continue,
-                        }
-                    }
-                    Some(("rejoin", workflow, Some(run))) => match Follower::new(stream) {
-                        Some(follower) => Request::Rejoin {
+                let Some((verb, workflow, run)) = request(&stream) else {
+                    continue;
+                };
+                let req = if verb == "skipped" {
+                    Request::Skipped(workflow)
+                } else {
+                    let Some(follower) = Follower::new(stream) else {
+                        continue;
+                    };
+                    // `request` gives a run number with `rejoin` alone.
+                    match run {
+                        Some(run) => Request::Rejoin {
                             workflow,
                             run,
                             follower,
                         },
-                        None => continue,
-                    },
-                    Some(("skipped", wf, None)) => Request::Skipped(wf),
-                    _ => continue,
+                        None => Request::Follow {
+                            workflow,
+                            follower,
+                            queued: verb == "queued",
+                        },
+                    }
                 };
                 if !register(req) {
                     return;
@@ -200,6 +202,25 @@ struct Attached {
     /// Whether the run unit's start job is over (a follower that is told the end can start
     /// the next run at once).
     systemd_done: bool,
+}
+
+impl Attached {
+    /// Followers of run `run`; `tasks` and `run_job` as for [`Followers::opened`].
+    fn new(
+        run: i64,
+        followers: Vec<Follower>,
+        tasks: Vec<(String, String)>,
+        run_job: bool,
+    ) -> Attached {
+        Attached {
+            run,
+            followers,
+            paths: tasks.into_iter().collect(),
+            running: HashSet::new(),
+            ended: None,
+            systemd_done: !run_job,
+        }
+    }
 }
 
 impl Followers {
@@ -303,17 +324,8 @@ impl Followers {
         match self.attached.get_mut(wf) {
             Some(a) if a.run == run => a.followers.push(follower),
             _ => {
-                self.attached.insert(
-                    wf.to_string(),
-                    Attached {
-                        run,
-                        followers: vec![follower],
-                        paths: tasks.into_iter().collect(),
-                        running: HashSet::new(),
-                        ended: None,
-                        systemd_done: !run_job,
-                    },
-                );
+                let a = Attached::new(run, vec![follower], tasks, run_job);
+                self.attached.insert(wf.to_string(), a);
             }
         }
     }
@@ -350,14 +362,7 @@ impl Followers {
         }
         self.attached.insert(
             wf.to_string(),
-            Attached {
-                run,
-                followers,
-                paths: tasks.into_iter().collect(),
-                running: HashSet::new(),
-                ended: None,
-                systemd_done: !run_job,
-            },
+            Attached::new(run, followers, tasks, run_job),
         );
     }
 

@@ -178,22 +178,8 @@ enum Signal {
         iface: seen::Iface,
         props: Option<seen::Props>,
     },
-    /// `flow run --wait` asks to follow the next run of a workflow.
-    Follow {
-        workflow: String,
-        follower: follow::Follower,
-        queued: bool,
-    },
-    /// A follower that lost this supervisor's predecessor follows run `run` on.
-    Rejoin {
-        workflow: String,
-        run: i64,
-        follower: follow::Follower,
-    },
-    /// `flow run` skipped a run of the workflow by its overlap rule.
-    Skipped {
-        workflow: String,
-    },
+    /// What a client of the supervisor's socket asks (`flow run`, `flow run --wait`).
+    Client(follow::Request),
     Closed,
 }
 
@@ -387,30 +373,7 @@ impl Supervisor {
             None => listen(&sd)?,
         };
         if let Some(l) = followers {
-            let accepted = follow::accept(l, move |req| {
-                let sig = match req {
-                    follow::Request::Follow {
-                        workflow,
-                        follower,
-                        queued,
-                    } => Signal::Follow {
-                        workflow,
-                        follower,
-                        queued,
-                    },
-                    follow::Request::Rejoin {
-                        workflow,
-                        run,
-                        follower,
-                    } => Signal::Rejoin {
-                        workflow,
-                        run,
-                        follower,
-                    },
-                    follow::Request::Skipped(workflow) => Signal::Skipped { workflow },
-                };
-                tx.send(sig).is_ok()
-            });
+            let accepted = follow::accept(l, move |req| tx.send(Signal::Client(req)).is_ok());
             if let Err(e) = accepted {
                 eprintln!("warning: cannot accept followers: {e}");
             }
@@ -615,17 +578,17 @@ impl Supervisor {
                 }
                 None => self.seen.forget(&path),
             },
-            Signal::Follow {
+            Signal::Client(follow::Request::Follow {
                 workflow,
                 follower,
                 queued,
-            } => self.followers.add(workflow, follower, queued),
-            Signal::Rejoin {
+            }) => self.followers.add(workflow, follower, queued),
+            Signal::Client(follow::Request::Rejoin {
                 workflow,
                 run,
                 follower,
-            } => self.rejoin(&workflow, run, follower),
-            Signal::Skipped { workflow } => self.record_skips(&workflow),
+            }) => self.rejoin(&workflow, run, follower),
+            Signal::Client(follow::Request::Skipped(workflow)) => self.record_skips(&workflow),
             Signal::Closed => {}
         }
         Ok(())
