@@ -192,7 +192,7 @@ fn apply_plan_remove_lifecycle_in_a_unit_dir() {
         .args(["remove", "othre", "--no-reload", "--unit-dir"])
         .arg(&units)
         .assert()
-        .code(1)
+        .code(4)
         .stderr(predicate::str::contains(
             "workflow `othre` is not installed",
         ))
@@ -491,7 +491,7 @@ fn history_and_stats_of_an_unknown_workflow_say_so() {
             .args([cmd, "bakup", "--db"])
             .arg(&db)
             .assert()
-            .code(1)
+            .code(4)
             .stderr(predicate::str::contains(
                 "no workflow `bakup` is installed or has a run recorded; did you mean `backup`?",
             ));
@@ -505,8 +505,14 @@ fn history_and_stats_of_an_unknown_workflow_say_so() {
         .args(["status", "zzz", "1", "--db"])
         .arg(&db)
         .assert()
-        .code(1)
+        .code(4)
         .stderr(predicate::str::contains("no workflow `zzz` is installed"));
+    flow()
+        .args(["status", "backup", "9", "--db"])
+        .arg(&db)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("workflow `backup` has no run 9"));
     flow()
         .args(["history", "--db"])
         .arg(&db)
@@ -535,4 +541,62 @@ fn completions_offer_the_visible_commands_only() {
             assert!(!text.contains(hidden), "{shell} offers the hidden {hidden}");
         }
     }
+}
+
+/// `flow list` that cannot reach systemd knows the workflows but not their timers: it says
+/// `?` (not `paused`) and exits 3, in text and JSON alike.
+#[test]
+fn list_without_systemd_says_so_and_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let units = dir.path().join("units");
+    let yaml = write(
+        dir.path(),
+        "nightly.yaml",
+        "schedule: \"30 2 * * *\"\ntasks:\n  a: echo a\n",
+    );
+    apply_into(&yaml, &units).assert().success();
+    let nowhere = format!("unix:path={}", dir.path().join("no-bus").display());
+    for json in [false, true] {
+        let mut cmd = flow();
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &nowhere)
+            .args(["list", "--unit-dir"])
+            .arg(&units);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("flow list");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "json={json}: {stdout}\n{stderr}"
+        );
+        assert!(!stdout.contains("paused"), "json={json}: {stdout}");
+        assert!(stdout.contains("nightly"), "json={json}: {stdout}");
+        assert!(
+            stderr.contains("cannot reach systemd"),
+            "json={json}: {stderr}"
+        );
+    }
+}
+
+/// `--user` is understood before the command as after it.
+#[test]
+fn user_flag_goes_before_or_after_the_command() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for args in [["--user", "list"], ["list", "--user"]] {
+        flow()
+            .env("HOME", home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .args(args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(".config/systemd/user"));
+    }
+    // A command that has no --user says so, wherever the flag stands.
+    flow()
+        .args(["--user", "completions", "bash"])
+        .assert()
+        .code(2);
 }

@@ -152,8 +152,9 @@ fn failure_skips_downstream_and_runs_always_and_on_failure() {
     );
     assert!(fb.exists("/srv/marks/fine-cleanup"));
 
-    // `flow status` reads the same outcome back from systemd after the run.
-    let status = fb.flow(&["status", "fails", "--json"]).ok().stdout;
+    // `flow status` reads the same outcome back from systemd after the run, and exits 1
+    // as `flow status NAME RUN` does for a failed run.
+    let status = fb.flow(&["status", "fails", "--json"]).code(1).stdout;
     let v: serde_json::Value = serde_json::from_str(status.trim()).expect("status JSON");
     let state = |t: &str| {
         v["tasks"]
@@ -365,7 +366,7 @@ fn memory_max_kills_a_task_that_allocates_past_it() {
     assert_eq!(r.state("small"), "succeeded", "{r:?}");
     assert_eq!(r.state("hog"), "out_of_memory", "{r:?}");
     assert_eq!(r.exit, Some(1));
-    let status = fb.flow(&["status", "mem"]).ok().stdout;
+    let status = fb.flow(&["status", "mem"]).code(1).stdout;
     assert!(status.contains("out of memory"), "{status}");
 }
 

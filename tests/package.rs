@@ -422,7 +422,9 @@ fn apt_install_use_upgrade_remove_purge() {
         "[Service]\nType=oneshot\nExecStart=/bin/true\n",
     )
     .expect("write a hand-written unit");
-    apt(&sb, &["purge", "flow"]);
+    let kept = format!("/etc/flow/workflows/{EXAMPLE}.yaml");
+    let kept_text = sh(&sb, &format!("cat {kept}")).ok().stdout;
+    let purged = apt(&sb, &["purge", "flow"]);
     let status = run(&sb, "dpkg-query", &["-W", "-f", "${Status}", "flow"]);
     assert!(
         !status.stdout.contains("installed") && !status.stdout.contains("config-files"),
@@ -434,6 +436,21 @@ fn apt_install_use_upgrade_remove_purge() {
         "purge deleted a unit flow did not generate"
     );
     sh(&sb, "rm /etc/systemd/system/flow-handmade.service").ok();
+    // The administrator's workflow file is their data: kept as it was, and purge says so.
+    assert_eq!(sh(&sb, &format!("cat {kept}")).ok().stdout, kept_text);
+    assert!(
+        purged
+            .stdout
+            .contains("kept your own files under /etc/flow")
+            && purged.stdout.contains(&kept),
+        "purge did not say what it kept:\n{}",
+        purged.stdout
+    );
+    assert!(
+        !exists(&sb, "/etc/flow/workflows/README"),
+        "purge left the package's README"
+    );
+    sh(&sb, "rm -r /etc/flow").ok();
     let left = new_flow_paths(&sb, &baseline);
     assert!(
         left.is_empty(),

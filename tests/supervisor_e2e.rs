@@ -785,7 +785,7 @@ tasks:
         logs.matches("Failed to load environment files").count() == 2,
         "{logs}"
     );
-    let status = sh(&sb, "flow status noenv --json").ok().stdout;
+    let status = sh(&sb, "flow status noenv --json").stdout;
     let st: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
     assert_eq!(st["tasks"][0]["state"], "failed", "{st:#}");
     // A failed start while the supervisor was down is found in the journal at its start
@@ -896,7 +896,7 @@ tasks:
     // `flow cancel` returns once the tasks stopped; meanwhile `flow status` says so.
     sh(&sb, "flow cancel cx > /tmp/cancel.out 2>&1 < /dev/null &").ok();
     let task_line = |state: &str| {
-        let status = sh(&sb, "flow status cx").ok().stdout;
+        let status = sh(&sb, "flow status cx").stdout;
         let line = status.lines().find(|l| l.contains(" long "))?.to_string();
         line.contains(state).then_some(line)
     };

@@ -10,6 +10,8 @@ pub enum Exit {
     Failure = 1,
     /// The system refused: I/O, D-Bus, permissions.
     System = 3,
+    /// No such workflow or run: not installed, nothing recorded.
+    NotFound = 4,
     /// Stopped by Ctrl-C (SIGINT) or SIGTERM, as shells report a program killed by SIGINT.
     Interrupted = 130,
 }
@@ -28,6 +30,10 @@ pub enum CliError {
     Invalid(String),
     #[error("{0}")]
     System(String),
+    /// A workflow or run name that is neither installed nor recorded (a typo, most likely):
+    /// its own exit code, so that a script can tell it from a run that failed.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Interrupted(String),
 }
@@ -37,6 +43,7 @@ impl CliError {
         match self {
             CliError::Invalid(_) => Exit::Failure,
             CliError::System(_) => Exit::System,
+            CliError::NotFound(_) => Exit::NotFound,
             CliError::Interrupted(_) => Exit::Interrupted,
         }
     }

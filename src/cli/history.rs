@@ -345,7 +345,7 @@ fn known_workflow(s: &Store, name: &str, user: bool) -> Result<(), CliError> {
         .map(String::as_str)
         .chain(installed.iter().map(|w| w.name.as_str()));
     let u = super::user_flag(user);
-    Err(CliError::Invalid(
+    Err(CliError::NotFound(
         match crate::compiler::suggest::nearest(name, known) {
             Some(near) => format!(
                 "no workflow `{name}` is installed or has a run recorded; did you mean `{near}`?"
@@ -368,7 +368,7 @@ fn find_run(s: &Store, name: &str, run: Option<i64>, user: bool) -> Result<Run, 
         known_workflow(s, name, user)?;
     }
     found.ok_or_else(|| {
-        CliError::Invalid(match run {
+        CliError::NotFound(match run {
             Some(id) => {
                 format!(
                     "workflow `{name}` has no run {id}; `flow history {name}{u}` lists its runs"

@@ -33,6 +33,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  a workflow is invalid, or a run did not succeed (or, by `overlap: skip`, did not start)
   2  the command line is wrong
   3  the system refused: a file could not be read or written, systemd could not be reached
+  4  no such workflow or run: not installed, nothing recorded
   130  interrupted (Ctrl-C) during `flow try`";
 
 /// Where workflows and units live: the system manager's places, or a user's own.
@@ -114,7 +115,8 @@ pub enum Command {
         at: run::Where,
     },
     /// Show the current or last run's tasks and their states, read from systemd; with RUN,
-    /// that run's attempts from the history.
+    /// that run's attempts from the history. Exits 1 when the run shown did not succeed
+    /// (0 while it is going or when none has run), 4 for an unknown workflow or run.
     Status {
         name: String,
         /// A run number from `flow history`.
@@ -147,6 +149,8 @@ pub enum Command {
         at: run::Where,
     },
     /// List installed workflows with their schedule, next run and last result.
+    ///
+    /// When systemd cannot be reached, NEXT and LAST read `?` and flow exits 3.
     ///
     /// A workflow whose YAML file was edited (or removed) since `flow apply` is marked `*`:
     /// its runs still use the units applied before. `flow run` and `flow status` say so too.
@@ -252,7 +256,7 @@ pub fn main() -> ExitCode {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(user_after_command(args));
     let result = match cli.command {
         Command::Validate { paths, scope } => validate::run(&paths, &scope),
         Command::Compile { paths, out } => compile::run(&paths, &out),
@@ -341,7 +345,55 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `flow --user list` means `flow list --user`: every command that knows `--user` takes it
+/// after its name (clap's global flags cannot be shared by a flattened group), so the flag is
+/// moved there when it stands before the command. A command without `--user` then rejects
+/// it as usual.
+fn user_after_command(args: Vec<String>) -> Vec<String> {
+    let Some(command) = args.iter().skip(1).position(|a| !a.starts_with('-')) else {
+        return args;
+    };
+    let command = command + 1;
+    let (before, after) = args.split_at(command);
+    if !before.iter().any(|a| a == "--user") {
+        return args;
+    }
+    let mut moved: Vec<String> = before.iter().filter(|a| *a != "--user").cloned().collect();
+    let mut after = after.iter().cloned();
+    moved.extend(after.next());
+    moved.push("--user".to_string());
+    moved.extend(after);
+    moved
+}
+
 /// What to add to a command a message suggests, for a user's own manager: ` --user`.
 pub(crate) fn user_flag(user: bool) -> &'static str {
     if user { " --user" } else { "" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_after_command;
+
+    fn moved(args: &[&str]) -> Vec<String> {
+        user_after_command(args.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn user_moves_after_the_command() {
+        assert_eq!(
+            moved(&["flow", "--user", "list"]),
+            ["flow", "list", "--user"]
+        );
+        assert_eq!(
+            moved(&["flow", "--user", "run", "x", "--wait"]),
+            ["flow", "run", "--user", "x", "--wait"]
+        );
+        assert_eq!(
+            moved(&["flow", "list", "--user"]),
+            ["flow", "list", "--user"]
+        );
+        assert_eq!(moved(&["flow", "--user"]), ["flow", "--user"]);
+        assert_eq!(moved(&["flow"]), ["flow"]);
+    }
 }

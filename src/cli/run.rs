@@ -89,7 +89,7 @@ pub(super) fn not_installed(
                 "`flow list{u}` shows the installed workflows, `flow apply{u}` installs yours"
             ),
         };
-    CliError::Invalid(format!(
+    CliError::NotFound(format!(
         "workflow `{name}` is not installed in {}; {hint}",
         dir.display()
     ))
@@ -475,7 +475,7 @@ pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
         let mut v = json_runs(&wf, &runs);
         v["source_state"] = source.key().into();
         println!("{v}");
-        return Ok(Exit::Success);
+        return Ok(shown_run_exit(&runs));
     }
     println!("{} ({})", wf.name, wf.source);
     note_source(&wf, source);
@@ -506,7 +506,24 @@ pub fn status(name: &str, w: &Where) -> Result<Exit, CliError> {
             r.state.label()
         );
     }
-    Ok(Exit::Success)
+    Ok(shown_run_exit(&runs))
+}
+
+/// `flow status NAME` exits as `flow status NAME RUN` does: 1 when the run shown ended and
+/// did not succeed; 0 when it succeeded, is still going, or none has run.
+fn shown_run_exit(runs: &[runs::TaskRun]) -> Exit {
+    let ended = runs.iter().all(|t| t.state.is_final());
+    let never = runs.iter().all(|t| t.state == TaskState::Unknown);
+    if ended
+        && !never
+        && !runs
+            .iter()
+            .all(|t| t.state.is_ok() || t.state == TaskState::Unknown)
+    {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
 }
 
 /// `flow logs NAME [--task T] [-f]`: the journal lines of the last run's tasks.
@@ -690,19 +707,26 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             .as_ref()
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| "-".into());
-        let (next, active) = match (&sd, &wf.timer) {
+        // `None`: systemd could not say whether the timer is active, so neither "paused" nor
+        // a time can be claimed.
+        let timer_state = match (&sd, &wf.timer) {
             (Some(sd), Some((timer, _))) => match sd.unit_state(timer) {
-                Ok(s) => (
+                Ok(s) => Some((
                     s.next_elapse().map(|t| datetime(t as i64)),
                     s.active_state == "active",
-                ),
-                Err(_) => (None, false),
+                )),
+                Err(e) => {
+                    unknown_why.get_or_insert(e.to_string());
+                    None
+                }
             },
-            _ => (None, false),
+            (Some(_), None) => Some((None, false)),
+            (None, _) => None,
         };
-        let next = match (&wf.timer, active) {
-            (Some(_), false) => "paused".to_string(),
-            _ => next.unwrap_or_else(|| "-".into()),
+        let next = match (&wf.timer, timer_state) {
+            (_, None) => "?".to_string(),
+            (Some(_), Some((_, false))) => "paused".to_string(),
+            (_, Some((next, _))) => next.unwrap_or_else(|| "-".into()),
         };
         let recorded = sd
             .as_ref()
@@ -738,7 +762,7 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             })
             .collect();
         println!("{}", serde_json::Value::Array(v));
-        return Ok(Exit::Success);
+        return unreachable_exit(sd.is_some(), &rows, unknown_why.as_deref());
     }
     if rows.is_empty() {
         println!("No workflows installed in {}.", dir.display());
@@ -776,10 +800,25 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             eprintln!("{note}");
         }
     }
-    if let Some(why) = unknown_why {
-        eprintln!("\nLAST is `?` where flow {why}");
+    if let Some(why) = &unknown_why
+        && sd.is_some()
+    {
+        eprintln!("\nNEXT or LAST is `?` where flow {why}");
     }
-    Ok(Exit::Success)
+    unreachable_exit(sd.is_some(), &rows, unknown_why.as_deref())
+}
+
+/// `flow list` without systemd knows the installed workflows but not their timers or runs:
+/// it prints what it knows and says so with exit 3, so that a script never reads an
+/// unreachable manager as "every workflow paused".
+fn unreachable_exit<T>(reached: bool, rows: &[T], why: Option<&str>) -> Result<Exit, CliError> {
+    if reached || rows.is_empty() {
+        return Ok(Exit::Success);
+    }
+    Err(CliError::System(format!(
+        "NEXT and LAST are unknown (`?`): flow {}",
+        why.unwrap_or("could not reach systemd")
+    )))
 }
 
 /// The history's result of the run systemd ran last, when the history has that run (by

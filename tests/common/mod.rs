@@ -86,6 +86,18 @@ impl Run {
         );
         self
     }
+
+    /// Panics with everything the command printed unless it exited with `code`.
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
 }
 
 impl From<Output> for Run {
