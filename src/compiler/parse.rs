@@ -18,7 +18,7 @@ use super::suggest;
 use super::yaml::{Node, Pos, Scalar, Span};
 
 /// Keys a task may set and `defaults` may set for every task.
-const SETTINGS_KEYS: &[&str] = &[
+pub const SETTINGS_KEYS: &[&str] = &[
     "timeout",
     "retries",
     "retry_delay",
@@ -35,9 +35,9 @@ const SETTINGS_KEYS: &[&str] = &[
     "hardening",
     "service",
 ];
-const TASK_ONLY_KEYS: &[&str] = &["run", "exec", "needs", "when", "description"];
+pub const TASK_ONLY_KEYS: &[&str] = &["run", "exec", "needs", "when", "description"];
 /// Every key of a task: `TASK_ONLY_KEYS` then `SETTINGS_KEYS`.
-const TASK_KEYS: &[&str] = &[
+pub const TASK_KEYS: &[&str] = &[
     "run",
     "exec",
     "needs",
@@ -59,7 +59,7 @@ const TASK_KEYS: &[&str] = &[
     "hardening",
     "service",
 ];
-const WORKFLOW_KEYS: &[&str] = &[
+pub const WORKFLOW_KEYS: &[&str] = &[
     "name",
     "description",
     "schedule",
@@ -76,10 +76,10 @@ const WORKFLOW_KEYS: &[&str] = &[
     "defaults",
     "tasks",
 ];
-const SCHEDULE_KEYS: &[&str] = &["cron", "calendar", "every"];
+pub const SCHEDULE_KEYS: &[&str] = &["cron", "calendar", "every"];
 
 /// `[Service]` keys that flow writes itself, and the flow key to use instead.
-const OWNED_SERVICE_KEYS: &[(&str, &str)] = &[
+pub const OWNED_SERVICE_KEYS: &[(&str, &str)] = &[
     ("Type", "flow runs every task as `Type=oneshot`"),
     ("ExecStart", "use `run` or `exec`"),
     (
