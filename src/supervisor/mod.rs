@@ -27,6 +27,10 @@
 //! Every fact goes to SQLite at once; a write that fails (disk full, locked) stays queued in
 //! memory and is retried, so the in-memory state is never lost while the process lives.
 
+// A test double of the supervisor's surroundings, for tests and benchmarks only: built
+// with the `test-support` feature, which the test targets turn on (Cargo.toml), never into
+// the binary the package ships.
+#[cfg(feature = "test-support")]
 pub mod bench;
 pub mod def;
 pub mod follow;
