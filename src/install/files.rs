@@ -137,9 +137,18 @@ impl Dir {
         let fd = match nix::fcntl::openat(&self.fd, name, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => return self.entry(name),
+            // Replaced by a link since the look above.
+            Err(Errno::ELOOP) => {
+                let to = nix::fcntl::readlinkat(&self.fd, name).unwrap_or_default();
+                return Ok(Some(Entry::Link(PathBuf::from(to))));
+            }
             Err(e) => return Err(err(e)),
         };
+        // Replaced by something else since: read only a regular file.
+        let st = nix::sys::stat::fstat(&fd).map_err(err)?;
+        if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+            return Ok(Some(Entry::NotAFile));
+        }
         let mut first = Vec::new();
         std::fs::File::from(fd).take(4096).read_to_end(&mut first)?;
         let text = String::from_utf8_lossy(&first);
