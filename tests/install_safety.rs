@@ -467,3 +467,58 @@ fn an_env_file_every_user_may_read_is_warned_about() {
         .success()
         .stderr(predicate::str::contains("readable by every user").not());
 }
+
+/// Not as root (here `--user`): the caller's own files are trusted as well as root's, and
+/// another user's are not.
+#[test]
+fn a_user_applies_their_own_files_and_no_one_elses() {
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs these tests as root"
+        );
+        eprintln!("skipped: needs root to become another user");
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    chmod(root.path(), 0o755);
+    let home = root.path().join("home");
+    std::fs::create_dir(&home).expect("mkdir");
+    let mine = write(&home, "mine.yaml", GOOD);
+    let theirs = write(&home, "theirs.yaml", GOOD);
+    for path in [&home, &mine] {
+        chown(path, 1000);
+    }
+    chown(&theirs, 1001);
+    let units = home.join("units");
+    // As uid 1000, with a home of its own (a user manager's places are under it).
+    let as_user = |file: &Path| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=1000", "--regid=1000", "--clear-groups"])
+            .arg(assert_cmd::cargo::cargo_bin("flow"))
+            .arg("plan")
+            .arg("--user")
+            .arg(file)
+            .arg("--unit-dir")
+            .arg(&units)
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME");
+        cmd
+    };
+    as_user(&mine)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("add workflow mine"));
+    as_user(&theirs)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "error: workflow file {} cannot be trusted: it is owned by ",
+            theirs.display()
+        )))
+        .stderr(predicate::str::is_match(r"uid 1001\)?, not root or ").expect("regex"))
+        .stderr(predicate::str::contains(format!(
+            "; chmod go-w {}`",
+            theirs.display()
+        )));
+}
