@@ -309,7 +309,10 @@ fn plan_and_apply_warn_about_files_and_accounts_the_machine_lacks() {
     let yaml = format!(
         "env_file: {here}/missing.env\ntasks:\n  a:\n    run: echo a\n    user: flow-no-such-user\n    working_dir: {here}\n    env_file: [{here}/there.env, -{here}/optional.env]\n"
     );
-    write(dir.path(), "there.env", "A=1\n");
+    let env = write(dir.path(), "there.env", "A=1\n");
+    // Private, as env files should be: no warning for it.
+    std::fs::set_permissions(&env, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     let path = write(dir.path(), "w.yaml", &yaml);
     let env = format!("env_file `{here}/missing.env` does not exist on this machine");
     let user = "user `flow-no-such-user` does not exist on this machine";

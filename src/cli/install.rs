@@ -35,6 +35,10 @@ pub struct InstallArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Replace files flow did not generate that hold a unit's name (a hand-written unit, a
+    /// link), and install beside units of that name elsewhere in systemd's search path.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The systemd operations apply needs; the real one talks D-Bus.
@@ -69,7 +73,9 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
         .clone()
         .unwrap_or_else(|| workflows::units_dir(user));
     let paths = workflows::paths_or_default(&args.paths, user, verb)?;
-    let files: Vec<PathBuf> = workflows::expand(&paths)?
+    let named = workflows::expand(&paths)?;
+    refuse_untrusted(&named)?;
+    let files: Vec<PathBuf> = named
         .into_iter()
         .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
         .collect();
@@ -84,9 +90,22 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
         .flat_map(|c| c.files.iter().cloned())
         .collect();
     let applied: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    let plan = install::plan(&installed, &desired, &applied, |source| {
+    let mut plan = install::plan(&installed, &desired, &applied, |source| {
         Path::new(source).exists()
     });
+    // Only names about to be written: a unit flow installed earlier is flow's.
+    let written: Vec<_> = desired
+        .iter()
+        .filter(|f| plan.changes.iter().any(|c| c.name() == f.name))
+        .cloned()
+        .collect();
+    plan.conflicts = install::conflicts_in(&dir, &written)
+        .map_err(|e| CliError::io(format!("cannot read {}", dir.display()), e))?;
+    plan.conflicts.extend(install::conflicts_around(
+        &install::manager_dirs(user),
+        &dir,
+        &written,
+    ));
     let timers = compiled
         .iter()
         .filter_map(|c| {
@@ -111,9 +130,19 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
                         &install::host::is_mine,
                     ));
                 }
+                let (readable, plain) = install::trust::readable_env_files_here(
+                    &c.workflow.host,
+                    &optional_env_files(c),
+                );
+                found.extend(readable);
                 found
                     .into_iter()
                     .map(move |d| d.render_warning(&shown, &c.text))
+                    .chain(
+                        plain
+                            .into_iter()
+                            .map(|w| format!("warning: {w}\n  --> {}\n", c.path.display())),
+                    )
             })
             .collect()
     };
@@ -126,6 +155,86 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
     })
 }
 
+/// The `-`-prefixed `env_file`s of a workflow's tasks (the others are in its host refs).
+fn optional_env_files(c: &workflows::Compiled) -> Vec<String> {
+    c.workflow
+        .tasks
+        .iter()
+        .flat_map(|t| &t.env_files)
+        .filter_map(|f| f.strip_prefix('-'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Workflow files that others than root (or, not as root, the caller) could change: each
+/// said, and nothing applied. A workflow's tasks run as the manager's user.
+fn refuse_untrusted(files: &[PathBuf]) -> Result<(), CliError> {
+    let trusted = install::trust::Trusted::caller();
+    let untrusted: Vec<_> = files
+        .iter()
+        .filter_map(|f| install::trust::check_here(f, &trusted).err())
+        .collect();
+    if untrusted.is_empty() {
+        return Ok(());
+    }
+    for u in &untrusted {
+        eprintln!("error: {u}\n");
+    }
+    let n = untrusted.len();
+    Err(CliError::Invalid(format!(
+        "{n} workflow file{} cannot be trusted; nothing was changed",
+        if n == 1 { "" } else { "s" }
+    )))
+}
+
+/// Workflows another file made, and names files flow did not generate hold: said, each
+/// with what to do. The names held are no error with `force` (`flow plan` passes it: its
+/// summary shows them).
+fn refuse_conflicts(plan: &Plan, force: bool) -> Result<(), CliError> {
+    for t in &plan.taken {
+        eprintln!(
+            "error: workflow `{}` is installed from another file\n  --> {} (installed)\n  --> {}\n   = help: workflow names come from the file name or `name:`; rename one, or `flow remove {}` first\n",
+            t.workflow, t.owner, t.by, t.workflow
+        );
+    }
+    if !plan.taken.is_empty() {
+        let n = plan.taken.len();
+        return Err(CliError::Invalid(format!(
+            "{n} workflow{} installed from another file; nothing was changed",
+            if n == 1 { " is" } else { "s are" }
+        )));
+    }
+    if force || plan.conflicts.is_empty() {
+        return Ok(());
+    }
+    for c in &plan.conflicts {
+        eprintln!("error: {}\n", conflict_message(c));
+    }
+    let n = plan.conflicts.len();
+    Err(CliError::Invalid(format!(
+        "{n} file{} flow did not generate hold{} the names of its units; nothing was changed (--force replaces them)",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "s" } else { "" }
+    )))
+}
+
+/// What a conflict is, and what to do.
+fn conflict_message(c: &install::Conflict) -> String {
+    let what = c.entry.describe();
+    if c.in_unit_dir {
+        format!(
+            "{} is {what}, where flow would write its unit {}: flow does not replace it\n   = help: move it away, or rename the workflow; `--force` replaces it (a link itself, not where it points)",
+            c.path.display(),
+            c.name
+        )
+    } else {
+        format!(
+            "{} is {what}, with the name of a unit flow would install: systemd loads only one of them\n   = help: rename the workflow; `--force` installs it all the same",
+            c.path.display()
+        )
+    }
+}
+
 /// Warnings go first: they are about the files about to be applied.
 fn print_warnings(p: &Prepared) {
     for w in &p.warnings {
@@ -136,6 +245,8 @@ fn print_warnings(p: &Prepared) {
 pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args, "plan")?;
     print_warnings(&p);
+    // Workflows another file made: apply would refuse them, so the plan is an error too.
+    refuse_conflicts(&p.plan, true)?;
     if p.plan.is_empty() {
         println!(
             "Nothing to change: the units in {} match the workflows.",
@@ -144,6 +255,11 @@ pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
     print_summary(&p.plan);
+    if !p.plan.conflicts.is_empty() && !args.force {
+        println!(
+            "`flow apply` refuses the conflicts (!) above: move those files away, rename the workflow, or apply with --force"
+        );
+    }
     println!();
     for change in &p.plan.changes {
         print!("{}", install::diff(change));
@@ -167,13 +283,34 @@ fn print_summary(plan: &Plan) {
             Change::Update { .. } => "~",
             Change::Remove { .. } => "-",
         };
-        println!("  {verb} {}", c.name());
+        let conflicts: Vec<_> = plan
+            .conflicts
+            .iter()
+            .filter(|k| k.name == c.name())
+            .collect();
+        if conflicts.is_empty() {
+            println!("  {verb} {}", c.name());
+        }
+        for k in conflicts {
+            let why = if k.in_unit_dir {
+                "flow did not generate it"
+            } else {
+                "systemd loads only one of the two"
+            };
+            println!(
+                "  ! {}  conflicts with {}, {} ({why})",
+                c.name(),
+                k.path.display(),
+                k.entry.describe()
+            );
+        }
     }
 }
 
 pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args, "apply")?;
     print_warnings(&p);
+    refuse_conflicts(&p.plan, args.force)?;
     if args.target.user && !p.timers.is_empty() && !lingering() {
         eprintln!(
             "note: your own manager, and with it your workflows' timers, runs only while you \
@@ -234,7 +371,7 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
             crate::runs::trigger::forget(&runtime, wf);
         }
     }
-    install::execute(&p.dir, &p.plan)
+    install::execute(&p.dir, &p.plan, args.force)
         .map_err(|e| CliError::io(format!("cannot write units in {}", p.dir.display()), e))?;
     let Some(m) = manager else {
         println!("Files written; systemd was not reloaded (--no-reload).");
@@ -360,7 +497,7 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
         m.stop_and_disable(&units).map_err(CliError::System)?;
         crate::runs::trigger::forget(&crate::runs::trigger::runtime_dir(target.user), name);
     }
-    install::execute(&dir, &plan)
+    install::execute(&dir, &plan, false)
         .map_err(|e| CliError::io(format!("cannot remove units in {}", dir.display()), e))?;
     if let Some(m) = &manager {
         m.reload().map_err(CliError::System)?;

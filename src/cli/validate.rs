@@ -18,6 +18,13 @@ pub fn run(paths: &[PathBuf], scope: &Scope) -> Result<Exit, CliError> {
                 .join(", ")
         )));
     }
+    // Reading a file others can change is no harm; `flow plan` and `flow apply` refuse it.
+    let trusted = crate::install::trust::Trusted::caller();
+    for f in &files {
+        if let Err(u) = crate::install::trust::check_here(f, &trusted) {
+            eprintln!("warning: {u}; `flow apply` refuses it\n");
+        }
+    }
     let compiled = workflows::compile_all(&files, &workflows::units_dir(scope.user))?;
     for c in &compiled {
         let n = c.workflow.tasks.len();

@@ -4,13 +4,20 @@
 //! same directory are safe. A generated file is stale, and removed, when the YAML file its
 //! header names no longer exists, or when that file was applied again and no longer
 //! produces it (a task renamed, a schedule dropped, the workflow renamed).
+//!
+//! A name flow is about to write that something else holds is a conflict, shown by
+//! `flow plan` and refused by `flow apply` unless `--force`: a hand-written unit or a link in
+//! the unit directory, or a unit of that name elsewhere in the manager's search path (the
+//! supervisor's own, a package's) that the new file would shadow or be shadowed by. A
+//! workflow whose units another YAML file made is refused outright.
 
+pub mod files;
 pub mod host;
+pub mod trust;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::compiler::emit::HEADER_PREFIX;
@@ -92,6 +99,29 @@ impl Change {
     }
 }
 
+/// A name flow is about to write that a file flow did not generate holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The generated file's name.
+    pub name: String,
+    /// The file that holds it: in the unit directory, or elsewhere in the manager's path.
+    pub path: PathBuf,
+    pub entry: files::Entry,
+    /// In the unit directory (replaced by `--force`), or elsewhere in the manager's path
+    /// (the two would shadow one another).
+    pub in_unit_dir: bool,
+}
+
+/// A workflow whose installed units another YAML file, still in place, made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    pub workflow: String,
+    /// The YAML file the installed units name.
+    pub owner: String,
+    /// The YAML file being applied that has the same name.
+    pub by: String,
+}
+
 /// What `apply` would do.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -100,6 +130,10 @@ pub struct Plan {
     pub added: BTreeSet<String>,
     pub changed: BTreeSet<String>,
     pub removed: BTreeSet<String>,
+    /// Names to write that files flow did not generate hold (`apply` refuses without --force).
+    pub conflicts: Vec<Conflict>,
+    /// Workflows another YAML file owns (`apply` refuses).
+    pub taken: Vec<Taken>,
 }
 
 impl Plan {
@@ -143,6 +177,19 @@ pub fn plan(
                 });
             }
             Some(old) if old.contents != f.contents => {
+                // Another file, still there and not applied with this one, made these units.
+                let by = source_of(&f.contents).unwrap_or_default();
+                if old.source != by
+                    && !applied.contains(&old.source)
+                    && exists(&old.source)
+                    && !p.taken.iter().any(|t| t.workflow == wf)
+                {
+                    p.taken.push(Taken {
+                        workflow: wf.clone(),
+                        owner: old.source.clone(),
+                        by: by.to_string(),
+                    });
+                }
                 p.changed.insert(wf);
                 p.changes.push(Change::Update {
                     name: f.name.clone(),
@@ -229,41 +276,126 @@ pub fn plan_removal(installed: &BTreeMap<String, InstalledFile>, workflow: &str)
     p
 }
 
-/// Write the plan's files into `dir`: new contents atomically, stale files removed.
-pub fn execute(dir: &Path, plan: &Plan) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
+/// The files in `dir` flow did not generate at the names of `desired`.
+pub fn conflicts_in(dir: &Path, desired: &[GeneratedFile]) -> std::io::Result<Vec<Conflict>> {
+    let d = match files::Dir::open(dir, false) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for f in desired {
+        match d.entry(&f.name)? {
+            None | Some(files::Entry::Flows) => {}
+            Some(entry) => out.push(Conflict {
+                name: f.name.clone(),
+                path: dir.join(&f.name),
+                entry,
+                in_unit_dir: true,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The directories the system's manager loads units from (`--user`: the user's manager),
+/// first to last; the first file of a name wins, so a unit in any of them and the one flow
+/// writes shadow one another.
+pub fn manager_dirs(user: bool) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if user {
+        let config = crate::home::xdg_dir("XDG_CONFIG_HOME", ".config");
+        let data = crate::home::xdg_dir("XDG_DATA_HOME", ".local/share");
+        dirs.push(config.join("systemd/user"));
+        dirs.push("/etc/systemd/user".into());
+        if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+            dirs.push(PathBuf::from(runtime).join("systemd/user"));
+        }
+        dirs.push("/run/systemd/user".into());
+        dirs.push(data.join("systemd/user"));
+        for d in [
+            "/usr/local/lib/systemd/user",
+            "/usr/lib/systemd/user",
+            "/lib/systemd/user",
+        ] {
+            dirs.push(d.into());
+        }
+    } else {
+        for d in [
+            "/etc/systemd/system",
+            "/run/systemd/system",
+            "/usr/local/lib/systemd/system",
+            "/usr/lib/systemd/system",
+            "/lib/systemd/system",
+        ] {
+            dirs.push(d.into());
+        }
+    }
+    dirs
+}
+
+/// Units of the names of `desired` in `dirs` that flow did not generate: the unit directory
+/// flow writes into is left out (`conflicts_in` looks there), and so is a directory that is
+/// the same as another through a link (`/lib` is `/usr/lib` on merged systems).
+pub fn conflicts_around(
+    dirs: &[PathBuf],
+    unit_dir: &Path,
+    desired: &[GeneratedFile],
+) -> Vec<Conflict> {
+    let real = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut seen = vec![real(unit_dir)];
+    let mut out = Vec::new();
+    for dir in dirs {
+        let canonical = real(dir);
+        if seen.contains(&canonical) {
+            continue;
+        }
+        seen.push(canonical);
+        // A directory that is missing or unreadable holds nothing the manager loads either.
+        let Ok(d) = files::Dir::open(&real(dir), false) else {
+            continue;
+        };
+        for f in desired.iter().filter(|f| names::is_unit(&f.name)) {
+            match d.entry(&f.name) {
+                Ok(None | Some(files::Entry::Flows)) | Err(_) => {}
+                Ok(Some(entry)) => out.push(Conflict {
+                    name: f.name.clone(),
+                    path: dir.join(&f.name),
+                    entry,
+                    in_unit_dir: false,
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// Write the plan's files into `dir`: new contents atomically, stale files removed. A name
+/// a file flow did not generate holds is refused unless `force` (the plan's conflicts say
+/// which beforehand; this holds should one appear since).
+pub fn execute(dir: &Path, plan: &Plan, force: bool) -> std::io::Result<()> {
+    let writes = plan
+        .changes
+        .iter()
+        .any(|c| !matches!(c, Change::Remove { .. }));
+    let d = files::Dir::open(dir, writes)?;
     for change in &plan.changes {
         match change {
             Change::Add { name, new } | Change::Update { name, new, .. } => {
-                write_atomic(&dir.join(name), new.as_bytes())?
+                if !force && let Some(entry) = d.entry(name)?.filter(|e| *e != files::Entry::Flows)
+                {
+                    return Err(std::io::Error::other(format!(
+                        "{} is {}: not replaced (--force replaces it)",
+                        dir.join(name).display(),
+                        entry.describe()
+                    )));
+                }
+                d.write(name, new.as_bytes())?
             }
-            Change::Remove { name, .. } => match fs::remove_file(dir.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            },
+            Change::Remove { name, .. } => d.remove(name)?,
         }
     }
-    sync_dir(dir)
-}
-
-/// Write through a temporary file in the same directory, fsync, then rename over the target,
-/// so systemd never reads a half-written unit, even after a crash.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{file_name}.flow-tmp"));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+    d.sync()
 }
 
 /// A unified diff of one change, for `flow plan`.
@@ -305,7 +437,7 @@ mod tests {
         );
         assert_eq!(p.changes.len(), 2);
         assert_eq!(p.added.iter().collect::<Vec<_>>(), ["a"]);
-        execute(dir.path(), &p).expect("write");
+        execute(dir.path(), &p, false).expect("write");
 
         // Same input again: nothing to do.
         let now = installed(dir.path()).expect("read");
@@ -332,7 +464,7 @@ mod tests {
         // The YAML file is gone: applying other files removes the workflow.
         let p = plan(&now, &[], &["/w/b.yaml".into()], |_| false);
         assert_eq!(p.removed.iter().collect::<Vec<_>>(), ["a"]);
-        execute(dir.path(), &p).expect("remove");
+        execute(dir.path(), &p, false).expect("remove");
         assert!(installed(dir.path()).expect("read").is_empty());
     }
 
@@ -347,6 +479,97 @@ mod tests {
         let found = installed(dir.path()).expect("read");
         assert!(found.is_empty());
         assert!(plan(&found, &[], &[], |_| false).is_empty());
+    }
+
+    #[test]
+    fn a_workflow_another_file_still_owns_is_taken_and_told() {
+        let a = generated("flow-x.service", "/w/a.yaml", "x\n");
+        let installed = as_installed(std::slice::from_ref(&a));
+        let b = generated("flow-x.service", "/w/b.yaml", "x\n");
+        // /w/a.yaml still there and not applied: b.yaml may not take its units.
+        let p = plan(
+            &installed,
+            std::slice::from_ref(&b),
+            &["/w/b.yaml".into()],
+            |_| true,
+        );
+        assert_eq!(
+            p.taken,
+            [Taken {
+                workflow: "x".into(),
+                owner: "/w/a.yaml".into(),
+                by: "/w/b.yaml".into()
+            }]
+        );
+        // Gone (the file was moved), or applied too (it names another workflow now): fine.
+        let p = plan(
+            &installed,
+            std::slice::from_ref(&b),
+            &["/w/b.yaml".into()],
+            |_| false,
+        );
+        assert!(p.taken.is_empty());
+        let both = ["/w/a.yaml".to_string(), "/w/b.yaml".to_string()];
+        assert!(plan(&installed, &[b], &both, |_| true).taken.is_empty());
+        // The same file again.
+        let a2 = generated("flow-x.service", "/w/a.yaml", "y\n");
+        assert!(
+            plan(&installed, &[a2], &["/w/a.yaml".into()], |_| true)
+                .taken
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn units_of_the_same_name_elsewhere_in_the_managers_path_are_conflicts() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let [target, etc, lib, usr_lib] =
+            ["target", "etc", "lib", "usr-lib"].map(|d| root.path().join(d));
+        for d in [&target, &etc, &usr_lib] {
+            fs::create_dir(d).expect("mkdir");
+        }
+        // `/lib` -> `/usr/lib`: looked at once.
+        std::os::unix::fs::symlink(&usr_lib, &lib).expect("link");
+        fs::write(usr_lib.join("flow-x.service"), "[Service]\n").expect("write");
+        // flow's own, elsewhere: no conflict. The target directory: conflicts_in's business.
+        fs::write(
+            etc.join("flow-x.timer"),
+            format!("# {HEADER_PREFIX}/w/x.yaml\n"),
+        )
+        .expect("write");
+        fs::write(target.join("flow-x.slice"), "[Slice]\n").expect("write");
+        // A script is no unit: the manager does not load it.
+        fs::write(usr_lib.join("flow-x--t.sh"), "true\n").expect("write");
+        let desired: Vec<GeneratedFile> = [
+            "flow-x.service",
+            "flow-x.timer",
+            "flow-x.slice",
+            "flow-x--t.sh",
+        ]
+        .iter()
+        .map(|n| generated(n, "/w/x.yaml", ""))
+        .collect();
+        let dirs = [target.clone(), etc, usr_lib.clone(), lib];
+        let found = conflicts_around(&dirs, &target, &desired);
+        assert_eq!(
+            found,
+            [Conflict {
+                name: "flow-x.service".into(),
+                path: usr_lib.join("flow-x.service"),
+                entry: files::Entry::Other,
+                in_unit_dir: false,
+            }]
+        );
+        let here = conflicts_in(&target, &desired).expect("read");
+        assert_eq!(
+            here,
+            [Conflict {
+                name: "flow-x.slice".into(),
+                path: target.join("flow-x.slice"),
+                entry: files::Entry::Other,
+                in_unit_dir: true,
+            }]
+        );
     }
 
     /// `files` as `installed` would read them back from a unit directory.
