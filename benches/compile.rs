@@ -10,6 +10,8 @@
 //! `flow validate` of a small file. The figures go to docs/benchmarks.md. A plain timing
 //! loop with medians is enough here: the quantities are milliseconds, far above the timer's
 //! resolution, and medians resist the noise of a shared machine.
+// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! End-to-end: every workflow in `examples/` runs to success under `flow try`, the way a
 //! reader of the README would run it. An example that needs something a test machine lacks
 //! says so on a line `# flow-try: skip <why>`; it is then listed, with the reason, not run.
+// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! sandboxed systemd. Its sandboxing must take nothing it needs: it records runs, retries a
 //! task that runs as another user (writing markers into that user's run directory) and
 //! reads the journal at start-up, and `systemd-analyze security` rates it well.
+// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -73,11 +75,15 @@ fn the_hardened_supervisor_unit_records_and_retries_a_users_task() {
     sh(&sb, "systemctl stop flow-supervisor.service").ok();
     sh(&sb, "systemctl start flow-hard.service").ok();
     sh(&sb, "systemctl start flow-supervisor.service").ok();
-    wait_until("the run while it was down, recorded", Duration::from_secs(30), || {
-        let out = sh(&sb, "flow history hard --json").stdout;
-        let runs: serde_json::Value = serde_json::from_str(&out).ok()?;
-        (runs.as_array()?.len() == 2 && runs[0]["result"] == "succeeded").then_some(())
-    });
+    wait_until(
+        "the run while it was down, recorded",
+        Duration::from_secs(30),
+        || {
+            let out = sh(&sb, "flow history hard --json").stdout;
+            let runs: serde_json::Value = serde_json::from_str(&out).ok()?;
+            (runs.as_array()?.len() == 2 && runs[0]["result"] == "succeeded").then_some(())
+        },
+    );
     let active = sh(&sb, "systemctl is-active flow-supervisor.service");
     assert_eq!(active.stdout.trim(), "active", "{active:?}");
 

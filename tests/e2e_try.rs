@@ -2,6 +2,8 @@
 //! (every example's success is in `e2e_examples`): a failed run, Ctrl-C, `--keep`. Each
 //! leaves nothing behind: `flow try` runs with its own temporary directory, where the
 //! sandbox keeps its state until it is gone.
+// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Golden tests of error messages: each file in `tests/data/errors/` and everything flow
 //! says about it, exactly as a person sees it.
+// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 

@@ -2,6 +2,8 @@
 //! files flow did not generate, links planted in the unit directory, workflow files others
 //! could change; and the modes of what they write. Files only (`--unit-dir`, `--no-reload`):
 //! no systemd needed. The ownership tests change owners, so they need root.
+// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};

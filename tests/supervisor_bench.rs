@@ -1,6 +1,8 @@
 //! Supervisor benchmarks (figures in docs/benchmarks.md, `## Supervisor`). Ignored by
 //! default; run with
 //! `cargo test --release --test supervisor_bench -- --ignored --nocapture --test-threads=1`.
+// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
