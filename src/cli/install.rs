@@ -39,6 +39,10 @@ pub struct InstallArgs {
     /// link), and install beside units of that name elsewhere in systemd's search path.
     #[arg(long)]
     pub force: bool,
+    /// Print one JSON object for scripts (docs/json.md): the changes, conflicts and
+    /// warnings; with apply, also what was done.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The systemd operations apply needs; the real one talks D-Bus.
@@ -242,11 +246,86 @@ fn print_warnings(p: &Prepared) {
     }
 }
 
+/// `plan --json` and `apply --json`: what changes, file by file, and what holds a name.
+fn plan_json(p: &Prepared) -> serde_json::Value {
+    let workflows: Vec<serde_json::Value> = [
+        ("add", &p.plan.added),
+        ("change", &p.plan.changed),
+        ("remove", &p.plan.removed),
+    ]
+    .into_iter()
+    .flat_map(|(change, set)| {
+        set.iter()
+            .map(move |wf| serde_json::json!({"workflow": wf, "change": change}))
+    })
+    .collect();
+    let files: Vec<serde_json::Value> = p
+        .plan
+        .changes
+        .iter()
+        .map(|c| {
+            let change = match c {
+                Change::Add { .. } => "add",
+                Change::Update { .. } => "update",
+                Change::Remove { .. } => "remove",
+            };
+            let conflicts: Vec<serde_json::Value> = p
+                .plan
+                .conflicts
+                .iter()
+                .filter(|k| k.name == c.name())
+                .map(|k| {
+                    serde_json::json!({
+                        "path": k.path.display().to_string(),
+                        "what": k.entry.describe(),
+                        "in_unit_dir": k.in_unit_dir,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": c.name(),
+                "workflow": names::workflow_of_file(c.name()),
+                "change": change,
+                "conflicts": conflicts,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "unit_dir": p.dir.display().to_string(),
+        "workflows": workflows,
+        "files": files,
+        "warnings": p.warnings.iter().map(|w| w.trim_end()).collect::<Vec<_>>(),
+    })
+}
+
+/// What `apply --json` adds to the plan: whether it wrote, reloaded, and which workflows
+/// stay paused.
+fn applied_json(
+    p: &Prepared,
+    written: bool,
+    reloaded: bool,
+    paused: &[String],
+) -> serde_json::Value {
+    let mut v = plan_json(p);
+    v["written"] = written.into();
+    v["reloaded"] = reloaded.into();
+    v["paused"] = paused
+        .iter()
+        .filter_map(|t| names::workflow_of_file(t).map(|w| w.to_string()))
+        .collect::<Vec<_>>()
+        .into();
+    v
+}
+
 pub fn plan(args: &InstallArgs) -> Result<Exit, CliError> {
     let p = prepare(args, "plan")?;
     print_warnings(&p);
     // Workflows another file made: apply would refuse them, so the plan is an error too.
     refuse_conflicts(&p.plan, true)?;
+    if args.json {
+        super::output::json_line(&plan_json(&p));
+        return Ok(Exit::Success);
+    }
     if p.plan.is_empty() {
         println!(
             "Nothing to change: the units in {} match the workflows.",
@@ -323,18 +402,24 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
         Some(connect(args.target.user)?)
     };
     if p.plan.is_empty() {
-        println!(
-            "Nothing to change: the units in {} match the workflows.",
-            p.dir.display()
-        );
+        if args.json {
+            super::output::json_line(&applied_json(&p, false, false, &[]));
+        } else {
+            println!(
+                "Nothing to change: the units in {} match the workflows.",
+                p.dir.display()
+            );
+        }
         if let Some(m) = &manager
             && args.target.user
         {
-            start_user_supervisor(m.as_ref());
+            start_user_supervisor(m.as_ref(), args.json);
         }
         return Ok(Exit::Success);
     }
-    print_summary(&p.plan);
+    if !args.json {
+        print_summary(&p.plan);
+    }
     if let Some(m) = &manager {
         note_runs_going(m.as_ref(), &p, args.target.user);
     }
@@ -374,7 +459,11 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     install::execute(&p.dir, &p.plan, args.force)
         .map_err(|e| CliError::io(format!("cannot write units in {}", p.dir.display()), e))?;
     let Some(m) = manager else {
-        println!("Files written; systemd was not reloaded (--no-reload).");
+        if args.json {
+            super::output::json_line(&applied_json(&p, true, false, &[]));
+        } else {
+            println!("Files written; systemd was not reloaded (--no-reload).");
+        }
         return Ok(Exit::Success);
     };
     // New timers are enabled and started (`@reboot` ones only enabled: starting one now
@@ -393,6 +482,13 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
     // A paused workflow (its timer stopped by `flow pause`) stays paused.
     let restart: Vec<String> = changed.iter().filter(|t| starts_now(t)).cloned().collect();
     let paused = m.restart_running(&restart).map_err(CliError::System)?;
+    if args.json {
+        super::output::json_line(&applied_json(&p, true, true, &paused));
+        if args.target.user {
+            start_user_supervisor(m.as_ref(), args.json);
+        }
+        return Ok(Exit::Success);
+    }
     println!("Applied; systemd reloaded.");
     for timer in paused {
         let name = names::workflow_of_file(&timer).unwrap_or_default();
@@ -402,7 +498,7 @@ pub fn apply(args: &InstallArgs) -> Result<Exit, CliError> {
         );
     }
     if args.target.user {
-        start_user_supervisor(m.as_ref());
+        start_user_supervisor(m.as_ref(), args.json);
     }
     Ok(Exit::Success)
 }
@@ -438,7 +534,8 @@ fn lingering() -> bool {
 /// The user's own supervisor (retries, deadlines, history), enabled and started with the
 /// first `flow apply --user` where the package installed its unit. Without that unit (flow
 /// not installed from the package) a note says how to run one.
-fn start_user_supervisor(m: &dyn Manager) {
+/// With `json`, what it says goes to stderr: stdout holds the one JSON object.
+fn start_user_supervisor(m: &dyn Manager, json: bool) {
     const UNIT: &str = "flow-supervisor.service";
     if crate::runs::follow::supervisor_listens(&crate::runs::trigger::runtime_dir(true)) {
         return;
@@ -454,9 +551,16 @@ fn start_user_supervisor(m: &dyn Manager) {
         return;
     }
     match m.start(&unit) {
-        Ok(()) => println!(
-            "Started your supervisor ({UNIT} in your manager) for retries, deadlines and history."
-        ),
+        Ok(()) => {
+            let said = format!(
+                "Started your supervisor ({UNIT} in your manager) for retries, deadlines and history."
+            );
+            if json {
+                eprintln!("{said}");
+            } else {
+                println!("{said}");
+            }
+        }
         Err(e) => eprintln!("warning: cannot start {UNIT} in your manager: {e}"),
     }
 }

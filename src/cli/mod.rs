@@ -6,6 +6,7 @@ mod exit;
 mod graph;
 mod history;
 mod install;
+mod output;
 mod run;
 mod signals;
 mod slot;
