@@ -98,7 +98,7 @@ fn units_too_large_to_write_are_refused() {
         yaml.push_str(&format!("  VARIABLE_{i:05}: {}\n", "v".repeat(40)));
     }
     yaml.push_str("tasks:\n");
-    for i in 0..400 {
+    for i in 0..1000 {
         yaml.push_str(&format!("  task-{i}: 'true'\n"));
     }
     let out = rendered("big.yaml", &yaml);

@@ -7,7 +7,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::diagnostic::Diagnostic;
-use super::model::{Command, Task, When};
+use super::model::{Command, Hardening, Task, When};
 use super::parse::Parsed;
 use super::suggest;
 use super::yaml::Span;
@@ -100,7 +100,10 @@ pub fn resolve(parsed: &mut Parsed, diags: &mut Vec<Diagnostic>) {
     if has_cycle(&parsed.workflow.tasks) {
         report_cycles(parsed, diags);
     }
-    check_sizes(parsed, diags);
+    // Sizes matter once everything else is right (a file of errors is not emitted).
+    if diags.is_empty() {
+        check_sizes(parsed, diags);
+    }
 }
 
 /// Largest total of the upstream names an `on_failure` task's check gets as arguments:
@@ -111,10 +114,12 @@ pub const MAX_CONDITION_BYTES: usize = 256 * 1024;
 /// Largest size of a workflow's units, estimated before they are written. Everything of a
 /// workflow's `env`, `env_file` and `defaults` is copied into the unit of each task, so a
 /// file of a few MiB could otherwise make gigabytes of units.
-pub const MAX_UNITS_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_UNITS_BYTES: usize = 64 * 1024 * 1024;
 
-/// Bytes of a task's unit that do not depend on its values (keys, header, hardening).
-const TASK_UNIT_FIXED: usize = 2048;
+/// Bytes of a task's unit that do not depend on its values (keys, header), and of the
+/// hardening presets: the largest of each, rounded up.
+const TASK_UNIT_FIXED: usize = 1024;
+const HARDENING_BYTES: usize = 512;
 
 /// Refuse what would make units too large to write or a check too long to run.
 fn check_sizes(parsed: &Parsed, diags: &mut Vec<Diagnostic>) {
@@ -151,6 +156,11 @@ fn check_sizes(parsed: &Parsed, diags: &mut Vec<Diagnostic>) {
             Command::Exec(argv) => argv.iter().map(|a| a.len() + 3).sum(),
         };
         let size = TASK_UNIT_FIXED
+            + if task.hardening == Hardening::None {
+                0
+            } else {
+                HARDENING_BYTES
+            }
             + 2 * task.description.as_ref().map_or(0, String::len)
             // Named by the run unit and the begin unit.
             + 2 * (unit_name(task) + 8)
