@@ -131,9 +131,10 @@ pub fn push_raw_joined(out: &mut String, parts: &[&str]) {
         }
         out.push_str(&part[from..]);
     }
-    // A trailing backslash would continue the line into the next key. The escapes above
-    // neither make nor remove trailing backslashes, so these are the value's own.
-    while out.len() > start && out.ends_with('\\') {
+    // A trailing backslash would continue the line into the next key, and systemd drops
+    // trailing whitespace anyway: neither is left at the end (nor a backslash that
+    // whitespace hid, as a line break turned into a space would).
+    while out.len() > start && out.ends_with(['\\', ' ']) {
         out.pop();
     }
 }
