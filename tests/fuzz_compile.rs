@@ -1373,7 +1373,7 @@ fn no_value_or_file_name_changes_the_lines_of_a_unit() {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .map_or(3_000, |n| n / 30);
-    let mut rng = Rng(0xE5CA_9E);
+    let mut rng = Rng(0x00E5_CA9E);
     let plain = |_: usize| "v".to_string();
     let twin_yaml = free_text_workflow(&plain);
     let opts = |source: String| EmitOptions {
