@@ -281,13 +281,35 @@ fn fifos_devices_and_oversized_files_are_refused() {
     write(dir.path(), "big.yaml", &big);
     let said = check_all_verbs(dir.path(), "big.yaml", 1);
     assert!(said.contains("larger than 4 MiB"), "{said}");
-    // Another file named with them is still checked, and reported valid on its own.
+    // A file that is not UTF-8 is an invalid workflow, at its place (exit 1, not a system
+    // error), and the files named with these are still checked: only the bad ones count.
+    std::fs::write(
+        dir.path().join("latin.yaml"),
+        b"description: Caf\xe9\ntasks:\n  t: 'true'\n",
+    )
+    .expect("write");
     write(dir.path(), "good.yaml", "tasks:\n  t: 'true'\n");
-    let ended = run_limited(&["validate", "pipe.yaml", "good.yaml"], dir.path());
-    assert_eq!(ended.code, Some(1), "{}", ended.stderr);
-    assert!(
-        ended.stderr.contains("1 workflow file is invalid"),
-        "{}",
-        ended.stderr
+    write(
+        dir.path(),
+        "bad.yaml",
+        "tasks:\n  t: {needs: [nope], run: 'true'}\n",
     );
+    let ended = run_limited(
+        &[
+            "validate",
+            "pipe.yaml",
+            "latin.yaml",
+            "good.yaml",
+            "bad.yaml",
+        ],
+        dir.path(),
+    );
+    assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+    for expected in [
+        "--> latin.yaml:1:17",
+        "--> bad.yaml:2:",
+        "3 workflow files are invalid",
+    ] {
+        assert!(ended.stderr.contains(expected), "{}", ended.stderr);
+    }
 }
