@@ -104,3 +104,13 @@ fn units_too_large_to_write_are_refused() {
     let out = rendered("big.yaml", &yaml);
     insta::assert_snapshot!(out);
 }
+
+/// A carriage return in a file name once injected unit lines through the header comment:
+/// such a path is refused, and shown escaped.
+#[test]
+fn a_path_with_control_characters_is_refused() {
+    let path = "/etc/flow/workflows/x\rExecStartPre=+\u{1b}[2J/evil.yaml";
+    let out = rendered(path, "tasks:\n  a: echo harmless\n");
+    assert!(!out.contains(['\r', '\u{1b}']), "{out:?}");
+    insta::assert_snapshot!(out);
+}

@@ -121,7 +121,9 @@ fn check_unclamped(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> 
         return Err(vec![
             Diagnostic::new(
                 None,
-                format!("the path of this file contains the control character `{shown}`"),
+                format!(
+                    "the path of this file contains `{shown}`, a control or invisible character"
+                ),
             )
             .help("rename the file (or its directory) with printable characters only"),
         ]);
