@@ -1,4 +1,4 @@
-//! Quoting for unit files, in one place. What systemd 252 does to a value (verified, see the
+//! Quoting for unit files, and for terminals ([`printable`]), in one place. What systemd 252 does to a value (verified, see the
 //! project's systemd facts): specifiers expand `%x` (so `%` is written `%%`); in `ExecStart=`
 //! `$VAR` is substituted (so `$` is written `$$`); inside a double-quoted word C escapes apply
 //! (`\\`, `\"`, `\n`, `\xNN`). Writing every command and environment word double-quoted with
