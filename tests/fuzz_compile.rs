@@ -1254,3 +1254,183 @@ fn generated_and_mutated_inputs_never_break_the_compiler() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Escaping: no value and no file name can add, remove or change a line of a unit.
+
+/// A hostile string: control characters (CR, ESC…), specifiers, quotes, backslashes,
+/// `$`, unit-file syntax (`\nExecStartPre=+…`, `[Service]`), trailing backslashes and
+/// unicode, in random pieces; for a path, NUL and noncharacters too (values holding them
+/// are refused by the checks).
+fn hostile(rng: &mut Rng, path: bool) -> String {
+    const PATH_ONLY: &[&str] = &["\0", "\u{FFFE}", "x\u{FDD0}"];
+    const PIECES: &[&str] = &[
+        "\r",
+        "\n",
+        "\r\n",
+        "\t",
+        "\u{b}",
+        "\u{c}",
+        "\u{1b}[2J",
+        "\u{7f}",
+        "\u{85}",
+        "\u{2028}",
+        "\u{202e}",
+        "\\",
+        "\\\n",
+        "\"",
+        "'",
+        "%",
+        "%n",
+        "%%",
+        "$",
+        "$HOME",
+        "${X}",
+        ";",
+        " ; ",
+        "#",
+        "ExecStartPre=+/bin/touch /owned",
+        "[Service]",
+        "=",
+        " ",
+        "ünï✓",
+        "a",
+        "/x",
+    ];
+    let n = 1 + rng.below(8);
+    (0..n)
+        .map(|_| {
+            if path && rng.chance(15) {
+                rng.pick(PATH_ONLY)
+            } else {
+                rng.pick(PIECES)
+            }
+        })
+        .collect()
+}
+
+/// A unit's lines as systemd 252 reads them (`\n`, `\r` and NUL each end a line), each as
+/// its kind: a comment, a section, or the key it sets (blank lines are skipped, as systemd
+/// skips them).
+fn shape(contents: &str) -> Vec<String> {
+    contents
+        .split(['\n', '\r', '\0'])
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            // systemd 252 joins the next line to one whose last character is a backslash.
+            let joins = if line.ends_with('\\') {
+                " (continued)"
+            } else {
+                ""
+            };
+            let l = line.trim();
+            if l.starts_with(['#', ';']) {
+                "#".to_string()
+            } else if l.starts_with('[') {
+                l.to_string()
+            } else {
+                let key = l.split('=').next().unwrap_or("");
+                format!("{key}={joins}")
+            }
+        })
+        .collect()
+}
+
+/// A workflow whose every free-text value is `v(i)`: descriptions, environment values,
+/// a shell script, `exec` arguments.
+fn free_text_workflow(v: &dyn Fn(usize) -> String) -> String {
+    format!(
+        "description: {}
+tasks:
+  first:
+    description: {}
+    run: {}
+    env:
+      A: {}
+      B: {}
+  second:
+    needs: [first]
+    description: {}
+    exec: [/bin/printf, {}, {}]
+  alert:
+    needs: [first, second]
+    when: on_failure
+    run: {}
+",
+        double_quoted(&v(0)),
+        double_quoted(&v(1)),
+        double_quoted(&format!("echo {}", v(2))),
+        double_quoted(&v(3)),
+        double_quoted(&v(4)),
+        double_quoted(&v(5)),
+        double_quoted(&v(6)),
+        double_quoted(&v(7)),
+        double_quoted(&format!("echo {}", v(8))),
+    )
+}
+
+#[test]
+fn no_value_or_file_name_changes_the_lines_of_a_unit() {
+    let cases: usize = std::env::var("FLOW_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(3_000, |n| n / 30);
+    let mut rng = Rng(0x00E5_CA9E);
+    let plain = |_: usize| "v".to_string();
+    let twin_yaml = free_text_workflow(&plain);
+    let opts = |source: String| EmitOptions {
+        source_path: source,
+        unit_dir: "/etc/systemd/system".into(),
+        flow_bin: "/usr/bin/flow".into(),
+    };
+    let (twin_wf, _) = compiler::compile_with(&twin_yaml, &opts("/w/twin.yaml".into()))
+        .expect("the plain workflow compiles");
+    let twin: Vec<(String, Vec<String>)> =
+        compiler::emit::emit(&twin_wf, &opts("/w/twin.yaml".into()))
+            .into_iter()
+            .map(|f| (f.name, shape(&f.contents)))
+            .collect();
+    let mut sample: Vec<Vec<GeneratedFile>> = Vec::new();
+    let mut checked = 0;
+    for case in 0..cases {
+        let values: Vec<String> = (0..9).map(|_| hostile(&mut rng, false)).collect();
+        let yaml = free_text_workflow(&|i| values[i].clone());
+        // The workflow is checked with a plain path (a path with control characters is
+        // refused by `check`), then emitted with a hostile one: the emitter must hold on
+        // its own.
+        let wf = match compiler::check("/w/twin.yaml", &yaml) {
+            Ok(wf) => wf,
+            // NUL, noncharacters and blank scripts are refused, which is fine.
+            Err(_) => continue,
+        };
+        let path = format!("/etc/flow/{}/twin.yaml", hostile(&mut rng, true));
+        let files = compiler::emit::emit(&wf, &opts(path.clone()));
+        for (file, (name, expected)) in files.iter().zip(&twin) {
+            assert_eq!(&file.name, name);
+            let got = shape(&file.contents);
+            assert_eq!(
+                &got, expected,
+                "{name}: the lines changed\n  path: {path:?}\n  values: {values:?}\n{}",
+                file.contents
+            );
+            assert!(
+                !file.contents.contains(['\r', '\0']),
+                "{name} holds a CR or NUL\n{}",
+                file.contents
+            );
+        }
+        checked += 1;
+        if case % (cases / 20).max(1) == 0 {
+            sample.push(files);
+        }
+    }
+    assert!(
+        checked > cases / 2,
+        "only {checked} of {cases} inputs compiled"
+    );
+    if verify::analyze_available() {
+        for files in &sample {
+            verify::verify_clean(files);
+        }
+    }
+}

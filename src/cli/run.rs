@@ -623,7 +623,7 @@ pub fn print_lines(
                 "{} {} | {}",
                 clock(line.time_us),
                 line.task,
-                line.message
+                line.shown()
             )
             .is_ok()
         }

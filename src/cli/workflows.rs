@@ -83,13 +83,68 @@ pub struct Loaded {
     pub text: String,
 }
 
-pub fn load(path: &Path) -> Result<Loaded, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::io(format!("cannot read {}", path.display()), e))?;
-    Ok(Loaded {
-        path: path.to_path_buf(),
-        text,
-    })
+/// Largest workflow file flow reads. A workflow of a hundred tasks is a few KiB; past
+/// this, a file is refused before it is parsed, so that no input can make `validate`,
+/// `plan` or `apply` take more than seconds and a few hundred MiB.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a workflow file could not be read as text.
+pub enum ReadError {
+    /// Not a workflow: a FIFO, a device, over the size limit, not UTF-8. Reported like
+    /// a diagnostic; the other files are still checked.
+    Invalid(String),
+    /// The system refused (not found, permissions).
+    Io(CliError),
+}
+
+/// Read a workflow file: a regular file (a FIFO would block forever, `/dev/zero` never
+/// ends) of at most [`MAX_FILE_BYTES`], in UTF-8. At most the limit and one byte more are
+/// read, whatever the file claims to be.
+pub fn read_text(path: &Path) -> Result<String, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let shown = crate::compiler::escape::printable(&path.to_string_lossy()).into_owned();
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| ReadError::Io(CliError::io(format!("cannot read {shown}"), e)))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| ReadError::Io(CliError::io(format!("cannot read {shown}"), e)))?
+        .file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(ReadError::Invalid(format!(
+            "error: {shown} is {what}, not a workflow file\n  --> {shown}\n   = help: name a regular YAML file\n"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ReadError::Io(CliError::io(format!("cannot read {shown}"), e)))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ReadError::Invalid(format!(
+            "error: {shown} is larger than {} MiB, the most a workflow file may hold\n  --> {shown}\n   = help: keep large scripts and data in files of their own and run or read them from the workflow\n",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    match compiler::decode(&bytes) {
+        Ok(_) => String::from_utf8(bytes)
+            .map_err(|_| ReadError::Invalid(format!("error: {shown} is not UTF-8 text\n"))),
+        Err((diagnostic, lossy)) => Err(ReadError::Invalid(diagnostic.render(&shown, &lossy))),
+    }
 }
 
 /// A workflow compiled from its file.
@@ -115,7 +170,19 @@ pub fn compile_all(paths: &[PathBuf], unit_dir: &Path) -> Result<Vec<Compiled>, 
     let mut compiled: Vec<Compiled> = Vec::new();
     let mut invalid = 0;
     for path in paths {
-        let loaded = load(path)?;
+        let loaded = match read_text(path) {
+            Ok(text) => Loaded {
+                path: path.clone(),
+                text,
+            },
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(ReadError::Invalid(rendered)) => {
+                // Reported like the problems of a file; the other files are still checked.
+                eprintln!("{rendered}");
+                invalid += 1;
+                continue;
+            }
+        };
         let shown = path.display().to_string();
         let opts = compiler::EmitOptions {
             // Units name their source in `SourcePath=`, which systemd wants absolute and
@@ -177,9 +244,8 @@ pub fn find(workflow: &str, user: bool) -> Result<PathBuf, CliError> {
     }
     // A file whose `name:` differs from its stem.
     for path in expand(std::slice::from_ref(&dir)).unwrap_or_default() {
-        if let Ok(loaded) = load(&path)
-            && compiler::check(&path.display().to_string(), &loaded.text)
-                .is_ok_and(|w| w.name == workflow)
+        if let Ok(text) = read_text(&path)
+            && compiler::check(&path.display().to_string(), &text).is_ok_and(|w| w.name == workflow)
         {
             return Ok(path);
         }
@@ -248,10 +314,11 @@ pub fn source_state(
     source: &str,
     installed: &std::collections::BTreeMap<String, crate::install::InstalledFile>,
 ) -> SourceState {
-    let text = match std::fs::read_to_string(source) {
+    let text = match read_text(Path::new(source)) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return SourceState::Missing,
-        Err(_) => return SourceState::Applied,
+        Err(ReadError::Io(_)) if !Path::new(source).exists() => return SourceState::Missing,
+        Err(ReadError::Invalid(_)) => return SourceState::Invalid,
+        Err(ReadError::Io(_)) => return SourceState::Applied,
     };
     let Some((flow_bin, unit_dir)) = crate::install::applied_with(installed, workflow) else {
         return SourceState::Applied;

@@ -39,7 +39,7 @@
 //!   systemd ignores sections whose names start with `X-`.
 
 use super::duration::push_systemd;
-use super::escape::{push_env_assignment, push_exec_word, push_raw, push_raw_joined, raw};
+use super::escape::{self, push_env_assignment, push_exec_word, push_raw, push_raw_joined, raw};
 use super::model::{Command, Hardening, Schedule, Task, When, Workflow, upstream_first};
 use super::names;
 use super::unit_file::UnitWriter;
@@ -97,7 +97,7 @@ const UNIT_FIXED_BYTES: usize = 1024;
 pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
     let mut shared = Shared {
         opts,
-        header: format!("{HEADER_PREFIX}{}", opts.source_path.replace('\n', " ")),
+        header: format!("{HEADER_PREFIX}{}", escape::comment(&opts.source_path)),
         source: raw(&opts.source_path),
         state: names::state_dir(&wf.name),
         task_units: wf
@@ -472,19 +472,20 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
         .set("Type", "oneshot")
         .set("Slice", &opts.slice);
     if task.when == When::OnFailure && !task.needs.is_empty() {
-        // Run only if some upstream left no success marker in this run.
-        let ups: Vec<&str> = task
-            .needs
-            .iter()
-            .map(|&i| wf.tasks[i].name.as_str())
-            .collect();
-        let check = format!(
-            "for t in {}; do [ -e \"{state}/$$t.ok\" ] || exit 0; done; exit 1",
-            ups.join(" ")
-        );
+        // Run only if some upstream left no success marker in this run. The upstreams are
+        // the script's arguments, one word each: in the script itself, a few thousand names
+        // made one argument over the kernel's 128 KiB limit, and the start failed.
         u.set_with("ExecCondition", |out| {
             out.push_str("/bin/sh -c ");
-            push_keep_dollars(out, &check);
+            push_keep_dollars(
+                out,
+                &format!("for t; do [ -e \"{state}/$$t.ok\" ] || exit 0; done; exit 1"),
+            );
+            out.push_str(" sh");
+            for &up in &task.needs {
+                out.push(' ');
+                push_exec_word(out, &wf.tasks[up].name);
+            }
         });
     }
     u.set_with("ExecStart", |out| {
@@ -553,10 +554,10 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
         out.push_str(state);
         out.push('"');
     });
-    for (k, v) in &task.env {
+    for (k, v) in task.env.iter() {
         u.set_with("Environment", |out| push_env_assignment(out, k, v));
     }
-    for f in &task.env_files {
+    for f in task.env_files.iter() {
         u.set_with("EnvironmentFile", |out| push_raw(out, f));
     }
     if let Some(v) = &task.memory_max {
@@ -574,7 +575,7 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
     for (k, v) in hardening(task.hardening) {
         u.set(k, v);
     }
-    for (k, v) in &task.service {
+    for (k, v) in task.service.iter() {
         // Keys were checked against systemd's own list; values are passed as written.
         let key = if super::service_keys::SERVICE_KEYS.contains(&k.as_str()) {
             k.as_str()

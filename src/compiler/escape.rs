@@ -1,4 +1,4 @@
-//! Quoting for unit files, in one place. What systemd 252 does to a value (verified, see the
+//! Quoting for unit files, and for terminals ([`printable`]), in one place. What systemd 252 does to a value (verified, see the
 //! project's systemd facts): specifiers expand `%x` (so `%` is written `%%`); in `ExecStart=`
 //! `$VAR` is substituted (so `$` is written `$$`); inside a double-quoted word C escapes apply
 //! (`\\`, `\"`, `\n`, `\xNN`). Writing every command and environment word double-quoted with
@@ -80,7 +80,10 @@ pub fn push_env_assignment(out: &mut String, name: &str, value: &str) {
 }
 
 /// A value systemd takes verbatim after specifier expansion (paths, descriptions):
-/// `%` doubled; line breaks would end the line, so they become spaces.
+/// `%` doubled; line breaks and tabs would end or garble the line, so they become spaces;
+/// other control characters and Unicode noncharacters are written visibly (see
+/// [`push_visible`]): systemd reads NUL as the end of a line too, and a terminal obeys
+/// the others when `systemctl status` shows the description.
 pub fn raw(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     push_raw(&mut out, s);
@@ -101,7 +104,24 @@ pub fn push_raw_joined(out: &mut String, parts: &[&str]) {
         for (i, &b) in bytes.iter().enumerate() {
             let replacement = match b {
                 b'%' => "%%",
-                b'\n' | b'\r' => " ",
+                b'\n' | b'\r' | b'\t' => " ",
+                // Other control characters, and the first byte of every character that may
+                // be a C1 control (U+0080…U+009F: 0xC2), a bidirectional control (0xE2) or
+                // a noncharacter (0xEF and up).
+                0..0x20 | 0x7f | 0xc2 | 0xe2 | 0xef.. => {
+                    // `i` is at the first byte of a character: continuation bytes are
+                    // 0x80…0xBF, which no arm matches.
+                    let Some(c) = part[i..].chars().next() else {
+                        continue;
+                    };
+                    if !needs_visible(c) {
+                        continue;
+                    }
+                    out.push_str(&part[from..i]);
+                    push_visible(out, c);
+                    from = i + c.len_utf8();
+                    continue;
+                }
                 _ => continue,
             };
             // `i` is at an ASCII byte, so both slices end on character boundaries.
@@ -111,11 +131,71 @@ pub fn push_raw_joined(out: &mut String, parts: &[&str]) {
         }
         out.push_str(&part[from..]);
     }
-    // A trailing backslash would continue the line into the next key. The escapes above
-    // neither make nor remove backslashes, so these are the value's own trailing ones.
-    while out.len() > start && out.ends_with('\\') {
+    // A trailing backslash would continue the line into the next key, and systemd drops
+    // trailing whitespace anyway: neither is left at the end (nor a backslash that
+    // whitespace hid, as a line break turned into a space would).
+    while out.len() > start && out.ends_with(['\\', ' ']) {
         out.pop();
     }
+}
+
+/// The text of a comment line (after `# `): every character that [`needs_visible`] written
+/// visibly, everything else as it is (a comment takes no specifiers and, verified on
+/// systemd 252, a trailing backslash does not continue it). A path without such characters
+/// is written unchanged, so that flow can read it back from the header.
+pub fn comment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if needs_visible(c) {
+            push_visible(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text for a terminal: control characters (C0 but tab, DEL, C1), Unicode noncharacters
+/// and the bidirectional overrides that reorder what a terminal shows, written visibly as
+/// `\xNN` or `\u{NNNN}`; everything else, tabs included, as it is. Used for every line of a
+/// task's output that `flow logs` prints, and for every value a diagnostic echoes: what a
+/// task or a file holds cannot move the cursor, clear the screen or retitle the terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c != '\t' && needs_visible(c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if c != '\t' && needs_visible(c) {
+            push_visible(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Characters no line flow writes may hold as they are: control characters (C0, DEL,
+/// C1), Unicode noncharacters (systemd refuses a line holding one as not UTF-8 clean), and
+/// the bidirectional embedding, override and isolate controls.
+pub fn needs_visible(c: char) -> bool {
+    let n = c as u32;
+    c.is_control()
+        || (0xFDD0..=0xFDEF).contains(&n)
+        || n & 0xFFFE == 0xFFFE
+        || (0x202A..=0x202E).contains(&n)
+        || (0x2066..=0x2069).contains(&n)
+}
+
+/// `c` written visibly: `\xNN` for ASCII, `\u{NNNN}` for the others.
+pub fn push_visible(out: &mut String, c: char) {
+    use std::fmt::Write;
+    // Writing to a `String` cannot fail.
+    let _ = if c.is_ascii() {
+        write!(out, "\\x{:02x}", c as u32)
+    } else {
+        write!(out, "\\u{{{:04x}}}", c as u32)
+    };
 }
 
 /// The inside of a double-quoted word (without the quotes).
@@ -202,5 +282,23 @@ mod tests {
             r#""X=has space $HOME 100%%""#
         );
         assert_eq!(raw("50% done\nnext\\"), "50%% done next");
+        assert_eq!(
+            raw("a\tb\rc\0d\u{1b}[2J\u{85}e\u{FFFE}ü✓"),
+            "a b c\\x00d\\x1b[2J\\u{0085}e\\u{fffe}ü✓"
+        );
+    }
+
+    #[test]
+    fn comments_and_terminal_text_show_control_characters() {
+        assert_eq!(comment("/etc/flow/a b.yaml"), "/etc/flow/a b.yaml");
+        assert_eq!(
+            comment("/x\rExecStartPre=+/bin/sh\n\u{0}.yaml\\"),
+            "/x\\x0dExecStartPre=+/bin/sh\\x0a\\x00.yaml\\"
+        );
+        assert_eq!(printable("plain\ttext ✓"), "plain\ttext ✓");
+        assert_eq!(
+            printable("\u{1b}]0;pwned\u{7}\rok\u{202e}"),
+            "\\x1b]0;pwned\\x07\\x0dok\\u{202e}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The validated workflow: what the YAML means, with every default applied and every
 //! reference resolved. Everything after validation works on these types only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::yaml::Span;
@@ -92,9 +93,11 @@ pub struct Task {
     pub retries: u32,
     pub retry_delay: Duration,
     pub backoff: Backoff,
-    /// Workflow `env`, then defaults, then the task's own: later entries win.
-    pub env: Vec<(String, String)>,
-    pub env_files: Vec<String>,
+    /// Workflow `env`, then defaults, then the task's own: later entries win. Shared with
+    /// the workflow's other tasks when the task adds nothing of its own: a workflow `env`
+    /// of thousands of keys is held once, not once per task.
+    pub env: Arc<[(String, String)]>,
+    pub env_files: Arc<[String]>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub group: Option<String>,
@@ -103,8 +106,8 @@ pub struct Task {
     pub nice: Option<i32>,
     pub io_weight: Option<u32>,
     pub hardening: Hardening,
-    /// Raw `[Service]` keys from the escape hatch, in file order.
-    pub service: Vec<(String, String)>,
+    /// Raw `[Service]` keys from the escape hatch, in file order (shared like `env`).
+    pub service: Arc<[(String, String)]>,
 }
 
 /// Tasks in an order where each comes after every task it needs (indices into `needs`,

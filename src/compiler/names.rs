@@ -16,6 +16,21 @@ use std::borrow::Cow;
 /// Longest workflow or task name: keeps unit names far below systemd's 255-byte limit.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// Workflow names flow keeps for its own units, with what a workflow of that name would
+/// shadow: its run unit `flow-<name>.service` (and its other units) would take the place
+/// of flow's own. Every other unit flow names itself has a `.` or `--` after `flow-`
+/// (`flow.slice`, `flow-<wf>.begin.service`), which no workflow name can give.
+pub const RESERVED_WORKFLOWS: &[(&str, &str)] = &[
+    (
+        "supervisor",
+        "`flow-supervisor.service`, the supervisor's own unit",
+    ),
+    (
+        "api",
+        "`flow-api.socket` and `flow-api.service`, flow's API",
+    ),
+];
+
 fn check(kind: &str, name: &str) -> Result<(), (String, String)> {
     let rule =
         "use letters, digits, `_` and `-`, starting with a letter or digit (e.g. `nightly-backup`)";
@@ -45,7 +60,16 @@ fn check(kind: &str, name: &str) -> Result<(), (String, String)> {
 }
 
 pub fn check_workflow(name: &str) -> Result<(), (String, String)> {
-    check("workflow", name)
+    check("workflow", name)?;
+    if let Some((_, shadowed)) = RESERVED_WORKFLOWS.iter().find(|(r, _)| *r == name) {
+        return Err((
+            format!(
+                "workflow name `{name}` is reserved: its units would take the place of {shadowed}"
+            ),
+            format!("choose another name, e.g. `my-{name}`"),
+        ));
+    }
+    Ok(())
 }
 
 pub fn check_task(name: &str) -> Result<(), (String, String)> {
@@ -199,6 +223,20 @@ mod tests {
             &"x".repeat(65),
         ] {
             assert!(check_task(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flows_own_names_are_reserved() {
+        for (name, _) in RESERVED_WORKFLOWS {
+            let (message, _) = check_workflow(name).expect_err("reserved");
+            assert!(message.contains("reserved"), "{message}");
+            // A task may have the name: its unit is `flow-<wf>--supervisor.service`.
+            assert!(check_task(name).is_ok());
+        }
+        assert_eq!(run_unit("supervisor"), "flow-supervisor.service");
+        for ok in ["supervisors", "my-supervisor", "api-check", "Supervisor"] {
+            assert!(check_workflow(ok).is_ok(), "{ok}");
         }
     }
 

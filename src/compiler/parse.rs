@@ -2,8 +2,9 @@
 //! problem instead of stopping at the first. References between tasks (`needs`) are kept
 //! as names here and resolved by `validate`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Display};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::diagnostic::Diagnostic;
@@ -154,8 +155,8 @@ struct Settings {
     retries: Option<u32>,
     retry_delay: Option<Duration>,
     backoff: Option<Backoff>,
-    env: Vec<(String, String)>,
-    env_files: Vec<String>,
+    env: Arc<[(String, String)]>,
+    env_files: Arc<[String]>,
     working_dir: Option<String>,
     user: Option<String>,
     group: Option<String>,
@@ -164,7 +165,7 @@ struct Settings {
     nice: Option<i32>,
     io_weight: Option<u32>,
     hardening: Option<Hardening>,
-    service: Vec<(String, String)>,
+    service: Arc<[(String, String)]>,
 }
 
 /// The entries of one mapping, after key checks: `(key, key span, value)`.
@@ -341,10 +342,10 @@ impl Decoder<'_> {
 
         let mut base = Settings::default();
         if let Some(n) = fields.get("env") {
-            base.env = self.env(n);
+            base.env = self.env(n).into();
         }
         if let Some(n) = fields.get("env_file") {
-            base.env_files = self.env_files(n);
+            base.env_files = self.env_files(n).into();
         }
         if let Some(n) = fields.get("defaults") {
             let wf_hint: &[&str] = WORKFLOW_KEYS;
@@ -670,6 +671,23 @@ impl Decoder<'_> {
                 })
             })
             .unwrap_or_default();
+        let needs_nothing = fields
+            .get("needs")
+            .is_none_or(|n| n.is_null() || matches!(n, Node::Seq(items, _) if items.is_empty()));
+        if when != When::AllSuccess
+            && needs_nothing
+            && let Some(node) = fields.get("when")
+        {
+            // It would have nothing to follow, and would run at the start of every run.
+            let w = when.as_str();
+            self.error(
+                node.span(),
+                format!("{what} has `when: {w}` but no `needs`"),
+            )
+            .help = Some(format!(
+                "`when: {w}` runs a task after the tasks it needs: add `needs: [TASK, ...]`, or remove `when` to run it at the start of every run"
+            ));
+        }
         let description = fields.get("description").and_then(|n| self.description(n));
         let own = self.settings(&fields);
         // A task whose command is wrong still takes part in the graph checks; the error is
@@ -719,13 +737,13 @@ impl Decoder<'_> {
             ..Settings::default()
         };
         if let Some(n) = f.get("env") {
-            s.env = self.env(n);
+            s.env = self.env(n).into();
         }
         if let Some(n) = f.get("env_file") {
-            s.env_files = self.env_files(n);
+            s.env_files = self.env_files(n).into();
         }
         if let Some(n) = f.get("service") {
-            s.service = self.service(n);
+            s.service = self.service(n).into();
         }
         s.working_dir = f.get("working_dir").and_then(|n| {
             let dir = self.string(n, "`working_dir`")?;
@@ -873,12 +891,15 @@ impl Decoder<'_> {
             self.type_error(node, "`env`", "a mapping of variable names to values");
             return Vec::new();
         };
-        let mut env: Vec<(String, String)> = Vec::new();
+        let mut env: Vec<(String, String)> = Vec::with_capacity(entries.len());
+        // Names seen: one lookup per key keeps 100,000 keys linear.
+        let mut seen: HashSet<&str, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(entries.len(), Default::default());
         for (k, v) in entries {
-            let Some(name) = self.string(k, "an `env` name") else {
+            let Some(name) = self.str(k, "an `env` name") else {
                 continue;
             };
-            if !names::is_env_name(&name) {
+            if !names::is_env_name(name) {
                 self.error(
                     k.span(),
                     format!("`{name}` is not a valid environment variable name"),
@@ -902,11 +923,11 @@ impl Decoder<'_> {
                 ));
                 continue;
             }
-            if env.iter().any(|(n, _)| *n == name) {
+            if !seen.insert(name) {
                 self.error(k.span(), format!("`{name}` is set twice in `env`"));
                 continue;
             }
-            env.push((name, value));
+            env.push((name.to_string(), value));
         }
         env
     }
@@ -1195,35 +1216,61 @@ fn base_task(name: &str, command: Command, s: Settings) -> Task {
 /// The delay before a retry when `retry_delay` is not set.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(10);
 
-/// `over` wins; `env` and `service` merge by name; `env_file`s accumulate.
+/// `over` wins; `env` and `service` merge by name; `env_file`s accumulate. What `over`
+/// does not add to is shared with `base`, not copied: every task of a workflow starts from
+/// the same base.
 fn merge(base: &Settings, over: &Settings) -> Settings {
-    let mut env = base.env.clone();
-    for (k, v) in &over.env {
-        match env.iter_mut().find(|(n, _)| n == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => env.push((k.clone(), v.clone())),
+    let env: Arc<[(String, String)]> = if over.env.is_empty() {
+        base.env.clone()
+    } else if base.env.is_empty() {
+        over.env.clone()
+    } else {
+        let mut env: Vec<(String, String)> = base.env.to_vec();
+        let mut at: HashMap<&str, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(base.env.len(), Default::default());
+        for (i, (k, _)) in base.env.iter().enumerate() {
+            at.insert(k.as_str(), i);
         }
-    }
-    let overridden: Vec<&str> = over.service.iter().map(|(k, _)| k.as_str()).collect();
-    let mut service: Vec<(String, String)> = base
-        .service
-        .iter()
-        .filter(|(k, _)| !overridden.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    service.extend(over.service.iter().cloned());
+        for (k, v) in over.env.iter() {
+            match at.get(k.as_str()) {
+                Some(&i) => env[i].1 = v.clone(),
+                None => env.push((k.clone(), v.clone())),
+            }
+        }
+        env.into()
+    };
+    let service: Arc<[(String, String)]> = if over.service.is_empty() {
+        base.service.clone()
+    } else if base.service.is_empty() {
+        over.service.clone()
+    } else {
+        let overridden: HashSet<&str, foldhash::fast::RandomState> =
+            over.service.iter().map(|(k, _)| k.as_str()).collect();
+        base.service
+            .iter()
+            .filter(|(k, _)| !overridden.contains(k.as_str()))
+            .chain(over.service.iter())
+            .cloned()
+            .collect()
+    };
+    let env_files: Arc<[String]> = if over.env_files.is_empty() {
+        base.env_files.clone()
+    } else if base.env_files.is_empty() {
+        over.env_files.clone()
+    } else {
+        base.env_files
+            .iter()
+            .chain(over.env_files.iter())
+            .cloned()
+            .collect()
+    };
     Settings {
         timeout: over.timeout.or(base.timeout),
         retries: over.retries.or(base.retries),
         retry_delay: over.retry_delay.or(base.retry_delay),
         backoff: over.backoff.or(base.backoff),
         env,
-        env_files: base
-            .env_files
-            .iter()
-            .chain(&over.env_files)
-            .cloned()
-            .collect(),
+        env_files,
         working_dir: over
             .working_dir
             .clone()
@@ -1299,6 +1346,8 @@ fn check_program(program: &str) -> Result<(), (String, String)> {
     let help = "write the program as an absolute path like `/usr/bin/rsync` or a plain name like `rsync`; for a shell command line, use `run`";
     let problem = if program.is_empty() {
         Some("is empty".to_string())
+    } else if program == ";" {
+        Some("is not a program: systemd reads a lone `;` as the separator between two commands, even quoted".to_string())
     } else if let Some(c) = program.chars().next().filter(|c| "-@:+!".contains(*c)) {
         Some(format!(
             "starts with `{c}`, which systemd reads as a prefix flag, not as part of the name"
@@ -1480,6 +1529,7 @@ mod tests {
             "a\\b",
             "a\"b",
             "..",
+            ";",
         ] {
             assert!(check_program(bad).is_err(), "{bad}");
         }

@@ -96,6 +96,10 @@ pub struct SyntaxError {
 /// Aliases can expand a small file into a huge tree ("billion laughs"); no workflow needs this many.
 const MAX_NODES: usize = 1_000_000;
 
+/// Most bytes of text that aliases may add by expansion. Counting nodes is not enough: one
+/// alias of an 8 MB string is one node, and 400 of them were 3.3 GB.
+pub const MAX_ALIAS_BYTES: usize = 16 * 1024 * 1024;
+
 /// Deepest nesting of lists and mappings flow accepts. A workflow needs five levels; the cap
 /// keeps every recursive walk of the tree (clone, drop, counting) far from the stack's end,
 /// whatever the input (`[[[[…` a hundred thousand deep would otherwise overflow it).
@@ -129,6 +133,8 @@ struct Builder {
     root: Option<Node>,
     documents: usize,
     nodes: usize,
+    /// Bytes of text added by expanding aliases.
+    alias_bytes: usize,
 }
 
 impl Builder {
@@ -192,7 +198,18 @@ impl Builder {
                     message: "this alias refers to an anchor that is not defined before it".into(),
                     pos: span.start,
                 })?;
-                self.nodes += count(&node);
+                let (nodes, bytes) = count(&node);
+                self.nodes += nodes;
+                self.alias_bytes = self.alias_bytes.saturating_add(bytes);
+                if self.alias_bytes > MAX_ALIAS_BYTES {
+                    return Err(SyntaxError {
+                        message: format!(
+                            "aliases here expand the document by more than {} MiB of text",
+                            MAX_ALIAS_BYTES >> 20
+                        ),
+                        pos: span.start,
+                    });
+                }
                 self.push(node, 0, span)?;
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
@@ -235,16 +252,16 @@ impl Builder {
     }
 }
 
-fn count(node: &Node) -> usize {
+/// The nodes of a tree and the bytes of its text (keys and values).
+fn count(node: &Node) -> (usize, usize) {
+    let add = |(n, b): (usize, usize), (m, c): (usize, usize)| (n + m, b.saturating_add(c));
     match node {
-        Node::Scalar(_) => 1,
-        Node::Seq(items, _) => 1 + items.iter().map(count).sum::<usize>(),
-        Node::Map(entries, _) => {
-            1 + entries
-                .iter()
-                .map(|(k, v)| count(k) + count(v))
-                .sum::<usize>()
-        }
+        Node::Scalar(s) => (1, s.value.len()),
+        Node::Seq(items, _) => items.iter().map(count).fold((1, 0), add),
+        Node::Map(entries, _) => entries
+            .iter()
+            .map(|(k, v)| add(count(k), count(v)))
+            .fold((1, 0), add),
     }
 }
 
@@ -300,6 +317,19 @@ mod tests {
         }
         let err = parse(&src).expect_err("must refuse");
         assert!(err.message.contains("expands"), "{}", err.message);
+    }
+
+    #[test]
+    fn aliases_of_large_text_are_refused() {
+        let big = "x".repeat(1024 * 1024);
+        let mut src = format!("a: &a {big}\nb:\n");
+        for _ in 0..20 {
+            src.push_str("  - *a\n");
+        }
+        let err = parse(&src).expect_err("must refuse");
+        assert!(err.message.contains("MiB of text"), "{}", err.message);
+        // Line 3 holds the first alias; the 17th alias passes 16 MiB.
+        assert_eq!(err.pos.line, 19);
     }
 
     #[test]

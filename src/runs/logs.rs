@@ -26,6 +26,17 @@ pub struct Line {
     pub message: String,
 }
 
+impl Line {
+    /// The message for a terminal: control characters a task wrote (escape sequences that
+    /// clear the screen or retitle the window, a carriage return that hides what came
+    /// before it) are shown as `\xNN` escapes, as text, instead of being obeyed. journalctl
+    /// shows such lines as `[N blob data]` unless told `--all`; flow shows them, escaped.
+    /// `--json` gives the message as it was written.
+    pub fn shown(&self) -> std::borrow::Cow<'_, str> {
+        crate::compiler::escape::printable(&self.message)
+    }
+}
+
 /// Which lines to read.
 #[derive(Debug, Clone)]
 pub enum Select {
@@ -470,6 +481,20 @@ mod tests {
         let mut none = Tail::new(0);
         (1..=3).for_each(|n| none.push(line(n)));
         assert_eq!((none.earlier, none.lines.len()), (3, 0));
+    }
+
+    #[test]
+    fn control_characters_of_a_line_are_shown_not_obeyed() {
+        let line = |message: &str| Line {
+            time_us: 0,
+            task: "t".into(),
+            message: message.into(),
+        };
+        assert_eq!(line("plain\tline ✓").shown(), "plain\tline ✓");
+        assert_eq!(
+            line("\u{1b}[2J\u{1b}]0;title\u{7}done\rhidden").shown(),
+            "\\x1b[2J\\x1b]0;title\\x07done\\x0dhidden"
+        );
     }
 
     #[test]
