@@ -164,7 +164,7 @@ fn optional_env_files(c: &workflows::Compiled) -> Vec<String> {
     c.workflow
         .tasks
         .iter()
-        .flat_map(|t| &t.env_files)
+        .flat_map(|t| t.env_files.iter())
         .filter_map(|f| f.strip_prefix('-'))
         .map(str::to_string)
         .collect()
