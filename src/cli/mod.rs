@@ -33,7 +33,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  a workflow is invalid, or a run did not succeed (or, by `overlap: skip`, did not start)
   2  the command line is wrong
   3  the system refused: a file could not be read or written, systemd could not be reached
-  130  interrupted (Ctrl-C) during `flow try`";
+  130  interrupted (Ctrl-C, SIGTERM) during `flow try`";
 
 /// Where workflows and units live: the system manager's places, or a user's own.
 #[derive(Debug, Clone, Args)]
@@ -78,6 +78,11 @@ pub enum Command {
         /// Leave the sandbox running afterwards and print how to enter it.
         #[arg(long)]
         keep: bool,
+        /// `private`: the sandbox has a network of its own with loopback only (no internet,
+        /// none of the host's listening services). `host`: share the host's network; tasks
+        /// then reach everything the host can, its loopback services included.
+        #[arg(long, value_enum, default_value_t = TryNetwork::Private)]
+        network: TryNetwork,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions {
@@ -224,6 +229,13 @@ pub enum Command {
     },
 }
 
+/// The network of `flow try`'s sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TryNetwork {
+    Private,
+    Host,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormat {
     Dot,
@@ -259,7 +271,11 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => install::plan(&args),
         Command::Apply(args) => install::apply(&args),
         Command::Remove { name, target } => install::remove(&name, &target),
-        Command::Try { file, keep } => try_run::run(file.as_deref(), keep),
+        Command::Try {
+            file,
+            keep,
+            network,
+        } => try_run::run(file.as_deref(), keep, network == TryNetwork::Host),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { out } => docs::manpage(&out),
         Command::Run { name, wait, at } => run::run(&name, wait, &at),

@@ -69,9 +69,14 @@ pub(crate) struct Cgroups {
 }
 
 impl Cgroups {
-    /// Creates `<our cgroup>/<name>` in every hierarchy. The calling thread must have
+    /// Creates `<our cgroup>/<name>` in every hierarchy, after removing the empty cgroups
+    /// of `stale` sandboxes (whose programs were killed). The calling thread must have
     /// unshared its mount namespace (see [`private_mount_namespace`]).
-    pub(crate) fn create(mount_base: &Path, name: &str) -> Result<Cgroups, SandboxError> {
+    pub(crate) fn create(
+        mount_base: &Path,
+        name: &str,
+        stale: &[String],
+    ) -> Result<Cgroups, SandboxError> {
         let text = fs::read_to_string("/proc/self/cgroup").map_err(|e| SandboxError::Cgroup {
             step: "read /proc/self/cgroup".into(),
             error: e,
@@ -110,6 +115,9 @@ impl Cgroups {
             })?;
             cgroups.mounts.push(mnt.clone());
             let ours = mnt.join(h.path.trim_start_matches('/'));
+            for dead in stale {
+                remove_dead(&ours.join(dead));
+            }
             sweep_stale(&ours);
             let dir = ours.join(name);
             fs::create_dir(&dir).map_err(|e| SandboxError::Cgroup {
@@ -191,6 +199,18 @@ fn sweep_stale(parent: &Path) {
         if is_ours && old && !has_processes(&entry.path()) {
             let _ = remove_tree(&entry.path());
         }
+    }
+}
+
+/// Removes the cgroup tree of a sandbox known to be dead (see `sweep_stale_state_dirs`),
+/// once the kernel has let go of its last processes.
+fn remove_dead(dir: &Path) {
+    if !dir.exists() || has_processes(dir) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while remove_tree(dir).is_err() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
