@@ -244,7 +244,7 @@ fn unique(prefix: &str) -> String {
 
 /// Tasks that probe the sandbox from inside a run; each prints `PROBE <what>` when the
 /// host is out of its reach and fails with `BREACH ...` when not.
-fn probe_workflow(port: u16, host_shm: &str, inside_shm: &str) -> String {
+fn probe_workflow(port: u16, abstract_name: &str, host_shm: &str, inside_shm: &str) -> String {
     format!(
         r#"tasks:
   dev:
@@ -274,6 +274,9 @@ fn probe_workflow(port: u16, host_shm: &str, inside_shm: &str) -> String {
     run: |
       if perl -MIO::Socket::INET -e 'IO::Socket::INET->new(PeerAddr => "127.0.0.1:{port}", Timeout => 5) or exit 1'; then
         echo "BREACH reached the host's listener on 127.0.0.1:{port}"; exit 1
+      fi
+      if perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => "\0{abstract_name}") or exit 1'; then
+        echo "BREACH reached the host's abstract socket @{abstract_name}"; exit 1
       fi
       nets=$(ls /sys/class/net)
       if [ "$nets" != lo ]; then echo "BREACH network interfaces:" $nets; exit 1; fi
@@ -310,10 +313,26 @@ fn isolation_holds_from_inside_a_run() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen on the host's loopback");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("address").port();
+    // And on an abstract Unix socket, as D-Bus and X servers do: the network namespace
+    // scopes those too.
+    let abstract_name = unique("flow-try-abstract");
+    let abstract_listener = std::os::unix::net::UnixListener::bind_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            abstract_name.as_bytes(),
+        )
+        .expect("abstract address"),
+    )
+    .expect("listen on an abstract socket");
+    abstract_listener
+        .set_nonblocking(true)
+        .expect("nonblocking");
     let host_shm = unique("flow-try-host");
     let inside_shm = unique("flow-try-inside");
     std::fs::write(Path::new("/dev/shm").join(&host_shm), "host").expect("write /dev/shm");
-    let Some(t) = setup("probe.yaml", &probe_workflow(port, &host_shm, &inside_shm)) else {
+    let Some(t) = setup(
+        "probe.yaml",
+        &probe_workflow(port, &abstract_name, &host_shm, &inside_shm),
+    ) else {
         return;
     };
     let out = flow_try(t.tmp.path(), &t.file, &[])
@@ -339,6 +358,10 @@ fn isolation_holds_from_inside_a_run() {
     assert!(
         listener.accept().is_err(),
         "the host's loopback listener got a connection from the sandbox"
+    );
+    assert!(
+        abstract_listener.accept().is_err(),
+        "the host's abstract socket got a connection from the sandbox"
     );
     assert_eq!(left_in(t.tmp.path()), Vec::<String>::new());
 }
@@ -463,14 +486,14 @@ fn a_task_cannot_type_into_the_terminal_flow_try_runs_in() {
         shell.try_wait().expect("wait")
     });
     let seen = reader.join().expect("reader");
-    assert!(status.success(), "{seen}");
-    assert!(seen.contains("exit 0"), "{seen}");
-    assert!(seen.contains("PROBE terminals found: 0"), "{seen}");
-    assert!(!seen.contains("typed "), "{seen}");
     assert!(
         !marker.exists(),
         "a task typed a command into the host's terminal and the shell ran it:\n{seen}"
     );
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("exit 0"), "{seen}");
+    assert!(seen.contains("PROBE terminals found: 0"), "{seen}");
+    assert!(!seen.contains("typed "), "{seen}");
     assert_eq!(left_in(t.tmp.path()), Vec::<String>::new());
 }
 
