@@ -300,6 +300,15 @@ fn probe_workflow(port: u16, abstract_name: &str, host_shm: &str, inside_shm: &s
       done
       [ -z "$bad" ] || exit 1
       echo "PROBE caps dropped"
+  proc:
+    run: |
+      # Opened for writing, and closed without a byte written: nothing is triggered.
+      for f in /proc/sysrq-trigger /proc/sys/kernel/hostname; do
+        if perl -MFcntl -e 'sysopen(my $f, $ARGV[0], O_WRONLY) or exit 1' $f; then
+          echo "BREACH $f is writable"; exit 1
+        fi
+      done
+      echo "PROBE proc read-only"
 "#
     )
 }
@@ -350,6 +359,7 @@ fn isolation_holds_from_inside_a_run() {
         "PROBE loopback private",
         "PROBE shm private",
         "PROBE caps dropped",
+        "PROBE proc read-only",
     ] {
         assert!(stdout.contains(probe), "no `{probe}` in:\n{all}");
     }

@@ -13,8 +13,9 @@
 //!   `/dev/console` as `/dev/null`, a devpts instance of its own (`/dev/pts`, `/dev/ptmx`)
 //!   and a fresh tmpfs on `/dev/shm`. A task that finds a terminal here finds one made in
 //!   the sandbox, never the one `flow try` runs in.
-//! - `/proc` is the sandbox's own, with `/proc/sys` read-only (most sysctls are host-wide);
-//!   `/sys` is read-only.
+//! - `/proc` is the sandbox's own, with `/proc/sys` (most sysctls are host-wide),
+//!   `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus` and `/proc/fs` read-only; `/sys` is
+//!   read-only.
 //! - `/etc/systemd/system` starts empty (unless `host_units`): what the host enabled
 //!   (databases, sshd, networking, timers) must not start in the sandbox, and a unit
 //!   list that does not depend on the host keeps tests reproducible.
@@ -364,21 +365,33 @@ pub(crate) fn build(layout: &Layout, cgroup_procs: &[RawFd]) -> Result<Plan, San
 
     let noexec = nosuid_nodev | libc::MS_NOEXEC;
     ops.push(mount(Some("proc"), "/proc", Some("proc"), noexec, None)?);
-    // sysctls outside the namespaced few are host-wide: make them read-only.
-    ops.push(mount(
-        Some("/proc/sys"),
-        "/proc/sys",
-        None,
-        libc::MS_BIND,
-        None,
-    )?);
-    ops.push(mount(
-        None,
-        "/proc/sys",
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | noexec,
-        None,
-    )?);
+    // sysctls outside the namespaced few are host-wide, and so are these: read-only.
+    // `/proc/sysrq-trigger` would reboot or crash the host at one written byte.
+    for (path, required) in [
+        ("/proc/sys", true),
+        ("/proc/sysrq-trigger", false),
+        ("/proc/irq", false),
+        ("/proc/bus", false),
+        ("/proc/fs", false),
+    ] {
+        let bind = mount(Some(path), path, None, libc::MS_BIND, None)?;
+        let read_only = mount(
+            None,
+            path,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | noexec,
+            None,
+        )?;
+        if required {
+            ops.extend([bind, read_only]);
+        } else {
+            // Not every kernel has them (they depend on its configuration).
+            ops.extend([
+                Op::IfExists(Box::new(bind)),
+                Op::IfExists(Box::new(read_only)),
+            ]);
+        }
+    }
     ops.push(mount(
         Some("sysfs"),
         "/sys",

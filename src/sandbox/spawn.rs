@@ -23,6 +23,8 @@ pub(crate) enum Op {
     DieWithParent,
     /// `write(fd, "0")`: join the cgroup whose `cgroup.procs` this is.
     JoinCgroup(RawFd),
+    /// Run the inner step; a missing path (ENOENT) is not an error.
+    IfExists(Box<Op>),
     /// `unshare(flags)`.
     Unshare(libc::c_int),
     Mount {
@@ -78,6 +80,7 @@ impl Op {
         match self {
             Op::DieWithParent => "set the parent-death signal".into(),
             Op::JoinCgroup(_) => "join the sandbox's cgroup".into(),
+            Op::IfExists(op) => op.describe(),
             Op::Unshare(_) => "unshare the cgroup namespace".into(),
             Op::Mount {
                 target,
@@ -116,6 +119,11 @@ impl Op {
                     let n = libc::write(*fd, b"0".as_ptr().cast(), 1);
                     if n == 1 { 0 } else { -1 }
                 }
+                Op::IfExists(op) => match op.apply() {
+                    Err(Errno::ENOENT) => 0,
+                    Err(e) => return Err(e),
+                    Ok(()) => 0,
+                },
                 Op::Unshare(flags) => libc::unshare(*flags),
                 Op::Mount {
                     source,
