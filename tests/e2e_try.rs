@@ -312,6 +312,10 @@ fn probe_workflow(port: u16, abstract_name: &str, host_shm: &str, inside_shm: &s
         fi
       done
       echo "PROBE proc read-only"
+  hardened:
+    # systemd still builds a hardened task's own /dev without CAP_MKNOD (it binds nodes).
+    hardening: strict
+    run: echo "PROBE hardened task ran"
 "#
     )
 }
@@ -363,6 +367,7 @@ fn isolation_holds_from_inside_a_run() {
         "PROBE shm private",
         "PROBE caps dropped",
         "PROBE proc read-only",
+        "PROBE hardened task ran",
     ] {
         assert!(stdout.contains(probe), "no `{probe}` in:\n{all}");
     }

@@ -149,6 +149,42 @@ fn dev_network_and_capabilities_are_the_sandboxs_own() {
 }
 
 #[test]
+fn devices_outside_its_dev_cannot_be_opened_with_the_v1_devices_controller() {
+    if !common::require_root() {
+        return;
+    }
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    let v1_devices = cgroups.lines().any(|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|c| c == "devices"))
+    });
+    // The check needs the v1 controller and a device the host itself may open.
+    if !v1_devices || std::fs::File::open("/dev/loop0").is_err() {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"\n!!! NOT CHECKED: this host has no v1 devices controller or no /dev/loop0 it may open\n",
+        );
+        return;
+    }
+    let Some(sb) = common::sandbox() else { return };
+    // Root inside can mount a devtmpfs, which shows every device of the host; a service
+    // (as every task is) still cannot open those outside the sandbox's own /dev.
+    let script = "mkdir -p /mnt/devtmpfs && mount -t devtmpfs devtmpfs /mnt/devtmpfs && \
+                  ls /mnt/devtmpfs/loop0 && \
+                  if (exec 3< /mnt/devtmpfs/loop0); then echo OPENED; fi; \
+                  head -c 3 /mnt/devtmpfs/urandom | wc -c";
+    let out = run(
+        &sb,
+        "systemd-run",
+        &["--wait", "--pipe", "--quiet", "/bin/sh", "-c", script],
+    );
+    assert!(!out.stdout.contains("OPENED"), "{out:?}");
+    assert!(out.stdout.ends_with("3\n"), "{out:?}");
+    assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
+}
+
+#[test]
 fn host_network_shares_the_hosts_without_net_admin() {
     let opts = SandboxOptions {
         host_network: true,
