@@ -1,5 +1,6 @@
-//! End-to-end tests of the sandbox: it boots, it keeps the host untouched, it dies when
-//! dropped (or when its program is killed), and sandboxes run side by side.
+//! End-to-end tests of the sandbox: it boots, it keeps the host untouched (files, `/dev`,
+//! network, capabilities), it dies when dropped (or when its program is killed), and
+//! sandboxes run side by side.
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{journal_messages, run, sh, systemd, wait_until, write_unit};
-use flow::sandbox::{Sandbox, SandboxError, SandboxOptions};
+use flow::sandbox::{
+    DROPPED_CAPABILITIES, HOST_NETWORK_DROPPED, Sandbox, SandboxError, SandboxOptions,
+};
 use flow::systemd::JobResult;
 
 fn pid_alive(pid: u32) -> bool {
@@ -78,6 +81,138 @@ fn host_tmp_is_untouched() {
     assert!(
         marker.path().exists(),
         "booting the sandbox removed a file from the host's /tmp"
+    );
+}
+
+/// The bounding set in `/proc/<who>/status` inside, as a bit mask.
+fn bounding_set(sb: &Sandbox, who: &str) -> u64 {
+    let status = sh(sb, &format!("cat /proc/{who}/status")).ok().stdout;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap_or_else(|| panic!("no CapBnd in:\n{status}"));
+    u64::from_str_radix(hex.trim(), 16).expect("CapBnd is hex")
+}
+
+/// The capabilities of `caps` in `set`, by name.
+fn held(set: u64, caps: &[(i32, &str)]) -> Vec<String> {
+    caps.iter()
+        .filter(|(bit, _)| set >> bit & 1 == 1)
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+fn net_namespace(sb: &Sandbox) -> String {
+    sh(sb, "readlink /proc/1/ns/net")
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn dev_network_and_capabilities_are_the_sandboxs_own() {
+    let Some(sb) = common::sandbox() else { return };
+    // /dev: the harmless nodes, a devpts of its own, no block device, nothing of the host's.
+    // (stat, not find's -type: the nodes are bind mounts on files of the tmpfs.)
+    let nodes = sh(
+        &sb,
+        "find /dev ! -type l | while read -r f; do \
+           if [ -b \"$f\" ] || [ -c \"$f\" ]; then echo \"$f\"; fi; done | sort",
+    )
+    .ok()
+    .stdout;
+    assert_eq!(
+        nodes,
+        "/dev/console\n/dev/full\n/dev/null\n/dev/pts/ptmx\n/dev/random\n/dev/tty\n/dev/urandom\n/dev/zero\n"
+    );
+    assert!(Path::new("/dev/null").exists());
+    // Its /dev/shm is not the host's.
+    sh(&sb, "echo inside > /dev/shm/flow-sandbox-test-shm").ok();
+    assert!(!Path::new("/dev/shm/flow-sandbox-test-shm").exists());
+    // A network of its own, loopback only, and up.
+    let host_net = std::fs::read_link("/proc/self/ns/net").expect("host net namespace");
+    assert_ne!(net_namespace(&sb), host_net.to_string_lossy());
+    assert_eq!(sh(&sb, "ls /sys/class/net").ok().stdout, "lo\n");
+    let lo = sh(&sb, "cat /sys/class/net/lo/flags").ok().stdout;
+    let flags = u32::from_str_radix(lo.trim().trim_start_matches("0x"), 16).expect("flags");
+    assert_eq!(flags & 1, 1, "loopback is down (flags {lo})");
+    // Neither systemd nor a command run inside holds the dropped capabilities.
+    for who in ["1", "self"] {
+        let set = bounding_set(&sb, who);
+        assert_eq!(
+            held(set, DROPPED_CAPABILITIES),
+            Vec::<String>::new(),
+            "{who}"
+        );
+        // In a network of its own, managing it is fine.
+        assert_eq!(held(set, HOST_NETWORK_DROPPED).len(), 1, "{who}");
+    }
+}
+
+#[test]
+fn devices_outside_its_dev_cannot_be_opened_with_the_v1_devices_controller() {
+    if !common::require_root() {
+        return;
+    }
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+    let v1_devices = cgroups.lines().any(|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|c| c == "devices"))
+    });
+    // The check needs the v1 controller and a device the host itself may open.
+    if !v1_devices || std::fs::File::open("/dev/loop0").is_err() {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"\n!!! NOT CHECKED: this host has no v1 devices controller or no /dev/loop0 it may open\n",
+        );
+        return;
+    }
+    let Some(sb) = common::sandbox() else { return };
+    // Root inside can mount a devtmpfs, which shows every device of the host; a service
+    // (as every task is) still cannot open those outside the sandbox's own /dev.
+    let script = "mkdir -p /mnt/devtmpfs && mount -t devtmpfs devtmpfs /mnt/devtmpfs && \
+                  ls /mnt/devtmpfs/loop0 && \
+                  if (exec 3< /mnt/devtmpfs/loop0); then echo OPENED; fi; \
+                  head -c 3 /mnt/devtmpfs/urandom | wc -c";
+    let out = run(
+        &sb,
+        "systemd-run",
+        &["--wait", "--pipe", "--quiet", "/bin/sh", "-c", script],
+    );
+    assert!(!out.stdout.contains("OPENED"), "{out:?}");
+    assert!(out.stdout.ends_with("3\n"), "{out:?}");
+    assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
+}
+
+#[test]
+fn host_network_shares_the_hosts_without_net_admin() {
+    let opts = SandboxOptions {
+        host_network: true,
+        ..SandboxOptions::default()
+    };
+    let Some(sb) = common::sandbox_with(opts) else {
+        return;
+    };
+    let host_net = std::fs::read_link("/proc/self/ns/net").expect("host net namespace");
+    assert_eq!(net_namespace(&sb), host_net.to_string_lossy());
+    for who in ["1", "self"] {
+        let set = bounding_set(&sb, who);
+        assert_eq!(
+            held(set, DROPPED_CAPABILITIES),
+            Vec::<String>::new(),
+            "{who}"
+        );
+        assert_eq!(
+            held(set, HOST_NETWORK_DROPPED),
+            Vec::<String>::new(),
+            "{who}"
+        );
+    }
+    assert_eq!(
+        run(&sb, "systemctl", &["is-system-running"]).stdout.trim(),
+        "running"
     );
 }
 

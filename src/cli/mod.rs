@@ -35,7 +35,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  the command line is wrong
   3  the system refused: a file could not be read or written, systemd could not be reached
   4  no such workflow or run: not installed, nothing recorded
-  130  interrupted (Ctrl-C) during `flow try`";
+  130  interrupted (Ctrl-C, SIGTERM) during `flow try`";
 
 /// Where workflows and units live: the system manager's places, or a user's own.
 #[derive(Debug, Clone, Args)]
@@ -80,6 +80,11 @@ pub enum Command {
         /// Leave the sandbox running afterwards and print how to enter it.
         #[arg(long)]
         keep: bool,
+        /// `private`: the sandbox has a network of its own with loopback only (no internet,
+        /// none of the host's listening services). `host`: share the host's network; tasks
+        /// then reach everything the host can, its loopback services included.
+        #[arg(long, value_enum, default_value_t = TryNetwork::Private)]
+        network: TryNetwork,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions {
@@ -229,6 +234,13 @@ pub enum Command {
     },
 }
 
+/// The network of `flow try`'s sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TryNetwork {
+    Private,
+    Host,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormat {
     Dot,
@@ -264,7 +276,11 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => install::plan(&args),
         Command::Apply(args) => install::apply(&args),
         Command::Remove { name, target } => install::remove(&name, &target),
-        Command::Try { file, keep } => try_run::run(file.as_deref(), keep),
+        Command::Try {
+            file,
+            keep,
+            network,
+        } => try_run::run(file.as_deref(), keep, network == TryNetwork::Host),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { out } => docs::manpage(&out),
         Command::Run { name, wait, at } => run::run(&name, wait, &at),

@@ -1,10 +1,20 @@
 //! `flow try FILE`: run a workflow end to end in a throwaway systemd, never touching the
 //! host: boot a sandbox, install this flow binary and the file in it, apply, run with live
 //! progress, print the summary and each task's log lines, and throw the sandbox away.
+//!
+//! Nothing inside gets this program's terminal: every command run inside writes into
+//! pipes that this program copies out (a task could otherwise find the terminal among
+//! another process's descriptors in `/proc` and type into the host's shell), and runs in
+//! a session of its own. So Ctrl-C reaches only this program, which stops the command it
+//! is waiting on and then the sandbox; a SIGINT or SIGTERM sent to its PID alone does the
+//! same.
 
+use std::io::{self, Read, Write};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use super::exit::{CliError, Exit};
 use super::workflows;
@@ -20,7 +30,7 @@ const INSIDE_FLOW: &str = "/usr/local/bin/flow";
 const DEFAULT_NAME: &str = "backup.yaml";
 const DEFAULT_WORKFLOW: &str = include_str!("../../examples/backup.yaml");
 
-pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
+pub fn run(file: Option<&Path>, keep: bool, host_network: bool) -> Result<Exit, CliError> {
     let (shown, text) = match file {
         Some(path) => (
             path.display().to_string(),
@@ -53,12 +63,18 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
     let started = std::time::Instant::now();
     let sb = Sandbox::boot_with(SandboxOptions {
         keep,
+        host_network,
         ..SandboxOptions::default()
     })
     .map_err(|e| CliError::System(format!("cannot start a throwaway systemd: {e}")))?;
     eprintln!(
-        "Booted a throwaway systemd in {:.2}s (host untouched).",
-        started.elapsed().as_secs_f64()
+        "Booted a throwaway systemd in {:.2}s (host untouched{}).",
+        started.elapsed().as_secs_f64(),
+        if host_network {
+            "; the host's network is shared"
+        } else {
+            ""
+        }
     );
     let box_err = |e: crate::sandbox::SandboxError| CliError::System(e.to_string());
     sb.copy_in(&exe, Path::new(INSIDE_FLOW)).map_err(box_err)?;
@@ -85,14 +101,9 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
     };
     check()?;
     let flow = |args: &[&str]| -> Result<i32, CliError> {
-        let status = sb
-            .command(INSIDE_FLOW)
-            .args(args)
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| CliError::io("cannot run flow in the sandbox", e))?;
+        let status = pass_through(sb.command(INSIDE_FLOW).args(args))?;
         check()?;
-        Ok(status.code().unwrap_or(1))
+        Ok(status.and_then(|s| s.code()).unwrap_or(1))
     };
     let applied = flow(&["apply", "--no-host-check"])?;
     if applied != 0 {
@@ -101,7 +112,7 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
         ));
     }
     // The supervisor, as the package runs it, so retries and deadlines work here too.
-    let supervised = sb
+    let supervisor = sb
         .command("systemd-run")
         .args([
             "--unit=flow-supervisor",
@@ -110,13 +121,17 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
             INSIDE_FLOW,
             "supervise",
         ])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .output();
     check()?;
+    let supervised = supervisor.as_ref().is_ok_and(|o| o.status.success());
     if !supervised {
-        eprintln!("warning: the supervisor did not start in the sandbox: no retries, no history");
+        let why = match &supervisor {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        };
+        eprintln!(
+            "warning: the supervisor did not start in the sandbox: no retries, no history ({why})"
+        );
     }
     println!();
     let mut code = flow(&["run", &wf.name, "--wait"])?;
@@ -152,6 +167,66 @@ pub fn run(file: Option<&Path>, keep: bool) -> Result<Exit, CliError> {
     } else {
         Exit::Failure
     })
+}
+
+/// Runs a command inside with its stdout and stderr copied to this program's: what runs
+/// inside never holds this program's terminal. `None` when an interrupt stopped it.
+fn pass_through(cmd: &mut Command) -> Result<Option<ExitStatus>, CliError> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::io("cannot run flow in the sandbox", e))?;
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        pumps.push(thread::spawn(move || pump(out, io::stdout())));
+    }
+    if let Some(err) = child.stderr.take() {
+        pumps.push(thread::spawn(move || pump(err, io::stderr())));
+    }
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| CliError::io("cannot wait for flow in the sandbox", e))?
+        {
+            // The pipes end with the command; something it left running inside could hold
+            // them open, so wait for its last words only briefly.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while pumps.iter().any(|p| !p.is_finished()) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            for pump in pumps.into_iter().filter(|p| p.is_finished()) {
+                let _ = pump.join();
+            }
+            return Ok(Some(status));
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            // What it started inside ends with the sandbox, and the pumps with it.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Copies everything from `from` to `to` as it comes. When `to` fails (a closed terminal),
+/// the rest is read and dropped, so the command inside never blocks on a full pipe.
+fn pump(mut from: impl Read, mut to: impl Write) {
+    let mut buf = [0u8; 8192];
+    let mut writable = true;
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if writable {
+                    writable = to.write_all(&buf[..n]).and_then(|()| to.flush()).is_ok();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// How many log lines `flow try` prints at most.
@@ -233,18 +308,24 @@ fn print_next_fires(sb: &Sandbox, schedule: &Schedule, tz: Option<&str>) {
     }
 }
 
-/// Set by Ctrl-C (SIGINT) or SIGTERM.
+/// Set by Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Ctrl-C goes to the whole foreground process group: the flow running inside the sandbox
-/// stops, and this process must live on to shut the sandbox down, so it only notes the
-/// signal and stops after the step it is in. A handler (unlike ignoring the signal) is
-/// reset in children at exec, so they still stop.
+/// This process must live on after a signal to shut the sandbox down, so it only notes
+/// the signal; the wait in [`pass_through`] (and between steps, `check`) sees it, stops
+/// the command inside and returns. Commands inside are in sessions of their own: Ctrl-C
+/// on the terminal reaches this process alone, as a signal sent to its PID does.
 fn note_interrupts() {
     extern "C" fn note(_: libc::c_int) {
         INTERRUPTED.store(true, Ordering::Relaxed);
     }
     use nix::sys::signal::Signal;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe { super::signals::handle(note, true, &[Signal::SIGINT, Signal::SIGTERM]) }
+    unsafe {
+        super::signals::handle(
+            note,
+            true,
+            &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP],
+        )
+    }
 }

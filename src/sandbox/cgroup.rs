@@ -69,9 +69,14 @@ pub(crate) struct Cgroups {
 }
 
 impl Cgroups {
-    /// Creates `<our cgroup>/<name>` in every hierarchy. The calling thread must have
+    /// Creates `<our cgroup>/<name>` in every hierarchy, after removing the empty cgroups
+    /// of `stale` sandboxes (whose programs were killed). The calling thread must have
     /// unshared its mount namespace (see [`private_mount_namespace`]).
-    pub(crate) fn create(mount_base: &Path, name: &str) -> Result<Cgroups, SandboxError> {
+    pub(crate) fn create(
+        mount_base: &Path,
+        name: &str,
+        stale: &[String],
+    ) -> Result<Cgroups, SandboxError> {
         let text = fs::read_to_string("/proc/self/cgroup").map_err(|e| SandboxError::Cgroup {
             step: "read /proc/self/cgroup".into(),
             error: e,
@@ -110,6 +115,9 @@ impl Cgroups {
             })?;
             cgroups.mounts.push(mnt.clone());
             let ours = mnt.join(h.path.trim_start_matches('/'));
+            for dead in stale {
+                remove_dead(&ours.join(dead));
+            }
             sweep_stale(&ours);
             let dir = ours.join(name);
             fs::create_dir(&dir).map_err(|e| SandboxError::Cgroup {
@@ -123,9 +131,29 @@ impl Cgroups {
                     error: e,
                 })?;
             }
+            // PID 1 joins the sandbox's cgroup, except in the v1 devices hierarchy: there the
+            // sandbox's cgroup holds the device list, and PID 1 joins a child of it, so the
+            // list sits above the root of its cgroup namespace, out of its reach.
+            let join = if is_devices(&h) {
+                restrict_devices(&dir).map_err(|e| SandboxError::Cgroup {
+                    step: "limit the devices the sandbox may open".into(),
+                    error: e,
+                })?;
+                let inner = dir.join("sandbox");
+                fs::create_dir(&inner).map_err(|e| SandboxError::Cgroup {
+                    step: format!(
+                        "create cgroup {}{}/sandbox in the {what} hierarchy",
+                        h.path, name
+                    ),
+                    error: e,
+                })?;
+                inner
+            } else {
+                dir.clone()
+            };
             let procs = OpenOptions::new()
                 .write(true)
-                .open(dir.join("cgroup.procs"))
+                .open(join.join("cgroup.procs"))
                 .map_err(|e| SandboxError::Cgroup {
                     step: format!("open cgroup.procs in the {what} hierarchy"),
                     error: e,
@@ -194,6 +222,18 @@ fn sweep_stale(parent: &Path) {
     }
 }
 
+/// Removes the cgroup tree of a sandbox known to be dead (see `sweep_stale_state_dirs`),
+/// once the kernel has let go of its last processes.
+fn remove_dead(dir: &Path) {
+    if !dir.exists() || has_processes(dir) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while remove_tree(dir).is_err() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Does any cgroup in this tree hold a process? Unreadable counts as yes.
 fn has_processes(dir: &Path) -> bool {
     match fs::read_to_string(dir.join("cgroup.procs")) {
@@ -207,6 +247,41 @@ fn has_processes(dir: &Path) -> bool {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .any(|e| has_processes(&e.path()))
+}
+
+/// Devices the sandbox may open, in the v1 devices controller's syntax: those of its
+/// private `/dev` (null, zero, full, random, urandom, tty, ptmx) and its own terminals.
+const ALLOWED_DEVICES: &[&str] = &[
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
+fn is_devices(h: &Hierarchy) -> bool {
+    h.v1_options
+        .as_deref()
+        .is_some_and(|o| o.split(',').any(|c| c == "devices"))
+}
+
+/// Where the host has the v1 devices controller, what systemd starts in the sandbox (every
+/// task) may open only the devices of its own `/dev`, whatever node it finds or mounts (a
+/// devtmpfs shows every device of the host). An allowed device the host's own cgroup
+/// denies stays denied: the kernel grants no more than the parent has, and the sandbox
+/// needs none of them to boot.
+fn restrict_devices(dir: &Path) -> io::Result<()> {
+    fs::write(dir.join("devices.deny"), "a")?;
+    for rule in ALLOWED_DEVICES {
+        match fs::write(dir.join("devices.allow"), rule) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 /// A new v1 cpuset cgroup starts with no CPUs and no memory nodes, and joining it fails

@@ -1,13 +1,18 @@
 //! A throwaway systemd manager in new PID and mount namespaces on an overlay of `/`.
 //!
 //! Where PID 1 is not systemd (a container, a CI runner), [`Sandbox::boot`] starts a real
-//! systemd system manager as PID 1 of new PID, mount, UTS, IPC and cgroup namespaces, on an
-//! overlay of the host's root file system whose writes vanish with it. `flow try` and the
-//! end-to-end tests run workflows there.
+//! systemd system manager as PID 1 of new PID, mount, UTS, IPC, network and cgroup
+//! namespaces, on an overlay of the host's root file system whose writes vanish with it,
+//! with a `/dev` of its own and without the capabilities that act on the host's kernel as
+//! a whole. `flow try` and the end-to-end tests run workflows there.
 //!
 //! Safety of the host is the point of the design (see `plan.rs` for each choice): booting
 //! systemd on the host's real root would empty the host's `/tmp` and start the host's
 //! services. Needs root. Killing PID 1 (which [`Drop`] does) ends the whole namespace.
+//!
+//! A sandbox's state directory holds a lock its program keeps for the sandbox's life, so
+//! the next boot knows a program killed outright (`SIGKILL`) from a live one at once, and
+//! removes what it left: the state directory and the cgroups.
 //!
 //! Each sandbox has a helper ("reaper") thread: it creates the sandbox's cgroups in a
 //! private mount namespace, clones PID 1, waits for it to exit and then removes the
@@ -18,13 +23,14 @@ mod cgroup;
 mod plan;
 mod spawn;
 
-pub use plan::DEFAULT_MASKED;
+pub use plan::{DEFAULT_MASKED, DROPPED_CAPABILITIES, HOST_NETWORK_DROPPED};
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -33,6 +39,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
@@ -113,6 +120,10 @@ pub struct SandboxOptions {
     pub host_units: bool,
     /// Where the state directory goes; the system's temporary directory by default.
     pub state_parent: Option<PathBuf>,
+    /// Share the host's network namespace (`flow try --network host`): tasks reach what
+    /// the host reaches, its loopback services included. Off by default: the sandbox gets
+    /// a network of its own with loopback only. `CAP_NET_ADMIN` is dropped when on.
+    pub host_network: bool,
 }
 
 impl Default for SandboxOptions {
@@ -124,6 +135,7 @@ impl Default for SandboxOptions {
             systemd: PathBuf::from("/lib/systemd/systemd"),
             host_units: false,
             state_parent: None,
+            host_network: false,
         }
     }
 }
@@ -178,6 +190,10 @@ pub struct Sandbox {
     keep: bool,
     watch: Arc<ChildWatch>,
     reaper: Option<JoinHandle<()>>,
+    /// The capabilities dropped in the sandbox, dropped from commands run in it too.
+    dropped_caps: Arc<[libc::c_int]>,
+    /// Held while this program owns the sandbox (see [`sweep_stale_state_dirs`]).
+    _lock: Flock<File>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -209,7 +225,11 @@ impl Sandbox {
         if find_in_path("nsenter").is_none() {
             return Err(SandboxError::NoNsenter);
         }
-        let state = make_state_dir(opts.state_parent.as_deref())?;
+        let (state, lock, stale) = make_state_dir(opts.state_parent.as_deref())?;
+        if opts.keep {
+            // A kept sandbox outlives its program's lock: see sweep_stale_state_dirs.
+            let _ = std::fs::write(state.join("keep"), "");
+        }
         let layout = plan::Layout {
             state: state.clone(),
             systemd: opts.systemd.clone(),
@@ -221,8 +241,9 @@ impl Sandbox {
             generators: plan::host_generators(),
             host_units: opts.host_units,
             die_with_parent: !opts.keep,
+            host_network: opts.host_network,
         };
-        match Sandbox::start(layout, opts.keep) {
+        match Sandbox::start(layout, opts.keep, lock, stale) {
             Ok(sandbox) => match sandbox.wait_ready(opts.boot_timeout) {
                 Ok(()) => Ok(sandbox),
                 Err(e) => {
@@ -238,8 +259,15 @@ impl Sandbox {
     }
 
     /// Starts the reaper thread, which clones PID 1; returns once systemd was exec'd.
-    fn start(layout: plan::Layout, keep: bool) -> Result<Sandbox, SandboxError> {
+    fn start(
+        layout: plan::Layout,
+        keep: bool,
+        lock: Flock<File>,
+        stale: Vec<String>,
+    ) -> Result<Sandbox, SandboxError> {
         let state = layout.state.clone();
+        let dropped_caps: Arc<[libc::c_int]> =
+            plan::dropped_capabilities(layout.host_network).into();
         let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| SandboxError::Io {
                 what: "create a pipe".into(),
@@ -254,7 +282,16 @@ impl Sandbox {
             .unwrap_or_else(|| "flow-sandbox".into());
         let reaper = thread::Builder::new()
             .name("flow-sandbox".into())
-            .spawn(move || reaper_main(layout, &name, report_write, &reaper_watch, started_tx))
+            .spawn(move || {
+                reaper_main(
+                    layout,
+                    &name,
+                    &stale,
+                    report_write,
+                    &reaper_watch,
+                    started_tx,
+                )
+            })
             .map_err(|e| SandboxError::Io {
                 what: "start the sandbox's helper thread".into(),
                 error: e,
@@ -280,6 +317,8 @@ impl Sandbox {
             keep,
             watch,
             reaper: Some(reaper),
+            dropped_caps,
+            _lock: lock,
         };
         // End of file: exec succeeded (the pipe is close-on-exec). Eight bytes: a step failed.
         let mut buf = [0u8; spawn::ChildFailure::WIRE_SIZE];
@@ -400,17 +439,40 @@ impl Sandbox {
     /// A command that runs `program` inside the sandbox (every namespace, its root, its
     /// PID 1 as ancestor), via `nsenter`. The environment is clean: `PATH`, `HOME`, `LANG`
     /// and a pager setting that cannot block; add more with `.env()`.
+    ///
+    /// What runs inside is in a session of its own (no controlling terminal: `/dev/tty`
+    /// inside cannot reach the caller's), with the sandbox's bounding set (so a task that
+    /// attaches to it gains nothing), without any descriptor but its stdio, and with stdin
+    /// from `/dev/null` unless the caller sets one. Pass its stdout and stderr through pipes to keep the caller's terminal out of
+    /// the sandbox: a process inside can open another's descriptors in `/proc`.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--target={}", self.pid))
-            .args(["--mount", "--pid", "--uts", "--ipc", "--cgroup", "--"])
+            .args([
+                "--mount", "--pid", "--uts", "--ipc", "--net", "--cgroup", "--",
+            ])
             .arg(program)
+            .stdin(Stdio::null())
             .env_clear()
             .env("PATH", INSIDE_PATH)
             .env("HOME", "/root")
             .env("LANG", "C.UTF-8")
             // systemctl and journalctl start a pager on a terminal; a test must not wait on it.
             .env("SYSTEMD_PAGER", "cat");
+        let caps = Arc::clone(&self.dropped_caps);
+        // SAFETY: runs between fork and exec, and only makes async-signal-safe system calls
+        // (setsid, prctl, capget/capset) on data allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                // EPERM: the caller made the child a process group leader; it keeps the
+                // caller's session then, and its stdio decides what it can reach.
+                let _ = libc::setsid();
+                // Descriptors this program inherited without close-on-exec (a terminal
+                // its parent left open) must not reach inside.
+                spawn::cloexec_from_3().map_err(io::Error::from)?;
+                spawn::drop_capabilities(&caps).map_err(io::Error::from)
+            });
+        }
         cmd
     }
 
@@ -492,7 +554,7 @@ impl Sandbox {
     /// A shell command a person can paste to get a shell inside (for `flow try --keep`).
     pub fn enter_hint(&self) -> String {
         format!(
-            "nsenter --target={} --mount --pid --uts --ipc --cgroup /bin/bash -l",
+            "nsenter --target={} --mount --pid --uts --ipc --net --cgroup /bin/bash -l",
             self.pid
         )
     }
@@ -532,13 +594,14 @@ type Started = Result<(Pid, Vec<String>, usize), SandboxError>;
 fn reaper_main(
     layout: plan::Layout,
     name: &str,
+    stale: &[String],
     report_write: OwnedFd,
     watch: &ChildWatch,
     started: mpsc::Sender<Started>,
 ) {
     let spawned = (|| {
         cgroup::private_mount_namespace()?;
-        let cgroups = cgroup::Cgroups::create(&layout.cgroup_dir(), name)?;
+        let cgroups = cgroup::Cgroups::create(&layout.cgroup_dir(), name, stale)?;
         let plan = plan::build(&layout, &cgroups.procs_fds())?;
         let pid =
             spawn::spawn(&plan, report_write.as_raw_fd()).map_err(|errno| SandboxError::Setup {
@@ -578,53 +641,98 @@ fn connect_within(address: String, deadline: Instant) -> Option<Systemd> {
     rx.recv_timeout(left).ok()?.ok()
 }
 
-/// Creates `<parent>/flow-sandbox.XXXXXX` (parent: the temporary directory by default).
-fn make_state_dir(parent: Option<&Path>) -> Result<PathBuf, SandboxError> {
+/// Creates `<parent>/flow-sandbox.XXXXXX` (parent: the temporary directory by default) and
+/// takes its lock. Also removes what sandboxes of killed programs left in `parent`, and
+/// returns their names: their cgroups go next.
+fn make_state_dir(
+    parent: Option<&Path>,
+) -> Result<(PathBuf, Flock<File>, Vec<String>), SandboxError> {
     let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    sweep_stale_state_dirs(&parent);
+    let stale = sweep_stale_state_dirs(&parent);
     let state = nix::unistd::mkdtemp(&parent.join("flow-sandbox.XXXXXX")).map_err(|e| {
         SandboxError::Io {
             what: format!("create a state directory in {}", parent.display()),
             error: e.into(),
         }
     })?;
-    for dir in ["ov", "root", "cg"] {
-        std::fs::create_dir(state.join(dir)).map_err(|e| SandboxError::Io {
-            what: format!("create {}", state.join(dir).display()),
+    let made = (|| {
+        let lock = File::create(state.join("lock")).map_err(|e| SandboxError::Io {
+            what: format!("create {}", state.join("lock").display()),
             error: e,
         })?;
+        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+            SandboxError::Io {
+                what: format!("lock {}", state.join("lock").display()),
+                error: e.into(),
+            }
+        })?;
+        for dir in ["ov", "root", "cg"] {
+            std::fs::create_dir(state.join(dir)).map_err(|e| SandboxError::Io {
+                what: format!("create {}", state.join(dir).display()),
+                error: e,
+            })?;
+        }
+        Ok(lock)
+    })();
+    match made {
+        Ok(lock) => Ok((state, lock, stale)),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&state);
+            Err(e)
+        }
     }
-    Ok(state)
 }
 
 /// Removes state directories of sandboxes whose program was killed before it could clean
-/// up: older than a minute (never one still booting) and whose PID 1 (recorded in `pid`)
-/// is gone. They only hold empty mount points.
-fn sweep_stale_state_dirs(parent: &Path) {
+/// up, and returns their names. A program holds its sandbox's `lock` as long as it runs,
+/// so a lock that can be taken means the program is gone, and its sandbox (whose PID 1
+/// dies with it) too; except a kept one (`keep`), which lives on while its PID 1 does. A
+/// directory without a lock (it is made a moment after the directory) counts as dead
+/// once it is a minute old and its PID 1 is gone.
+fn sweep_stale_state_dirs(parent: &Path) -> Vec<String> {
+    let mut stale = Vec::new();
     let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
+        return stale;
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_ours = entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("flow-sandbox.");
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60)));
-        if !is_ours || !old || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("flow-sandbox.") || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let alive = std::fs::read_to_string(path.join("pid"))
+        let pid = std::fs::read_to_string(path.join("pid"))
             .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok())
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
-            let _ = std::fs::remove_dir_all(&path);
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        let alive =
+            |pid: Option<u32>| pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        let dead = match File::open(path.join("lock")) {
+            Ok(lock) => match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+                // Its program is running.
+                Err(_) => false,
+                Ok(_free) => !(path.join("keep").exists() && alive(pid)),
+            },
+            Err(_) => {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60)));
+                old && !alive(pid)
+            }
+        };
+        if !dead {
+            continue;
+        }
+        // PID 1 got SIGKILL when its program died; give it a moment to be gone, so its
+        // cgroups are empty when they are removed.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while alive(pid) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            stale.push(name);
         }
     }
+    stale
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -8,14 +8,23 @@
 //!   that takes every write and vanishes with the sandbox.
 //! - `/tmp`, `/run`, `/var/tmp` are fresh tmpfs: booting systemd cleans these, and the
 //!   host's must never be touched.
-//! - `/dev` is the host's (bind-mounted), except `/dev/console`, which is `/dev/null`.
-//! - `/proc` is the sandbox's own, with `/proc/sys` read-only (most sysctls are host-wide);
-//!   `/sys` is read-only.
+//! - `/dev` is the sandbox's own tmpfs, nothing of the host's disks or terminals: the
+//!   host's `null`, `zero`, `full`, `random`, `urandom` and `tty` nodes bind-mounted in,
+//!   `/dev/console` as `/dev/null`, a devpts instance of its own (`/dev/pts`, `/dev/ptmx`)
+//!   and a fresh tmpfs on `/dev/shm`. A task that finds a terminal here finds one made in
+//!   the sandbox, never the one `flow try` runs in.
+//! - `/proc` is the sandbox's own, with `/proc/sys` (most sysctls are host-wide),
+//!   `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus` and `/proc/fs` read-only; `/sys` is
+//!   read-only.
 //! - `/etc/systemd/system` starts empty (unless `host_units`): what the host enabled
 //!   (databases, sshd, networking, timers) must not start in the sandbox, and a unit
 //!   list that does not depend on the host keeps tests reproducible.
 //! - Every generator is masked: they turn host configuration (`/etc/fstab`, SysV scripts,
 //!   crypttab) into units that would mount or fsck host disks or start host services.
+//!
+//! Beyond files: the sandbox has a network namespace of its own with loopback only (unless
+//! [`Layout::host_network`]), and [`DROPPED_CAPABILITIES`] leave the bounding set of PID 1
+//! (and so of every process in the sandbox) before systemd starts.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -82,6 +91,65 @@ pub const DEFAULT_MASKED: &[&str] = &[
     "ldconfig.service",
 ];
 
+/// Capabilities no process in a sandbox may hold, by number and name: each acts on the
+/// host's kernel as a whole (none is namespaced), so root in the sandbox would otherwise
+/// reach past it. systemd and everything flow runs work without them.
+pub const DROPPED_CAPABILITIES: &[(libc::c_int, &str)] = &[
+    // Loads code into the host's kernel.
+    (16, "CAP_SYS_MODULE"),
+    // I/O ports, /dev/mem, /proc/kcore, raw block and SCSI commands.
+    (17, "CAP_SYS_RAWIO"),
+    // Process accounting is host-wide.
+    (20, "CAP_SYS_PACCT"),
+    // reboot(2) only ends the sandbox's PID namespace, but kexec_load replaces the host's
+    // kernel.
+    (22, "CAP_SYS_BOOT"),
+    // The clock is the host's.
+    (25, "CAP_SYS_TIME"),
+    // vhangup and keyboard maps of the host's terminals.
+    (26, "CAP_SYS_TTY_CONFIG"),
+    // A device node for any device (a host disk), outside the private /dev.
+    (27, "CAP_MKNOD"),
+    // The host's audit rules.
+    (30, "CAP_AUDIT_CONTROL"),
+    // The host's security modules' policy.
+    (32, "CAP_MAC_OVERRIDE"),
+    (33, "CAP_MAC_ADMIN"),
+    // The host kernel's log.
+    (34, "CAP_SYSLOG"),
+    // The host's power management.
+    (35, "CAP_WAKE_ALARM"),
+    (36, "CAP_BLOCK_SUSPEND"),
+    // The host's audit stream.
+    (37, "CAP_AUDIT_READ"),
+    // Tracing the host's kernel.
+    (38, "CAP_PERFMON"),
+    (39, "CAP_BPF"),
+];
+
+/// Dropped too when the sandbox shares the host's network: configuring interfaces, routes
+/// and firewall rules would change the host's.
+pub const HOST_NETWORK_DROPPED: &[(libc::c_int, &str)] = &[(12, "CAP_NET_ADMIN")];
+
+/// The capability numbers a sandbox drops from its bounding set.
+pub(crate) fn dropped_capabilities(host_network: bool) -> Vec<libc::c_int> {
+    let extra: &[(libc::c_int, &str)] = if host_network {
+        HOST_NETWORK_DROPPED
+    } else {
+        &[]
+    };
+    DROPPED_CAPABILITIES
+        .iter()
+        .chain(extra)
+        .map(|&(n, _)| n)
+        .collect()
+}
+
+/// Device nodes of the host that the sandbox's private `/dev` holds: harmless, and what
+/// programs expect. `/dev/tty` opens the caller's controlling terminal; nothing in the
+/// sandbox has one of the host's (see `Sandbox::command`).
+const HOST_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
 /// journald in the sandbox keeps its journal in memory (it dies with the sandbox anyway)
 /// and does not import the host kernel's log buffer, which is large, slow to read and
 /// nothing the sandbox did.
@@ -106,6 +174,8 @@ pub(crate) struct Layout {
     pub host_units: bool,
     /// Kill PID 1 when the thread that started it exits.
     pub die_with_parent: bool,
+    /// Share the host's network namespace instead of one with loopback only.
+    pub host_network: bool,
 }
 
 impl Layout {
@@ -281,22 +351,7 @@ pub(crate) fn build(layout: &Layout, cgroup_procs: &[RawFd]) -> Result<Plan, San
             Some(mode),
         )?);
     }
-    ops.push(mount(
-        Some("/dev"),
-        root.join("dev"),
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )?);
-    // systemd (PID 1) writes messages it cannot send to the journal yet to /dev/console,
-    // which is the host's: point it at /dev/null in the sandbox.
-    ops.push(Op::IfExists(Box::new(mount(
-        Some("/dev/null"),
-        root.join("dev/console"),
-        None,
-        libc::MS_BIND,
-        None,
-    )?)));
+    private_dev(&mut ops, &root.join("dev"))?;
 
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching the top
     // then leaves only the sandbox's root, with no `/oldroot` directory left behind.
@@ -310,21 +365,33 @@ pub(crate) fn build(layout: &Layout, cgroup_procs: &[RawFd]) -> Result<Plan, San
 
     let noexec = nosuid_nodev | libc::MS_NOEXEC;
     ops.push(mount(Some("proc"), "/proc", Some("proc"), noexec, None)?);
-    // sysctls outside the namespaced few are host-wide: make them read-only.
-    ops.push(mount(
-        Some("/proc/sys"),
-        "/proc/sys",
-        None,
-        libc::MS_BIND,
-        None,
-    )?);
-    ops.push(mount(
-        None,
-        "/proc/sys",
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | noexec,
-        None,
-    )?);
+    // sysctls outside the namespaced few are host-wide, and so are these: read-only.
+    // `/proc/sysrq-trigger` would reboot or crash the host at one written byte.
+    for (path, required) in [
+        ("/proc/sys", true),
+        ("/proc/sysrq-trigger", false),
+        ("/proc/irq", false),
+        ("/proc/bus", false),
+        ("/proc/fs", false),
+    ] {
+        let bind = mount(Some(path), path, None, libc::MS_BIND, None)?;
+        let read_only = mount(
+            None,
+            path,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | noexec,
+            None,
+        )?;
+        if required {
+            ops.extend([bind, read_only]);
+        } else {
+            // Not every kernel has them (they depend on its configuration).
+            ops.extend([
+                Op::IfExists(Box::new(bind)),
+                Op::IfExists(Box::new(read_only)),
+            ]);
+        }
+    }
     ops.push(mount(
         Some("sysfs"),
         "/sys",
@@ -335,6 +402,11 @@ pub(crate) fn build(layout: &Layout, cgroup_procs: &[RawFd]) -> Result<Plan, San
 
     ops.push(Op::Stdio(c("/dev/null")?));
     ops.push(Op::CloexecFrom3);
+    // Last: dropping them does not take them from PID 1 now (it still mounts above), only
+    // from what it execs, systemd included.
+    ops.push(Op::DropCapabilities(dropped_capabilities(
+        layout.host_network,
+    )));
 
     let program = c(&layout.systemd)?;
     let argv = vec![
@@ -350,11 +422,89 @@ pub(crate) fn build(layout: &Layout, cgroup_procs: &[RawFd]) -> Result<Plan, San
     let envp = vec![c("container=flow")?];
     Ok(Plan {
         ops,
+        new_network: !layout.host_network,
         overlay_op,
         program,
         argv,
         envp,
     })
+}
+
+/// Builds the sandbox's own `/dev` at `dev` (before `pivot_root`, so the host's nodes are
+/// still at `/dev`). Bind mounts, not `mknod`: they work wherever `/dev` itself works.
+fn private_dev(ops: &mut Vec<Op>, dev: &Path) -> Result<(), SandboxError> {
+    // Not nodev: the nodes bound in must work. Nothing else can become a device here once
+    // CAP_MKNOD is gone.
+    ops.push(mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("mode=0755"),
+    )?);
+    for node in HOST_DEVICES {
+        ops.push(Op::WriteFile {
+            path: c(dev.join(node))?,
+            data: Vec::new(),
+            mode: 0o666,
+        });
+        ops.push(mount(
+            Some(format!("/dev/{node}").as_str()),
+            dev.join(node),
+            None,
+            libc::MS_BIND,
+            None,
+        )?);
+    }
+    // systemd (PID 1) writes what it cannot send to the journal yet to /dev/console; the
+    // host's console is not the sandbox's to write on.
+    ops.push(Op::WriteFile {
+        path: c(dev.join("console"))?,
+        data: Vec::new(),
+        mode: 0o600,
+    });
+    ops.push(mount(
+        Some("/dev/null"),
+        dev.join("console"),
+        None,
+        libc::MS_BIND,
+        None,
+    )?);
+    // A devpts instance of its own: terminals made in the sandbox, none of the host's.
+    // gid 5 is the tty group systemd is built with.
+    ops.push(Op::Mkdir(c(dev.join("pts"))?, 0o755));
+    ops.push(mount(
+        Some("devpts"),
+        dev.join("pts"),
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?);
+    ops.push(Op::Symlink {
+        target: c("pts/ptmx")?,
+        path: c(dev.join("ptmx"))?,
+    });
+    // POSIX shared memory of its own: a write there vanishes with the sandbox.
+    ops.push(Op::Mkdir(c(dev.join("shm"))?, 0o1777));
+    ops.push(mount(
+        Some("tmpfs"),
+        dev.join("shm"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )?);
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(Op::Symlink {
+            target: c(target)?,
+            path: c(dev.join(link))?,
+        });
+    }
+    Ok(())
 }
 
 /// Names of the generators installed on the host, which the sandbox masks.
@@ -394,6 +544,7 @@ mod tests {
             generators: vec!["systemd-fstab-generator".into()],
             host_units: false,
             die_with_parent: true,
+            host_network: false,
         }
     }
 
@@ -420,6 +571,7 @@ mod tests {
             .iter()
             .filter(|op| matches!(op, Op::Symlink { .. }))
             .map(Op::describe)
+            .filter(|d| d.contains("/etc/systemd/"))
             .collect();
         assert_eq!(
             links,
@@ -471,6 +623,81 @@ mod tests {
             build(&bad, &[]),
             Err(SandboxError::InvalidOption { .. })
         ));
+    }
+
+    #[test]
+    fn dev_is_private_and_holds_only_harmless_host_nodes() {
+        let plan = build(&layout(), &[]).unwrap();
+        let described: Vec<String> = plan.ops.iter().map(Op::describe).collect();
+        // The host's /dev is never bound in whole, only a few nodes.
+        let binds: Vec<String> = plan
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Mount {
+                    source: Some(src),
+                    flags,
+                    ..
+                } if flags & libc::MS_BIND != 0 => Some(src.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .filter(|src| src.starts_with("/dev"))
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                "/dev/null",
+                "/dev/zero",
+                "/dev/full",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/tty",
+                "/dev/null"
+            ]
+        );
+        for fs in [
+            "mount tmpfs on /tmp/flow-sandbox.x/root/dev (mode=0755)",
+            "mount devpts on /tmp/flow-sandbox.x/root/dev/pts \
+             (newinstance,ptmxmode=0666,mode=0620,gid=5)",
+            "mount tmpfs on /tmp/flow-sandbox.x/root/dev/shm (mode=1777)",
+        ] {
+            assert!(
+                described.iter().any(|d| d == fs),
+                "no `{fs}` in {described:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn capabilities_are_dropped_last_and_more_with_the_host_network() {
+        let own = build(&layout(), &[]).unwrap();
+        let Some(Op::DropCapabilities(caps)) = own.ops.last() else {
+            panic!(
+                "the last step is not the capability drop: {:?}",
+                own.ops.last()
+            );
+        };
+        for cap in [16, 17, 22, 25, 27] {
+            assert!(caps.contains(&cap), "{cap} not dropped");
+        }
+        assert!(
+            !caps.contains(&12),
+            "CAP_NET_ADMIN dropped in a network of its own"
+        );
+        assert!(own.new_network);
+        let shared = build(
+            &Layout {
+                host_network: true,
+                ..layout()
+            },
+            &[],
+        )
+        .unwrap();
+        let Some(Op::DropCapabilities(caps)) = shared.ops.last() else {
+            panic!("no capability drop");
+        };
+        assert!(caps.contains(&12));
+        assert!(!shared.new_network);
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub(crate) enum Op {
     /// leaks into the sandbox. Kernels without `close_range` (< 5.11) skip it; systemd
     /// closes stray descriptors itself too.
     CloexecFrom3,
+    /// Drop these capabilities from the bounding set and clear the inheritable and ambient
+    /// sets (see [`drop_capabilities`]).
+    DropCapabilities(Vec<libc::c_int>),
 }
 
 impl Op {
@@ -98,6 +101,7 @@ impl Op {
             Op::DetachMount(p) => format!("detach {}", s(p)),
             Op::Stdio(p) => format!("point stdio at {}", s(p)),
             Op::CloexecFrom3 => "mark inherited descriptors close-on-exec".into(),
+            Op::DropCapabilities(_) => "drop capabilities from the bounding set".into(),
         }
     }
 
@@ -188,29 +192,114 @@ impl Op {
                     }
                     if fd > 2 { libc::close(fd) } else { 0 }
                 }
-                Op::CloexecFrom3 => {
-                    let rc = libc::syscall(
-                        libc::SYS_close_range,
-                        3 as libc::c_uint,
-                        libc::c_uint::MAX,
-                        libc::CLOSE_RANGE_CLOEXEC,
-                    );
-                    if rc != 0 && Errno::last() == Errno::ENOSYS {
-                        0
-                    } else {
-                        rc as i32
-                    }
-                }
+                Op::DropCapabilities(caps) => match drop_capabilities(caps) {
+                    Ok(()) => 0,
+                    Err(e) => return Err(e),
+                },
+                Op::CloexecFrom3 => match cloexec_from_3() {
+                    Ok(()) => 0,
+                    Err(e) => return Err(e),
+                },
             };
             if rc < 0 { Err(Errno::last()) } else { Ok(()) }
         }
     }
 }
 
+/// Marks every descriptor from 3 up close-on-exec. Kernels without `close_range` (< 5.11)
+/// skip it. Async-signal-safe.
+pub(crate) fn cloexec_from_3() -> Result<(), Errno> {
+    // SAFETY: a plain system call on integers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc != 0 && Errno::last() != Errno::ENOSYS {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Removes `caps` from the calling thread's bounding set, so no program it execs (nor
+/// their children) can ever hold them, even as root; and empties the inheritable and
+/// ambient sets, which root's exec would otherwise pass on past the bounding set.
+/// Capabilities this kernel does not know (EINVAL) are skipped. Async-signal-safe: used
+/// in the cloned PID 1 and in the forked child of [`super::Sandbox::command`].
+pub(crate) fn drop_capabilities(caps: &[libc::c_int]) -> Result<(), Errno> {
+    /// `struct __user_cap_header_struct`.
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    /// `struct __user_cap_data_struct`.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl and capget/capset on stack values only.
+    unsafe {
+        for &cap in caps {
+            let rc = libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+            if rc != 0 && Errno::last() != Errno::EINVAL {
+                return Err(Errno::last());
+            }
+        }
+        // EINVAL: a kernel before ambient capabilities (4.3), where there are none to clear.
+        let rc = libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if rc != 0 && Errno::last() != Errno::EINVAL {
+            return Err(Errno::last());
+        }
+        let mut header = Header {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        ) != 0
+        {
+            return Err(Errno::last());
+        }
+        if data.iter().all(|d| d.inheritable == 0) {
+            return Ok(());
+        }
+        for d in &mut data {
+            d.inheritable = 0;
+        }
+        if libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
 /// Everything the child needs, prepared before the clone.
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub ops: Vec<Op>,
+    /// Give the sandbox a network namespace of its own (loopback only).
+    pub new_network: bool,
     /// Index of the overlay mount in `ops`, to turn its failure into a clear message.
     pub overlay_op: usize,
     pub program: CString,
@@ -245,7 +334,8 @@ impl ChildFailure {
     }
 }
 
-/// Clones a child in new PID, mount, UTS and IPC namespaces (it is PID 1 there), which runs
+/// Clones a child in new PID, mount, UTS, IPC and (unless the plan shares the host's)
+/// network namespaces (it is PID 1 there), which runs
 /// `plan` and execs systemd. Failures are written to `report` (a close-on-exec pipe).
 ///
 /// Returns the child's PID in the caller's namespace.
@@ -263,11 +353,14 @@ pub(crate) fn spawn(plan: &Plan, report: RawFd) -> Result<Pid, Errno> {
         .map(|a| a.as_ptr())
         .chain(std::iter::once(ptr::null()))
         .collect();
-    let flags = libc::CLONE_NEWPID
+    let mut flags = libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC
         | libc::SIGCHLD;
+    if plan.new_network {
+        flags |= libc::CLONE_NEWNET;
+    }
     // SAFETY: a raw clone without CLONE_VM behaves like fork(): the child gets a copy of
     // the address space and continues here on a copy of this stack. It then only runs
     // `child`, which is async-signal-safe and never returns. The stack and TLS arguments
