@@ -514,7 +514,7 @@ pub fn retry_scheduled(wf: &str, run: i64, task: &str, attempt: u32, wait: Durat
         FLOW_ATTEMPT = attempt,
         FLOW_RETRY_IN_MS = ms(wait),
         FLOW_RETRY_AT_US = at_us,
-        "{wf}/{task}: attempt {attempt} of run {run} in {}",
+        "{wf}/{task}: retry in {} (attempt {attempt} of run {run})",
         human(wait)
     );
 }
