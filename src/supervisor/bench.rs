@@ -157,6 +157,7 @@ pub(super) fn supervisor(
         checkpoint_at: None,
         watchdog: None,
         followers: super::follow::Followers::default(),
+        log: super::events::Log::default(),
     };
     Ok((s, pid1))
 }

@@ -58,8 +58,8 @@ pub(super) fn bind(runtime: &Path) -> Option<UnixListener> {
     match bound {
         Ok(l) => Some(l),
         Err(e) => {
-            eprintln!(
-                "warning: cannot listen on {}: {e}; `flow run --wait` follows runs through systemd",
+            tracing::warn!(
+                "cannot listen on {}: {e}; `flow run --wait` follows runs through systemd",
                 path.display()
             );
             None

@@ -33,6 +33,7 @@
 #[cfg(feature = "test-support")]
 pub mod bench;
 pub mod def;
+pub mod events;
 pub mod follow;
 mod instance;
 mod journal;
@@ -343,6 +344,8 @@ pub struct Supervisor {
     watchdog: Option<Duration>,
     /// Clients following runs (`flow run --wait`).
     followers: follow::Followers,
+    /// What the log remembers (see [`events`]).
+    log: events::Log,
 }
 
 const WRITE_RETRY: Duration = Duration::from_secs(5);
@@ -367,7 +370,7 @@ impl Supervisor {
             .and_then(|p| {
                 private::Reader::connect(&p)
                     .map_err(|e| {
-                        eprintln!("note: {e}; reading systemd's signals from the bus");
+                        tracing::info!("{e}; reading systemd's signals from the bus");
                     })
                     .ok()
             });
@@ -379,11 +382,11 @@ impl Supervisor {
         if let Some(l) = followers {
             let accepted = follow::accept(l, move |req| tx.send(Signal::Client(req)).is_ok());
             if let Err(e) = accepted {
-                eprintln!("warning: cannot accept followers: {e}");
+                tracing::warn!("cannot accept followers: {e}");
             }
         }
         let accounting = sd.accounting_defaults().unwrap_or_else(|e| {
-            eprintln!("warning: {e}; reading every task's resource use");
+            tracing::warn!("{e}; reading every task's resource use");
             AccountingDefaults {
                 cpu: true,
                 memory: true,
@@ -411,6 +414,7 @@ impl Supervisor {
             checkpoint_at: None,
             watchdog,
             followers: follow::Followers::default(),
+            log: events::Log::default(),
         };
         s.reload_defs()?;
         Ok((s, rx))
@@ -436,7 +440,7 @@ impl Supervisor {
         for wf in gone {
             self.pinned.remove(&wf);
             if let Err(e) = self.sd.unref_unit(&names::run_unit(&wf)) {
-                eprintln!("warning: cannot unpin {}: {e}", names::run_unit(&wf));
+                tracing::warn!("cannot unpin {}: {e}", names::run_unit(&wf));
             }
         }
         Ok(())
@@ -461,7 +465,7 @@ impl Supervisor {
             Ok(()) => {
                 self.pinned.insert(def.name.clone());
             }
-            Err(e) => eprintln!("warning: cannot pin {}: {e}", def.run_unit()),
+            Err(e) => tracing::warn!("cannot pin {}: {e}", def.run_unit()),
         }
     }
 
@@ -490,7 +494,7 @@ impl Supervisor {
                     // end the supervisor: restarted, it would replay the run and meet the
                     // same again. Other errors end it, and the restart recovers from the
                     // journal what this one could not record.
-                    Err(SupervisorError::Systemd(e)) => eprintln!("warning: {e}"),
+                    Err(SupervisorError::Systemd(e)) => tracing::warn!("{e}"),
                     Err(e) => return Err(e),
                     Ok(()) => {}
                 },
@@ -504,7 +508,7 @@ impl Supervisor {
                 next_ping = Some(now + w);
             }
             match self.fire_timers(now) {
-                Err(SupervisorError::Systemd(e)) => eprintln!("warning: {e}"),
+                Err(SupervisorError::Systemd(e)) => tracing::warn!("{e}"),
                 Err(e) => return Err(e),
                 Ok(()) => {}
             }
@@ -577,6 +581,9 @@ impl Supervisor {
                 Some(p) => {
                     if p.activating() {
                         self.followers.activating(&path);
+                        if events::on() {
+                            self.log_attempt_started(&path);
+                        }
                     }
                     self.seen.apply(&path, iface, p)
                 }
@@ -657,7 +664,7 @@ impl Supervisor {
             };
             trigger::create_parent(&path);
             if let Err(e) = std::fs::write(&path, hold.to_line()) {
-                eprintln!("warning: cannot write {}: {e}", path.display());
+                tracing::warn!("cannot write {}: {e}", path.display());
             }
         } else {
             let _ = std::fs::remove_file(&path);
@@ -721,7 +728,7 @@ impl Supervisor {
                     state.cpu_usage_nsec = cpu_ns;
                     state.memory_peak = peak;
                 }
-                Err(e) => eprintln!("warning: {e}"),
+                Err(e) => tracing::warn!("{e}"),
             }
         }
         Ok(state)
@@ -979,8 +986,8 @@ impl Supervisor {
                 // Its unit is gone (the workflow was applied again without this task while
                 // the run went on) or masked: the task cannot run in this run.
                 self.queued.remove(unit);
-                eprintln!(
-                    "warning: cannot start {unit} in run {id} of {wf}: {e}; the task is recorded as canceled"
+                tracing::warn!(
+                    "cannot start {unit} in run {id} of {wf}: {e}; the task is recorded as canceled"
                 );
                 unstartable.push(i);
             }
@@ -1025,10 +1032,11 @@ impl Supervisor {
     }
 
     fn end_run(&mut self, wf: &str, id: i64, result: &str) -> Result<(), SupervisorError> {
-        let ended_us = self
-            .runs
-            .remove(wf)
-            .map_or_else(store::now_us, |r| r.end_us());
+        let run = self.runs.remove(wf);
+        if let Some(r) = &run {
+            self.log_run_ended(r, result);
+        }
+        let ended_us = run.map_or_else(store::now_us, |r| r.end_us());
         self.write(Write::Finish {
             id,
             ended_us,
@@ -1104,6 +1112,7 @@ impl Supervisor {
                 run.deadline = None;
                 run.timed_out = true;
                 let def = run.def.clone();
+                events::deadline_reached(&wf, run.id, def.timeout);
                 let _ = self.sd.stop_unit_no_wait(&def.run_unit());
                 let needs: Vec<&[usize]> = def.tasks.iter().map(|t| t.needs.as_slice()).collect();
                 // Each task before what it needs (see `runs::trigger::cancel`).
@@ -1145,6 +1154,9 @@ impl Supervisor {
     }
 
     fn write(&mut self, w: Write) {
+        if events::on() {
+            self.log_write(&w);
+        }
         if !self.followers.is_empty() {
             self.tell_followers(&w);
         }
@@ -1204,25 +1216,39 @@ impl Supervisor {
 
     /// Writes queued facts in order; on a transient failure keeps them for later.
     fn flush(&mut self) {
+        let kept = self.write_retry.map(|_| self.writes.len());
         while let Some(w) = self.writes.front() {
             match apply(&self.store, w, &self.cfg) {
                 Ok(()) => {
                     self.writes.pop_front();
                 }
                 Err(e) if e.is_transient() => {
-                    eprintln!(
-                        "warning: cannot write the run history ({e}); {} record(s) kept in memory, retrying in {}s",
-                        self.writes.len(),
-                        WRITE_RETRY.as_secs()
+                    events::database_error(
+                        &self.cfg.db,
+                        &e.to_string(),
+                        Some(self.writes.len()),
+                        &format!(
+                            "cannot write the run history ({e}); {} record(s) kept in memory, retrying in {}s",
+                            self.writes.len(),
+                            WRITE_RETRY.as_secs()
+                        ),
                     );
                     self.write_retry = Some(Instant::now() + WRITE_RETRY);
                     return;
                 }
                 Err(e) => {
-                    eprintln!("error: dropping a history record that cannot be written: {e}");
+                    events::database_error(
+                        &self.cfg.db,
+                        &e.to_string(),
+                        None,
+                        &format!("dropping a history record that cannot be written: {e}"),
+                    );
                     self.writes.pop_front();
                 }
             }
+        }
+        if let Some(n) = kept {
+            events::database_written(&self.cfg.db, n);
         }
         self.write_retry = None;
     }
@@ -1320,7 +1346,7 @@ fn marker(runtime: &Path, wf: &str, task: &str, ext: &str) -> PathBuf {
 fn mark(runtime: &Path, wf: &str, task: &str, ext: &str) {
     let path = marker(runtime, wf, task, ext);
     if let Err(e) = std::fs::write(&path, b"") {
-        eprintln!("warning: cannot write {}: {e}", path.display());
+        tracing::warn!("cannot write {}: {e}", path.display());
     }
 }
 
@@ -1360,7 +1386,7 @@ fn open_store(path: &Path) -> Result<Store, SupervisorError> {
         match Store::open_rw(path) {
             Ok((s, warning)) => {
                 if let Some(w) = warning {
-                    eprintln!("warning: {w}");
+                    events::database_error(path, &w.to_string(), None, &w.to_string());
                 }
                 s.limit_cache(256)?;
                 return Ok(s);
@@ -1368,7 +1394,12 @@ fn open_store(path: &Path) -> Result<Store, SupervisorError> {
             // Locked by another process: wait for it rather than exit into a restart loop.
             Err(e) if e.is_transient() => {
                 if !warned {
-                    eprintln!("warning: {e}; waiting for it");
+                    events::database_error(
+                        path,
+                        &e.to_string(),
+                        None,
+                        &format!("{e}; waiting for it"),
+                    );
                     warned = true;
                 }
                 std::thread::sleep(WRITE_RETRY);
@@ -1593,6 +1624,13 @@ impl Supervisor {
     /// journal through the same code as live events (writes are idempotent), then followed
     /// on (or ended, when a newer run replaced it).
     fn recover(&mut self) -> Result<(), SupervisorError> {
+        self.log.recovering = true;
+        let recovered = self.replay();
+        self.log.recovering = false;
+        recovered
+    }
+
+    fn replay(&mut self) -> Result<(), SupervisorError> {
         for j in self.sd.list_jobs()? {
             if j.unit.starts_with("flow-") && j.job_type == "start" {
                 self.queued.insert(j.unit, j.id);
@@ -1625,16 +1663,14 @@ impl Supervisor {
             let ends = match journal::job_ends(&units, since.max(0) as u64, self.cfg.user()) {
                 Ok(e) => e,
                 Err(e) => {
-                    eprintln!(
-                        "warning: cannot read the journal to recover {}: {e}",
-                        def.name
-                    );
+                    tracing::warn!("cannot read the journal to recover {}: {e}", def.name);
                     Vec::new()
                 }
             };
             let open_ids: HashSet<i64> = mine.iter().map(|r| r.id).collect();
             // Open runs not found in the journal start from the store.
             for r in &mine {
+                events::run_recovered(&def.name, r.id, true);
                 self.runs.insert(
                     def.name.clone(),
                     ActiveRun::new(r.id, def.clone(), r.started_us.max(0) as u64),
@@ -1680,6 +1716,7 @@ impl Supervisor {
                                     as i64,
                                 begin: Some(inv),
                             });
+                            events::run_recovered(&def.name, id, false);
                             id
                         }
                     };
@@ -1722,7 +1759,9 @@ impl Supervisor {
         for w in writes {
             self.write(w);
         }
-        self.runs.remove(wf);
+        if let Some(run) = self.runs.remove(wf) {
+            self.log_run_ended(&run, &result);
+        }
         self.write(Write::Finish {
             id,
             ended_us,
@@ -1740,6 +1779,16 @@ pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
     unsafe {
         nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
+    events::init();
+    let db = cfg.db.clone();
+    let supervised = supervise_with(cfg);
+    if let Err(SupervisorError::Store(e)) = &supervised {
+        events::database_error(&db, &e.to_string(), None, &e.to_string());
+    }
+    supervised
+}
+
+fn supervise_with(cfg: Config) -> Result<(), SupervisorError> {
     // Before anything else: the socket and the retries are the first supervisor's.
     let _claim = instance::claim(&cfg.runtime_dir, cfg.user())?;
     // Bound before any thread starts (see `follow::bind`).
