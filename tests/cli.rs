@@ -605,3 +605,21 @@ fn user_flag_goes_before_or_after_the_command() {
         .assert()
         .code(2);
 }
+
+/// `flow try` reads its file as `flow validate` does: a FIFO is refused at once, not waited
+/// on (nothing is booted).
+#[test]
+fn try_refuses_a_fifo_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("pipe.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    flow()
+        .arg("try")
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is a FIFO (named pipe), not a workflow file",
+        ));
+}

@@ -34,8 +34,14 @@ pub fn run(file: Option<&Path>, keep: bool, host_network: bool) -> Result<Exit, 
     let (shown, text) = match file {
         Some(path) => (
             path.display().to_string(),
-            std::fs::read_to_string(path)
-                .map_err(|e| CliError::io(format!("cannot read {}", path.display()), e))?,
+            // As `flow validate` reads it: a FIFO or device is refused, not waited on.
+            workflows::read_text(path).map_err(|e| match e {
+                workflows::ReadError::Invalid(rendered) => {
+                    eprintln!("{rendered}");
+                    CliError::Invalid("the workflow is invalid: nothing was run".into())
+                }
+                workflows::ReadError::Io(e) => e,
+            })?,
         ),
         None => {
             eprintln!("No file given: trying the built-in example `{DEFAULT_NAME}`.");
