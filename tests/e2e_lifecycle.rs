@@ -29,8 +29,11 @@ tasks:
     );
     // `every:` elapses on the monotonic clock: `flow list` still shows when, as a date.
     let list = fb.flow(&["list", "--json"]).ok().stdout;
-    let rows: serde_json::Value = serde_json::from_str(&list).expect("flow list --json");
-    let next = rows[0]["next"].as_str().unwrap_or_default().to_string();
+    let rows = common::schema_checked("list", &list);
+    let next = rows["workflows"][0]["next"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(next.starts_with("20"), "no next fire time in {list}");
 
     sleep(Duration::from_secs(7));

@@ -122,6 +122,38 @@ fn plan_and_apply_print_their_schemas_objects() {
     assert_eq!(held["conflicts"][0]["in_unit_dir"], true, "{plan:#}");
 }
 
+/// `flow list --json`, here without systemd: every workflow, with what flow could not learn
+/// as `null` (never a placeholder string), and exit 3.
+#[test]
+fn list_prints_its_schemas_object_with_nulls_for_the_unknown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let units = dir.path().join("units");
+    let out = flow()
+        .args(install_args("apply", &[&root().join("examples")], &units))
+        .output()
+        .expect("flow apply");
+    assert!(out.status.success(), "{out:?}");
+    let out = flow()
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", dir.path().join("none").display()),
+        )
+        .args(["list", "--json", "--unit-dir"])
+        .arg(&units)
+        .output()
+        .expect("flow list");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v = checked("list", &out);
+    let rows = v["workflows"].as_array().expect("workflows");
+    assert_eq!(rows.len(), 6, "{v:#}");
+    for row in rows {
+        assert!(row["schedule"].is_string(), "{row}");
+        for unknown in ["next", "paused", "running", "last_result"] {
+            assert!(row[unknown].is_null(), "{unknown}: {row}");
+        }
+    }
+}
+
 /// Every schema in docs/schema is a valid draft-07 schema and is listed in docs/json.md.
 #[test]
 fn every_schema_is_valid_and_documented() {

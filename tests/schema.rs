@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use flow::compiler::names::RESERVED_WORKFLOWS;
 use flow::compiler::parse::{
     OWNED_SERVICE_KEYS, SCHEDULE_KEYS, SETTINGS_KEYS, TASK_KEYS, WORKFLOW_KEYS,
 };
@@ -110,13 +111,16 @@ fn every_example_and_valid_test_workflow_satisfies_the_schema() {
 fn the_broken_file_corpus_is_rejected_where_a_schema_can_tell() {
     let v = validator();
     // Problems a schema cannot see: the file's name, and the graph (unknown needs, cycles).
-    let beyond_a_schema = ["bad name!.yaml", "graph.yaml"];
+    let beyond_a_schema = ["bad name!.yaml", "graph.yaml", "supervisor.yaml"];
     for path in yaml_files("tests/data/errors") {
         let file = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let text = std::fs::read_to_string(&path).expect("read");
+        // Not UTF-8: the editor's problem before the schema's.
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         // Not YAML, or empty: nothing for a schema to check (the editor reports the syntax).
         let Ok(Some(node)) = yaml::parse(&text) else {
             continue;
@@ -147,6 +151,9 @@ fn the_schema_rejects_what_the_format_forbids() {
         "tasks: {a--b: echo}",
         "defaults: {needs: [a]}\ntasks: {a: echo}",
         "tasks: {a: echo, b: {when: always, run: x}}",
+        "tasks: {a: echo, b: {when: on_failure, needs: [], run: x}}",
+        "tasks: {a: {exec: [';', /bin/true]}}",
+        "name: supervisor\ntasks: {a: echo}",
     ];
     for doc in rejected {
         let node = yaml::parse(doc).expect("yaml").expect("doc");
@@ -155,6 +162,7 @@ fn the_schema_rejects_what_the_format_forbids() {
     let accepted = [
         "tasks: {a: echo}",
         "schedule: '*/5 * * * *'\ntasks: {a: {exec: [/bin/true]}}",
+        "tasks: {a: {exec: [find, /tmp, -exec, rm, '{}', ';']}}",
         "schedule: {every: 15m}\ndefaults: {retries: 2, timeout: 30s}\ntasks: {a: echo, b: {needs: [a], when: on_failure, run: x}}",
     ];
     for doc in accepted {
@@ -211,4 +219,15 @@ fn the_schema_names_exactly_the_compilers_keys() {
         .map(|(k, _)| k.to_string())
         .collect();
     assert_eq!(owned, compiler, "[Service] keys flow writes itself");
+    let reserved: BTreeSet<String> = s["properties"]["name"]["allOf"][1]["not"]["enum"]
+        .as_array()
+        .expect("reserved names")
+        .iter()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    let compiler: BTreeSet<String> = RESERVED_WORKFLOWS
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .collect();
+    assert_eq!(reserved, compiler, "reserved workflow names");
 }

@@ -733,7 +733,8 @@ tasks:
     });
     // `flow list` has the history's word for it, not only systemd's stopped tasks.
     let list = sh(&sb, "flow list --json").ok().stdout;
-    assert!(list.contains(r#""last":"timed_out""#), "{list}");
+    common::schema_checked("list", &list);
+    assert!(list.contains(r#""last_result":"timed_out""#), "{list}");
     sh(&sb, "systemctl start --no-block flow-slow.service").ok();
     wait_activating(&sb, "flow-slow--slow.service");
 }
@@ -921,7 +922,7 @@ tasks:
     // Read back from the journal, as systemd says it ended: stopped, i.e. canceled.
     assert!(task_line("canceled").is_some(), "{:?}", task_line(""));
     let list = sh(&sb, "flow list --json").ok().stdout;
-    assert!(list.contains(r#""last":"canceled""#), "{list}");
+    assert!(list.contains(r#""last_result":"canceled""#), "{list}");
     let v = wait_run(&sb, "cx", 1, Duration::from_secs(20));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "long"), ["canceled"], "{v:#}");
@@ -1963,7 +1964,8 @@ tasks:
         "{text}"
     );
     let list = sh(&sb, "flow list --json").ok().stdout;
-    assert!(list.contains(r#""last":"running""#), "{list}");
+    common::schema_checked("list", &list);
+    assert!(list.contains(r#""running":true"#), "{list}");
     let run = wait_run(&sb, "later", 1, Duration::from_secs(30));
     assert_eq!(run["run"]["result"], "succeeded", "{run:#}");
     let v = wait_until(

@@ -9,3 +9,30 @@ use serde_json::Value;
 pub fn json_line(v: &Value) {
     println!("{v}");
 }
+
+/// A point in time, given in microseconds since the epoch (systemd's and the history's
+/// unit), as RFC 3339 in the machine's local time with its offset; `None` for a time
+/// outside chrono's range.
+pub fn timestamp(us: i64) -> Option<String> {
+    let utc = chrono::DateTime::from_timestamp_micros(us)?;
+    Some(
+        utc.with_timezone(&chrono::Local)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_with_an_offset() {
+        let t = timestamp(1_700_000_000_123_456).unwrap_or_default();
+        let parsed = chrono::DateTime::parse_from_rfc3339(&t).map(|d| d.timestamp_micros());
+        assert_eq!(parsed, Ok(1_700_000_000_123_000), "{t}");
+        assert!(
+            t.ends_with('Z') || t.contains('+') || t.rfind('-') > Some(10),
+            "{t}"
+        );
+    }
+}

@@ -688,11 +688,33 @@ fn clock(us: i64) -> String {
 }
 
 /// `flow list`: every installed workflow, its schedule, next run and last result.
+/// One workflow as `flow list` knows it. `None` where systemd (or the history) could not
+/// tell: text shows `?`, JSON `null`.
+struct ListRow {
+    name: String,
+    schedule: Option<String>,
+    /// The timer's next elapse (realtime µs); `None` also when paused or unscheduled.
+    next: Option<u64>,
+    /// Whether the timer is stopped (`flow pause`); `Some(false)` without a schedule.
+    paused: Option<bool>,
+    last: Last,
+    source: SourceState,
+}
+
+/// The last run, as the history (or else systemd) has it.
+enum Last {
+    Never,
+    Running,
+    /// A run result word: succeeded, failed, timed_out, canceled, skipped.
+    Ended(String),
+    Unknown,
+}
+
 pub fn list(w: &Where) -> Result<Exit, CliError> {
     let dir = w.dir();
     let files = w.installed()?;
     let wfs = runs::installed_workflows(&files);
-    // Why a last result reads `?`, said once below the table.
+    // Why something reads `?`, said once below the table.
     let mut unknown_why = None;
     let sd = w
         .connect()
@@ -702,97 +724,125 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
     let history = crate::store::Store::open_ro(&crate::store::default_path(w.user)).ok();
     let mut rows = Vec::new();
     for wf in &wfs {
-        let schedule = wf
-            .timer
-            .as_ref()
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| "-".into());
-        // `None`: systemd could not say whether the timer is active, so neither "paused" nor
-        // a time can be claimed.
-        let timer_state = match (&sd, &wf.timer) {
+        // `None`: systemd could not say whether the timer is active, so neither "paused"
+        // nor a time can be claimed.
+        let (next, paused) = match (&sd, &wf.timer) {
             (Some(sd), Some((timer, _))) => match sd.unit_state(timer) {
-                Ok(s) => Some((
-                    s.next_elapse().map(|t| datetime(t as i64)),
-                    s.active_state == "active",
-                )),
+                Ok(s) => {
+                    let active = s.active_state == "active";
+                    (s.next_elapse().filter(|_| active), Some(!active))
+                }
                 Err(e) => {
                     unknown_why.get_or_insert(e.to_string());
-                    None
+                    (None, None)
                 }
             },
-            (Some(_), None) => Some((None, false)),
-            (None, _) => None,
-        };
-        let next = match (&wf.timer, timer_state) {
-            (_, None) => "?".to_string(),
-            (Some(_), Some((_, false))) => "paused".to_string(),
-            (_, Some((next, _))) => next.unwrap_or_else(|| "-".into()),
+            (Some(_), None) => (None, Some(false)),
+            (None, _) => (None, None),
         };
         let recorded = sd
             .as_ref()
             .zip(history.as_ref())
             .and_then(|(sd, h)| recorded_result(h, sd, wf));
         let last = match (&sd, recorded) {
-            (_, Some(recorded)) => recorded,
+            (_, Some(recorded)) if recorded == "running" => Last::Running,
+            (_, Some(recorded)) => Last::Ended(recorded),
             (Some(sd), None) => match runs::last_run(sd, wf, w.user) {
-                Ok(states) if states.iter().all(|t| t.state == TaskState::Unknown) => {
-                    "never run".to_string()
+                Ok(states) if states.iter().all(|t| t.state == TaskState::Unknown) => Last::Never,
+                Ok(states) if states.iter().any(|t| !t.state.is_final()) => Last::Running,
+                Ok(states) if states.iter().all(|t| t.state.is_ok()) => {
+                    Last::Ended("succeeded".into())
                 }
-                Ok(states) if states.iter().any(|t| !t.state.is_final()) => "running".to_string(),
-                Ok(states) if states.iter().all(|t| t.state.is_ok()) => "succeeded".to_string(),
                 Ok(states) if states.iter().any(|t| t.state == TaskState::Canceled) => {
-                    "canceled".to_string()
+                    Last::Ended("canceled".into())
                 }
-                Ok(_) => "failed".to_string(),
+                Ok(_) => Last::Ended("failed".into()),
                 Err(e) => {
                     unknown_why.get_or_insert(e.to_string());
-                    "?".into()
+                    Last::Unknown
                 }
             },
-            (None, None) => "?".into(),
+            (None, None) => Last::Unknown,
         };
-        let source = workflows::source_state(&wf.name, &wf.source, &files);
-        rows.push((wf.name.clone(), schedule, next, last, source));
+        rows.push(ListRow {
+            name: wf.name.clone(),
+            schedule: wf.timer.as_ref().map(|(_, s)| s.clone()),
+            next,
+            paused,
+            last,
+            source: workflows::source_state(&wf.name, &wf.source, &files),
+        });
     }
     if w.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(n, s, x, l, src)| {
-                serde_json::json!({"workflow": n, "schedule": s, "next": x, "last": l, "source_state": src.key()})
+            .map(|r| {
+                let (last_result, running) = match &r.last {
+                    Last::Never => (None, Some(false)),
+                    Last::Running => (None, Some(true)),
+                    Last::Ended(word) => (Some(word.as_str()), Some(false)),
+                    Last::Unknown => (None, None),
+                };
+                serde_json::json!({
+                    "workflow": r.name,
+                    "schedule": r.schedule,
+                    "next": r.next.and_then(|us| super::output::timestamp(us as i64)),
+                    "paused": r.paused,
+                    "running": running,
+                    "last_result": last_result,
+                    "source_state": r.source.key(),
+                })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        super::output::json_line(&serde_json::json!({ "workflows": v }));
         return unreachable_exit(sd.is_some(), &rows, unknown_why.as_deref());
     }
     if rows.is_empty() {
         println!("No workflows installed in {}.", dir.display());
         return Ok(Exit::Success);
     }
-    // A workflow whose YAML file is not what its units were made of is marked, and why is
-    // said below the table.
-    let marked = |n: &str, src: SourceState| match src {
-        SourceState::Applied => n.to_string(),
-        _ => format!("{n}*"),
-    };
-    let wn = rows
+    let texts: Vec<[String; 4]> = rows
         .iter()
-        .map(|r| marked(&r.0, r.4).len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    let ws = rows.iter().map(|r| r.1.len()).max().unwrap_or(8).max(8);
+        .map(|r| {
+            // A workflow whose YAML file is not what its units were made of is marked, and
+            // why is said below the table.
+            let name = match r.source {
+                SourceState::Applied => r.name.clone(),
+                _ => format!("{}*", r.name),
+            };
+            let next = match (&r.schedule, r.paused, r.next) {
+                (_, None, _) => "?".to_string(),
+                (Some(_), Some(true), _) => "paused".to_string(),
+                (_, _, Some(us)) => datetime(us as i64),
+                _ => "-".to_string(),
+            };
+            let last = match &r.last {
+                Last::Never => "never run".to_string(),
+                Last::Running => "running".to_string(),
+                Last::Ended(word) => word.clone(),
+                Last::Unknown => "?".to_string(),
+            };
+            [
+                name,
+                r.schedule.clone().unwrap_or_else(|| "-".into()),
+                next,
+                last,
+            ]
+        })
+        .collect();
+    let wn = texts.iter().map(|t| t[0].len()).max().unwrap_or(8).max(8);
+    let ws = texts.iter().map(|t| t[1].len()).max().unwrap_or(8).max(8);
     println!(
         "{:wn$}  {:ws$}  {:25}  LAST",
         "WORKFLOW", "SCHEDULE", "NEXT"
     );
-    for (n, s, x, l, src) in &rows {
-        let n = marked(n, *src);
+    for [n, s, x, l] in &texts {
         println!("{n:wn$}  {s:ws$}  {x:25}  {l}");
     }
     let notes: Vec<String> = rows
         .iter()
         .zip(&wfs)
-        .filter_map(|(r, wf)| Some(format!("* {}: {}", r.0, r.4.note(&wf.source)?)))
+        .filter_map(|(r, wf)| Some(format!("* {}: {}", r.name, r.source.note(&wf.source)?)))
         .collect();
     if !notes.is_empty() {
         eprintln!();

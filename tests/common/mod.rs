@@ -206,3 +206,27 @@ pub fn journal_messages(sb: &Sandbox, unit: &str, at_least: usize) -> Vec<String
 }
 
 pub mod flowbox;
+
+/// `json` (one line a `--json` command printed) parsed and checked against its schema,
+/// `docs/schema/<schema>.json`: end-to-end outputs are held to the JSON contract too.
+pub fn schema_checked(schema: &str, json: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/schema")
+        .join(format!("{schema}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema_value: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+    let validator = jsonschema::draft7::new(&schema_value).expect("a valid draft-07 schema");
+    assert_eq!(
+        json.trim().lines().count(),
+        1,
+        "{schema}: not one line:\n{json}"
+    );
+    let v: serde_json::Value = serde_json::from_str(json.trim())
+        .unwrap_or_else(|e| panic!("{schema}: not JSON ({e}):\n{json}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{schema}: {errors:#?}\n{v:#}");
+    v
+}
