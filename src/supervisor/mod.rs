@@ -647,10 +647,7 @@ impl Supervisor {
         let open = open && self.runs.get(wf).is_some_and(ActiveRun::held);
         let path = trigger::hold_file(&self.cfg.runtime_dir, wf);
         if open {
-            let hold = trigger::Hold {
-                pid: std::process::id(),
-                run: self.runs.get(wf).map(|r| r.id),
-            };
+            let hold = trigger::Hold::mine(self.runs.get(wf).map(|r| r.id));
             trigger::create_parent(&path);
             if let Err(e) = std::fs::write(&path, hold.to_line()) {
                 eprintln!("warning: cannot write {}: {e}", path.display());
