@@ -48,7 +48,9 @@ fn shared_file(runtime: &Path, wf: &str, ext: &str) -> PathBuf {
 /// the next boot anyway.
 pub fn forget(runtime: &Path, wf: &str) {
     let _ = std::fs::remove_dir_all(runtime.join(crate::compiler::names::runtime_subdir(wf)));
-    for ext in ["hold", "trigger", "cancel", "retry", "skipped", "manual"] {
+    for ext in [
+        "hold", "trigger", "cancel", "retry", "skipped", "manual", "slots",
+    ] {
         let _ = std::fs::remove_file(shared_file(runtime, wf, ext));
     }
 }
