@@ -25,7 +25,12 @@
 //! `on_failure` tasks run on the final outcome.
 //!
 //! Every fact goes to SQLite at once; a write that fails (disk full, locked) stays queued in
-//! memory and is retried, so the in-memory state is never lost while the process lives.
+//! memory and is retried, so the in-memory state is never lost while the process lives, up
+//! to [`MAX_QUEUED_WRITES`] records: past that, new records are dropped (with an error in
+//! the journal) and the runs go on as before. The supervisor tells systemd it is ready as
+//! soon as it reads systemd's signals, before it opens the history: a full or locked disk
+//! delays the history, not the supervisor (the runs meanwhile are read back from the
+//! journal once the history opens).
 
 pub mod bench;
 pub mod def;
@@ -333,7 +338,12 @@ pub struct Supervisor {
     /// Workflows whose run unit this supervisor pins (see [`Supervisor::pin`]).
     pinned: HashSet<String>,
     writes: VecDeque<Write>,
+    /// Records dropped since the queue above was last full (see [`MAX_QUEUED_WRITES`]).
+    dropped: u64,
     write_retry: Option<Instant>,
+    /// Told when records were written, to refresh the history's copy for unprivileged
+    /// readers (the system's supervisor only; see [`store::publisher`]).
+    publish: Option<mpsc::Sender<()>>,
     /// When to copy the write-ahead log into the database file (see [`CHECKPOINT_AFTER`]).
     checkpoint_at: Option<Instant>,
     watchdog: Option<Duration>,
@@ -342,6 +352,11 @@ pub struct Supervisor {
 }
 
 const WRITE_RETRY: Duration = Duration::from_secs(5);
+
+/// How many unwritten records are kept in memory while the history cannot be written (a
+/// full disk): some 5 MB, the records of about 60 runs of 150 tasks. Past it the newest
+/// are dropped, each spell said once in the journal; the runs themselves are not affected.
+const MAX_QUEUED_WRITES: usize = 20_000;
 
 /// How long after a run's end the write-ahead log is copied into the database file, so
 /// that `history.db` alone (a backup of that one file) has the history: once runs are
@@ -386,8 +401,13 @@ impl Supervisor {
                 memory_peak: true,
             }
         });
+        // Ready from here on: the signals queue until the history is open, and the runs
+        // while it is not are read back from the journal. Waiting for a full or locked disk
+        // before this would leave the unit starting until systemd's start timeout kills it.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let store = open_store(&cfg.db)?;
-        let next_id = store.max_run_id()? + 1;
+        let next_id = patiently(|| store.max_run_id())? + 1;
+        let publish = (!cfg.user()).then(|| store::publisher(&cfg.db));
         // Pinged at half the interval systemd gave (WATCHDOG_USEC).
         let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
         let mut s = Supervisor {
@@ -403,7 +423,9 @@ impl Supervisor {
             begun: HashMap::new(),
             pinned: HashSet::new(),
             writes: VecDeque::new(),
+            dropped: 0,
             write_retry: None,
+            publish,
             checkpoint_at: None,
             watchdog,
             followers: follow::Followers::default(),
@@ -1141,6 +1163,15 @@ impl Supervisor {
         if !self.followers.is_empty() {
             self.tell_followers(&w);
         }
+        if self.writes.len() >= MAX_QUEUED_WRITES {
+            self.dropped += 1;
+            if self.dropped == 1 {
+                eprintln!(
+                    "error: {MAX_QUEUED_WRITES} history records wait for the disk already; dropping new ones until they are written (the runs go on)"
+                );
+            }
+            return;
+        }
         self.writes.push_back(w);
         // While a failed write waits for its retry, new ones queue behind it: trying now
         // would block every event for the store's lock timeout.
@@ -1201,6 +1232,9 @@ impl Supervisor {
             match apply(&self.store, w, &self.cfg) {
                 Ok(()) => {
                     self.writes.pop_front();
+                    if let Some(p) = &self.publish {
+                        let _ = p.send(());
+                    }
                 }
                 Err(e) if e.is_transient() => {
                     eprintln!(
@@ -1218,6 +1252,13 @@ impl Supervisor {
             }
         }
         self.write_retry = None;
+        if self.dropped > 0 {
+            eprintln!(
+                "error: {} history record(s) were dropped while the disk was full",
+                self.dropped
+            );
+            self.dropped = 0;
+        }
     }
 }
 
@@ -1348,25 +1389,30 @@ fn jitter() -> f64 {
 }
 
 fn open_store(path: &Path) -> Result<Store, SupervisorError> {
+    let (s, warning) = patiently(|| Store::open_rw(path))?;
+    if let Some(w) = warning {
+        eprintln!("warning: {w}");
+    }
+    s.limit_cache(256)?;
+    Ok(s)
+}
+
+/// Runs `read` on the history until it does not fail with a transient error (locked, disk
+/// full), pinging the watchdog meanwhile: at start-up there is nothing better to do, and
+/// exiting would only restart into the same lock.
+fn patiently<T>(mut read: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
     let mut warned = false;
     loop {
-        match Store::open_rw(path) {
-            Ok((s, warning)) => {
-                if let Some(w) = warning {
-                    eprintln!("warning: {w}");
-                }
-                s.limit_cache(256)?;
-                return Ok(s);
-            }
-            // Locked by another process: wait for it rather than exit into a restart loop.
+        match read() {
             Err(e) if e.is_transient() => {
                 if !warned {
                     eprintln!("warning: {e}; waiting for it");
                     warned = true;
                 }
-                std::thread::sleep(WRITE_RETRY);
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                std::thread::sleep(Duration::from_secs(1));
             }
-            Err(e) => return Err(e.into()),
+            r => return r,
         }
     }
 }
@@ -1585,14 +1631,16 @@ impl Supervisor {
     /// the store, and every run begun since the last recorded one, is replayed from the
     /// journal through the same code as live events (writes are idempotent), then followed
     /// on (or ended, when a newer run replaced it).
-    fn recover(&mut self) -> Result<(), SupervisorError> {
+    fn recover(&mut self, started_us: i64) -> Result<(), SupervisorError> {
         for j in self.sd.list_jobs()? {
             if j.unit.starts_with("flow-") && j.job_type == "start" {
                 self.queued.insert(j.unit, j.id);
             }
         }
-        let open = self.store.open_runs()?;
-        let recording_since = self.store.recording_since()?;
+        let open = patiently(|| self.store.open_runs())?;
+        // A new history records from this process's start: runs while it waited for the
+        // disk are the history's.
+        let recording_since = patiently(|| self.store.recording_since(started_us))?;
         let defs: Vec<Arc<WorkflowDef>> = self.defs.values().cloned().collect();
         for def in defs {
             let mine: Vec<_> = open.iter().filter(|r| r.workflow == def.name).collect();
@@ -1606,7 +1654,7 @@ impl Supervisor {
             }
             let since = match (
                 mine.iter().map(|r| r.started_us).min(),
-                self.store.last_run(&def.name)?,
+                patiently(|| self.store.last_run(&def.name))?,
             ) {
                 (Some(s), _) => s,
                 (None, Some(last)) => last.started_us + 1,
@@ -1644,7 +1692,7 @@ impl Supervisor {
                     if end.result != "done" {
                         continue;
                     }
-                    let known = self.store.run_by_begin(&inv)?;
+                    let known = patiently(|| self.store.run_by_begin(&inv))?;
                     if let Some(run) = self.runs.get(&def.name)
                         && Some(run.id) == known
                     {
@@ -1737,10 +1785,10 @@ pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
     let _claim = instance::claim(&cfg.runtime_dir, cfg.user())?;
     // Bound before any thread starts (see `follow::bind`).
     let followers = follow::bind(&cfg.runtime_dir);
+    let started_us = store::now_us();
     let (mut s, rx) = Supervisor::start(cfg, followers)?;
-    s.recover()?;
+    s.recover(started_us)?;
     s.write(Write::Prune);
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     s.run_loop(&rx)
 }
 
@@ -1753,6 +1801,25 @@ mod tests {
             .and_then(|b| b.sender(sender))
             .and_then(|b| b.build(&(7u32,)))
             .expect("message")
+    }
+
+    /// While the history cannot be written, records wait in memory up to a bound; past
+    /// it new ones are dropped, and the bound holds.
+    #[test]
+    fn unwritten_records_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, _) = bench::supervisor(&dir.path().join("h.db"), bench::workflow("wf", 1, 0))
+            .expect("supervisor");
+        // A write failed a moment ago: the ones that follow queue behind it.
+        s.write_retry = Some(Instant::now() + Duration::from_secs(3600));
+        for _ in 0..MAX_QUEUED_WRITES + 10 {
+            s.write(Write::Prune);
+        }
+        assert_eq!(s.writes.len(), MAX_QUEUED_WRITES);
+        assert_eq!(s.dropped, 10);
+        s.flush();
+        assert!(s.writes.is_empty());
+        assert_eq!(s.dropped, 0);
     }
 
     #[test]
