@@ -476,7 +476,7 @@ tasks:
     ));
     assert!(!precreate.contains("rc=0"), "{precreate}");
     // Nobody runs the gate the way the units do, twice, in the background, to hold both
-    // slots; and nobody's own slot file in a directory of their own is no slot at all.
+    // slots: it refuses, for its standard input is not the workflow's slot file.
     fb.sh(&format!(
         "for i in 1 2; do {nobody} sh -c 'flow slot --max 2 --key /run/flow/guarded -- sleep 60 </dev/null >>/tmp/holder.log 2>&1 &'; done; sleep 1"
     ));

@@ -2021,8 +2021,8 @@ tasks:
     assert!(ran.stdout.contains("Run 1 succeeded."), "{ran:?}");
     assert!(!ran.stderr.contains("note:"), "{ran:?}");
     let status = |run: i64| -> serde_json::Value {
-        let out = user(&format!("flow status mine {run} --user --json")).stdout;
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+        let out = user(&format!("flow status mine {run} --user --json"));
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
     };
     let first = status(1);
     assert_eq!(

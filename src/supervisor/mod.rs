@@ -27,10 +27,11 @@
 //! Every fact goes to SQLite at once; a write that fails (disk full, locked) stays queued in
 //! memory and is retried, so the in-memory state is never lost while the process lives, up
 //! to [`MAX_QUEUED_WRITES`] records: past that, new records are dropped (with an error in
-//! the journal) and the runs go on as before. The supervisor tells systemd it is ready as
-//! soon as it reads systemd's signals, before it opens the history: a full or locked disk
-//! delays the history, not the supervisor (the runs meanwhile are read back from the
-//! journal once the history opens).
+//! the journal) and the runs go on as before. The supervisor tells systemd it is ready once
+//! it has recorded what happened while it was down, or [`READY_AFTER`] after it began to
+//! read systemd's signals, whichever comes first: a full or locked disk delays the history,
+//! not the supervisor (the runs meanwhile are read back from the journal once the history
+//! opens).
 
 pub mod bench;
 pub mod def;
@@ -358,6 +359,10 @@ const WRITE_RETRY: Duration = Duration::from_secs(5);
 /// are dropped, each spell said once in the journal; the runs themselves are not affected.
 const MAX_QUEUED_WRITES: usize = 20_000;
 
+/// How long a start may take before the supervisor says it is ready all the same (the
+/// history cannot be opened yet: a full or locked disk).
+const READY_AFTER: Duration = Duration::from_secs(2);
+
 /// How long after a run's end the write-ahead log is copied into the database file, so
 /// that `history.db` alone (a backup of that one file) has the history: once runs are
 /// quiet, not on any run's path (a checkpoint of a large run takes a while).
@@ -401,10 +406,15 @@ impl Supervisor {
                 memory_peak: true,
             }
         });
-        // Ready from here on: the signals queue until the history is open, and the runs
-        // while it is not are read back from the journal. Waiting for a full or locked disk
-        // before this would leave the unit starting until systemd's start timeout kills it.
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        // Ready once the history is open and what happened meanwhile is recorded (see
+        // `supervise`), or READY_AFTER from here at the latest: the signals queue until the
+        // history is open, and the runs while it is not are read back from the journal.
+        // Waiting for a full or locked disk would leave the unit starting until systemd's
+        // start timeout kills it, again and again.
+        let _ = std::thread::Builder::new().name("ready".into()).spawn(|| {
+            std::thread::sleep(READY_AFTER);
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        });
         let store = open_store(&cfg.db)?;
         let next_id = patiently(|| store.max_run_id())? + 1;
         let publish = (!cfg.user()).then(|| store::publisher(&cfg.db));
@@ -1789,6 +1799,7 @@ pub fn supervise(cfg: Config) -> Result<(), SupervisorError> {
     let (mut s, rx) = Supervisor::start(cfg, followers)?;
     s.recover(started_us)?;
     s.write(Write::Prune);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     s.run_loop(&rx)
 }
 
