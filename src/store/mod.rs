@@ -874,9 +874,12 @@ pub fn publisher(db: &Path) -> std::sync::mpsc::Sender<()> {
         .name("publisher".into())
         .spawn(move || {
             let mut first = true;
+            // A large history takes a while to copy: at most a tenth of the time copying.
+            let mut pause = PUBLISH_AFTER;
             while rx.recv().is_ok() {
-                std::thread::sleep(PUBLISH_AFTER);
+                std::thread::sleep(pause);
                 while rx.try_recv().is_ok() {}
+                let began = std::time::Instant::now();
                 let done = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
                     .map_err(|e| sql_err(&db, e))
                     .and_then(|conn| {
@@ -888,6 +891,7 @@ pub fn publisher(db: &Path) -> std::sync::mpsc::Sender<()> {
                         }
                         .publish(&to)
                     });
+                pause = PUBLISH_AFTER.max(began.elapsed() * 10);
                 match done {
                     Ok(()) => first = true,
                     Err(e) if first => {

@@ -1264,7 +1264,7 @@ impl Supervisor {
         self.write_retry = None;
         if self.dropped > 0 {
             eprintln!(
-                "error: {} history record(s) were dropped while the disk was full",
+                "error: {} history record(s) were dropped while the history could not be written",
                 self.dropped
             );
             self.dropped = 0;
