@@ -185,13 +185,13 @@ fn acquire(fd: RawFd, max: u16, wait: Duration, key: &str) -> Result<u16, CliErr
 /// One look for a free slot, under the file's mutex.
 fn try_take(fd: RawFd, max: u16) -> Result<Option<u16>, &'static str> {
     // SAFETY: flock and fcntl on a descriptor this process owns, with a stack struct.
-    loop {
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
-            break;
-        }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return Err("cannot lock the slot file");
-        }
+    // Not waited for: another task looking right now is the same as no slot free now, and
+    // the caller's bound on the wait holds even against a task that keeps the mutex.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EWOULDBLOCK | libc::EINTR) => Ok(None),
+            _ => Err("cannot lock the slot file"),
+        };
     }
     let mut taken = Ok(None);
     for slot in 0..max {
@@ -250,5 +250,12 @@ mod tests {
         assert_eq!(try_take(c.as_raw_fd(), 2), Ok(Some(0)));
         // A larger max_parallel after an edit: the slots above are free.
         assert_eq!(try_take(open().as_raw_fd(), 3), Ok(Some(2)));
+        // A task that keeps the mutex delays the others' look, within their bound.
+        let d = open();
+        let _mutex = nix::fcntl::Flock::lock(open(), nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .expect("flock");
+        assert_eq!(try_take(d.as_raw_fd(), 4), Ok(None));
+        assert!(acquire(d.as_raw_fd(), 4, Duration::from_millis(30), "/run/flow/wf").is_err());
     }
 }
