@@ -885,12 +885,20 @@ pub fn publisher(db: &Path) -> std::sync::mpsc::Sender<()> {
                     .and_then(|conn| {
                         conn.busy_timeout(std::time::Duration::from_secs(2))
                             .map_err(|e| sql_err(&db, e))?;
-                        Store {
+                        let store = Store {
                             conn,
                             path: db.clone(),
-                        }
-                        .publish(&to)
+                        };
+                        store.limit_cache(256)?;
+                        store.publish(&to)
                     });
+                // Give back to the system what the copy took: the supervisor stays up,
+                // small while idle.
+                #[cfg(target_env = "gnu")]
+                // SAFETY: malloc_trim only returns free heap memory to the system.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
                 pause = PUBLISH_AFTER.max(began.elapsed() * 10);
                 match done {
                     Ok(()) => first = true,
