@@ -449,6 +449,91 @@ fn max_parallel_caps_the_tasks_running_at_once() {
     let _ = task_unit;
 }
 
+/// `max_parallel`'s slots are the workflow's tasks' alone: a local user who runs none of
+/// them cannot make the slot file first, open it, or take a slot with the command line the
+/// units use (with the System V semaphores of before, two such commands froze the workflow,
+/// and anyone could lift or zero the limit); tasks running as another user (`user:`) still
+/// take and give back their slots, and the limit holds.
+#[test]
+fn max_parallel_slots_cannot_be_touched_by_other_users() {
+    let Some(fb) = FlowBox::new() else { return };
+    let names: Vec<String> = (0..6).map(|i| format!("p{i}")).collect();
+    let mut yaml = String::from(
+        "max_parallel: 2
+tasks:
+",
+    );
+    for (i, n) in names.iter().enumerate() {
+        // Half of them as another user: the slot file is opened for them.
+        let user = if i % 2 == 0 { ", user: daemon" } else { "" };
+        yaml.push_str(&format!(
+            "  {n}: {{run: 'echo {n} start $(date +%s.%N) >> /srv/par.log; sleep 0.5; echo {n} end $(date +%s.%N) >> /srv/par.log'{user}}}\n"
+        ));
+    }
+    fb.apply("guarded", &yaml);
+    fb.sh("touch /srv/par.log && chmod 666 /srv/par.log");
+    let nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
+    // Before the first run: the slot file does not exist yet, and nobody may make it.
+    let precreate = fb.sh(&format!(
+        "mkdir -p /run/flow; {nobody} sh -c ': > /run/flow/guarded.slots' 2>&1; echo rc=$?"
+    ));
+    assert!(!precreate.contains("rc=0"), "{precreate}");
+    // Nobody runs the gate the way the units do, twice, in the background, to hold both
+    // slots: it refuses, for its standard input is not the workflow's slot file.
+    fb.sh(&format!(
+        "for i in 1 2; do {nobody} sh -c 'flow slot --max 2 --key /run/flow/guarded -- sleep 60 </dev/null >>/tmp/holder.log 2>&1 &'; done; sleep 1"
+    ));
+    let held = fb.sh("cat /tmp/holder.log");
+    assert!(
+        held.contains("slot file"),
+        "the gate ran for nobody: {held}"
+    );
+    let r = fb.sh("timeout 30 flow run guarded --wait >/dev/null 2>&1; echo rc=$?");
+    assert!(r.contains("rc=0"), "the run did not succeed in 30 s: {r}");
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let spans = parse_spans(&fb.read_string("/srv/par.log"), &refs);
+    let mut most = 0;
+    for (s, _) in &spans {
+        most = most.max(spans.iter().filter(|(a, b)| a <= s && s < b).count());
+    }
+    assert_eq!(most, 2, "tasks at once with max_parallel: 2: {spans:?}");
+    // After a run: the file exists, root's alone.
+    let after = fb.sh(&format!(
+        "stat -c '%U %a' /run/flow/guarded.slots; {nobody} cat /run/flow/guarded.slots 2>&1; echo rc=$?"
+    ));
+    assert!(after.starts_with("root 600\n"), "{after}");
+    assert!(after.contains("Permission denied"), "{after}");
+}
+
+/// A task waits for a slot for a bounded time, then fails saying why (here the bound is
+/// shortened with FLOW_SLOT_WAIT; by default it is a day).
+#[test]
+fn a_task_waiting_for_a_slot_gives_up_after_its_bound() {
+    let Some(fb) = FlowBox::new() else { return };
+    fb.apply(
+        "stuck",
+        "max_parallel: 1
+tasks:
+  hog: {run: 'sleep 20'}
+  late: {run: 'true', env: {FLOW_SLOT_WAIT: 2s}}
+",
+    );
+    fb.pin("stuck", &["late"]);
+    fb.flow(&["run", "stuck"]).ok();
+    let unit = task_unit("stuck", "late");
+    let ended = common::wait_until("late to give up", Duration::from_secs(15), || {
+        let out = fb.sh(&format!("systemctl show -p Result,ActiveState {unit}"));
+        (out.contains("ActiveState=failed")).then_some(out)
+    });
+    assert!(ended.contains("Result=exit-code"), "{ended}");
+    let logs = fb.sh(&format!("journalctl -u {unit} --no-pager -o cat"));
+    assert!(
+        logs.contains("no slot of 1 came free in 2s"),
+        "no reason in the task's log:\n{logs}"
+    );
+    fb.flow(&["cancel", "stuck"]);
+}
+
 /// Retries and a run's deadline are the supervisor's: `flow run` says so when none runs,
 /// and the run then gets no retry. With the supervisor up, no note, and the retries happen.
 #[test]

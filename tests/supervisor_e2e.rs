@@ -1662,6 +1662,158 @@ fn a_full_disk_delays_records_but_loses_none() {
     assert_eq!(check.stdout.trim(), "0");
 }
 
+const NOBODY: &str = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
+
+/// Starts the supervisor for the tests as [`start_supervisor`] does, giving it `secs`
+/// seconds to say it is ready; returns whether it did, and how long it took.
+fn start_supervisor_within(sb: &Sandbox, secs: u32) -> (bool, Duration) {
+    let t = std::time::Instant::now();
+    let out = sh(
+        sb,
+        &format!(
+            "systemctl reset-failed supervisor-test.service 2>/dev/null; \
+             timeout {secs} systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise; echo rc=$?"
+        ),
+    );
+    (out.stdout.contains("rc=0"), t.elapsed())
+}
+
+/// The history is root's alone: an unprivileged user cannot open the database or its log
+/// files, so cannot hold the lock that stopped every write when they were readable by
+/// everyone. Unprivileged history commands read the public copy, and a transaction held
+/// open on that copy stops neither the writes nor the next copy.
+#[test]
+fn an_unprivileged_user_cannot_lock_the_history() {
+    let Some(sb) = setup(&[("lockme", "tasks:\n  a: {run: 'true'}\n")]) else {
+        return;
+    };
+    sh(&sb, "flow run lockme --wait").ok();
+    wait_run(&sb, "lockme", 1, Duration::from_secs(20));
+    let held = sh(
+        &sb,
+        &format!(
+            "{NOBODY} sh -c '(echo \"BEGIN;\"; echo \"SELECT count(*) FROM runs;\"; sleep 1; echo \"ROLLBACK;\") | sqlite3 {DB}' 2>&1; \
+             for f in {DB} {DB}-wal {DB}-shm; do {NOBODY} cat $f >/dev/null 2>&1 && echo opened $f; done; true"
+        ),
+    );
+    assert!(
+        held.stdout.contains("unable to open") && !held.stdout.contains("opened"),
+        "nobody opened the history: {held:?}"
+    );
+    let modes = sh(&sb, &format!("stat -c '%n %a' {DB}*"));
+    assert!(
+        modes.stdout.contains(&format!("{DB} 600")),
+        "{:?}",
+        modes.stdout
+    );
+    // Nobody holds a transaction open on the copy for 15 s.
+    let copy = "/var/lib/flow/history-public.db";
+    wait_until("the public copy", Duration::from_secs(10), || {
+        sh(&sb, &format!("test -s {copy}")).success().then_some(())
+    });
+    let locker = sh(
+        &sb,
+        &format!(
+            "systemd-run --unit=copylocker -p User=nobody sh -c \
+             '(echo \"BEGIN;\"; echo \"SELECT count(*) FROM runs;\"; sleep 15; echo \"ROLLBACK;\") | sqlite3 {copy}' && sleep 1"
+        ),
+    );
+    assert!(locker.success(), "{locker:?}");
+    sh(&sb, "flow run lockme --wait").ok();
+    let second = wait_run(&sb, "lockme", 2, Duration::from_secs(10));
+    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    // The copy is made anew meanwhile: nobody's own history commands see the second run.
+    wait_until("nobody to see run 2", Duration::from_secs(10), || {
+        let out = sh(
+            &sb,
+            &format!("{NOBODY} flow history lockme --json --db {DB}"),
+        );
+        let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
+        (runs.len() == 2).then_some(())
+    });
+    assert_eq!(
+        sh(&sb, "systemctl is-active copylocker").stdout.trim(),
+        "active",
+        "the copy's reader is gone: the test proved nothing"
+    );
+}
+
+/// A supervisor started while another process holds a lock on the history (SQLite then
+/// fails with "locked", or "locking protocol" when a reader's locks are in the way of the
+/// log's index) is ready at once, waits for the lock, and records the runs meanwhile
+/// once it is gone.
+#[test]
+fn a_start_while_the_history_is_locked_is_ready_and_waits_for_the_lock() {
+    let Some(sb) = setup(&[("lk", "tasks:\n  a: {run: 'true'}\n")]) else {
+        return;
+    };
+    sh(&sb, "flow run lk --wait").ok();
+    wait_run(&sb, "lk", 1, Duration::from_secs(20));
+    sh(&sb, "systemctl stop supervisor-test").ok();
+    // Another process's write lock on the lock bytes of the `-shm` file (the write-ahead
+    // log's index): no connection can read or write then. struct flock on x86_64 and
+    // aarch64: short type, short whence, off_t start, off_t len, pid_t pid; F_WRLCK is 1.
+    sb.write_file(
+        std::path::Path::new("/root/shmlock.pl"),
+        b"use Fcntl; open(my $f, '+<', $ARGV[0]) or die $!;\n\
+          my $l = pack('s s x4 q q i x4', 1, 0, 120, 9, 0); fcntl($f, F_SETLK, $l) or die $!; sleep 10;\n",
+    )
+    .expect("write the locker");
+    let locker = sh(
+        &sb,
+        &format!(
+            "test -e {DB}-shm && systemd-run --unit=shmlocker perl /root/shmlock.pl {DB}-shm && sleep 1 && systemctl is-active shmlocker || (journalctl -u shmlocker -o cat; exit 1)"
+        ),
+    );
+    assert!(locker.success(), "{locker:?}");
+    let (ready, took) = start_supervisor_within(&sb, 8);
+    assert!(
+        ready && took < Duration::from_secs(5),
+        "not ready within 5 s of its start ({took:?}, ready: {ready})"
+    );
+    sh(&sb, "systemctl start flow-lk.service").ok();
+    let second = wait_run(&sb, "lk", 2, Duration::from_secs(30));
+    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(
+        sh(&sb, "systemctl is-active supervisor-test").stdout.trim(),
+        "active"
+    );
+}
+
+/// A start on a full disk, before the history could even be created: the supervisor is
+/// ready at once (a supervisor still starting misses what timers start), and the runs
+/// while the disk was full are recorded once there is room.
+#[test]
+fn a_start_on_a_full_disk_is_ready_at_once_and_records_the_runs_later() {
+    let Some(sb) = common::sandbox() else { return };
+    install_flow(&sb);
+    write_and_apply(
+        &sb,
+        "full",
+        "tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n",
+    );
+    sh(
+        &sb,
+        "mkdir -p /var/lib/flow && mount -t tmpfs -o size=4m tmpfs /var/lib/flow && \
+         (dd if=/dev/zero of=/var/lib/flow/filler bs=64k 2>/dev/null; sync; true)",
+    );
+    let (ready, took) = start_supervisor_within(&sb, 8);
+    assert!(
+        ready && took < Duration::from_secs(5),
+        "not ready within 5 s of its start ({took:?}, ready: {ready})"
+    );
+    sh(&sb, "systemctl start flow-full.service").ok();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        sh(&sb, "systemctl is-active supervisor-test").stdout.trim(),
+        "active"
+    );
+    sh(&sb, "rm /var/lib/flow/filler").ok();
+    let v = wait_run(&sb, "full", 1, Duration::from_secs(20));
+    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(results(&v, "b"), ["success"], "{v:#}");
+}
+
 /// A workflow edited and applied during a run: the run finishes with the definition it
 /// started with (here: its retries), the next run uses the new one.
 #[test]
@@ -1872,8 +2024,8 @@ tasks:
     assert!(ran.stdout.contains("Run 1 succeeded."), "{ran:?}");
     assert!(!ran.stderr.contains("note:"), "{ran:?}");
     let status = |run: i64| -> serde_json::Value {
-        let out = user(&format!("flow status mine {run} --user --json")).stdout;
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+        let out = user(&format!("flow status mine {run} --user --json"));
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
     };
     let first = status(1);
     assert_eq!(

@@ -229,12 +229,21 @@ fn begin_unit(wf: &Workflow, opts: &Shared) -> String {
         .set("Type", "oneshot")
         .set("RemainAfterExit", "yes")
         .set("RuntimeDirectory", &names::runtime_subdir(&wf.name))
-        .set("RuntimeDirectoryPreserve", "yes")
-        .set_with("ExecStart", |out| {
-            out.push_str("/usr/bin/find ");
+        .set("RuntimeDirectoryPreserve", "yes");
+    if wf.max_parallel.is_some() {
+        // The slot file of `max_parallel` (see `flow slot`), beside the directory: made by
+        // root, for root alone (the task units open it for their tasks).
+        u.set("UMask", "0077").set_with("ExecStartPre", |out| {
+            out.push_str("/bin/touch ");
             out.push_str(dir);
-            out.push_str(" -mindepth 1 -delete");
+            out.push_str(".slots");
         });
+    }
+    u.set_with("ExecStart", |out| {
+        out.push_str("/usr/bin/find ");
+        out.push_str(dir);
+        out.push_str(" -mindepth 1 -delete");
+    });
     u.section("X-Flow").set("Workflow", &wf.name);
     u.finish()
 }
@@ -534,6 +543,15 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
         Some(t) => push_systemd(out, t),
         None => out.push_str("infinity"),
     });
+    if wf.max_parallel.is_some() {
+        // The workflow's slot file, opened by the service manager before it drops
+        // privileges to the task's user: no other process can open it (see `flow slot`).
+        u.set_with("StandardInput", |out| {
+            out.push_str("file:");
+            out.push_str(state);
+            out.push_str(".slots");
+        });
+    }
     if let Some(user) = &task.user {
         u.set("User", user);
     }

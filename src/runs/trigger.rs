@@ -9,8 +9,9 @@
 //!
 //! Small files under `<runtime dir>/flow/`, beside the runs' state directories (which
 //! each run empties) rather than in them:
-//! - `<wf>.hold`: the PID of the supervisor that has a run of `<wf>` open, and the run's
-//!   number;
+//! - `<wf>.hold`: the PID of the supervisor that has a run of `<wf>` open, the run's
+//!   number, and the process's start time (so that another process given the same PID
+//!   later is not taken for it);
 //! - `<wf>.cancel`: the number of a held run that `flow cancel` stops, so that the
 //!   supervisor retries nothing more of it;
 //! - `<wf>.trigger`: what started the next run (`timer`, `catch-up`, `manual`), for the
@@ -47,7 +48,9 @@ fn shared_file(runtime: &Path, wf: &str, ext: &str) -> PathBuf {
 /// the next boot anyway.
 pub fn forget(runtime: &Path, wf: &str) {
     let _ = std::fs::remove_dir_all(runtime.join(crate::compiler::names::runtime_subdir(wf)));
-    for ext in ["hold", "trigger", "cancel", "retry", "skipped", "manual"] {
+    for ext in [
+        "hold", "trigger", "cancel", "retry", "skipped", "manual", "slots",
+    ] {
         let _ = std::fs::remove_file(shared_file(runtime, wf, ext));
     }
 }
@@ -187,23 +190,62 @@ pub struct Hold {
     pub pid: u32,
     /// The run's number in the history.
     pub run: Option<i64>,
+    /// When the holding process started (`starttime` of `/proc/<pid>/stat`, clock ticks
+    /// since boot): a PID alone is reused once its process is gone, and a hold left by a
+    /// supervisor killed with SIGKILL would then be taken for a live one by every trigger.
+    pub start: Option<u64>,
 }
 
 impl Hold {
-    /// The hold file's contents: `PID RUN`.
-    pub fn to_line(&self) -> String {
-        match self.run {
-            Some(run) => format!("{} {run}", self.pid),
-            None => self.pid.to_string(),
+    /// The hold of this process on run `run`.
+    pub fn mine(run: Option<i64>) -> Hold {
+        let pid = std::process::id();
+        Hold {
+            pid,
+            run,
+            start: start_time(pid),
         }
+    }
+
+    /// The hold file's contents: `PID RUN START` (`-` for an unknown run or start).
+    pub fn to_line(&self) -> String {
+        let word = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        format!(
+            "{} {} {}",
+            self.pid,
+            word(self.run.map(|r| r.to_string())),
+            word(self.start.map(|s| s.to_string()))
+        )
     }
 
     fn parse(text: &str) -> Option<Hold> {
         let mut words = text.split_whitespace();
         let pid = words.next()?.parse().ok()?;
         let run = words.next().and_then(|r| r.parse().ok());
-        Some(Hold { pid, run })
+        let start = words.next().and_then(|r| r.parse().ok());
+        Some(Hold { pid, run, start })
     }
+
+    /// Whether the process that wrote this hold still runs: its PID is alive and started
+    /// when the hold says. A hold without a start time (written by an older flow) counts
+    /// only while its PID runs `flow supervise`.
+    fn alive(&self) -> bool {
+        match self.start {
+            Some(start) => start_time(self.pid) == Some(start),
+            None => std::fs::read(format!("/proc/{}/cmdline", self.pid))
+                .is_ok_and(|cmd| cmd.split(|&b| b == 0).any(|a| a == b"supervise")),
+        }
+    }
+}
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`),
+/// `None` when it is gone. Readable for any process by any user.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or `)`: the fields
+    // after the last `)` start with field 3.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
 /// The hold on a run of `wf`, if the process that holds it is alive. A hold left by a
@@ -211,10 +253,7 @@ impl Hold {
 pub fn holder(runtime: &Path, wf: &str) -> Option<Hold> {
     let text = std::fs::read_to_string(hold_file(runtime, wf)).ok()?;
     let hold = Hold::parse(&text)?;
-    Path::new("/proc")
-        .join(hold.pid.to_string())
-        .exists()
-        .then_some(hold)
+    hold.alive().then_some(hold)
 }
 
 /// Takes a cancel request left for run `run` of `wf` (see [`cancel`]); a request for
@@ -421,4 +460,51 @@ pub fn cancel_and_tell(
         sd.stop_unit(u)?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_reads_back_as_written() {
+        let hold = Hold::mine(Some(7));
+        assert_eq!(Hold::parse(&hold.to_line()), Some(hold.clone()));
+        assert!(hold.start.is_some(), "{hold:?}");
+        let none = Hold {
+            pid: 3,
+            run: None,
+            start: None,
+        };
+        assert_eq!(Hold::parse(&none.to_line()), Some(none));
+    }
+
+    /// A hold left by a supervisor that died, whose PID now belongs to another process
+    /// (here: this test's own), holds nothing.
+    #[test]
+    fn a_hold_whose_pid_was_reused_is_no_hold() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = hold_file(dir.path(), "wf");
+        create_parent(&path);
+        let mine = Hold::mine(Some(3));
+        std::fs::write(&path, mine.to_line()).expect("write");
+        assert_eq!(holder(dir.path(), "wf"), Some(mine.clone()));
+        let reused = Hold {
+            start: mine.start.map(|s| s.saturating_sub(1)),
+            ..mine.clone()
+        };
+        std::fs::write(&path, reused.to_line()).expect("write");
+        assert_eq!(
+            holder(dir.path(), "wf"),
+            None,
+            "a live PID with another start"
+        );
+        // An older flow's hold, `PID RUN`: this PID is alive but is no supervisor.
+        std::fs::write(&path, format!("{} 3", std::process::id())).expect("write");
+        assert_eq!(
+            holder(dir.path(), "wf"),
+            None,
+            "a live PID that does not supervise"
+        );
+    }
 }

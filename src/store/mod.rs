@@ -2,7 +2,15 @@
 //!
 //! Why SQLite (rusqlite with the bundled library): one file, crash-safe with WAL, readable by
 //! `flow history` without the supervisor, and no dependency on the distribution's libsqlite
-//! version. The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are applied in
+//! version.
+//!
+//! Who may read it: the database and its `-wal` and `-shm` files are the writer's alone
+//! (mode 0600, whatever the umask). Anyone who can open them can hold a lock on them, and
+//! a lock held on purpose stops every write of the history. The system's supervisor keeps
+//! a copy for everyone else instead ([`public_copy`], mode 0644): a whole new file after
+//! each burst of writes, renamed into place, that readers open as immutable (no locks at
+//! all); a lock on an old copy stands in nobody's way. [`Store::open_ro`] reads the copy
+//! when the database itself is not the caller's to open. The schema is versioned with `PRAGMA user_version`; [`MIGRATIONS`] are applied in
 //! order, each in one transaction, so an old database is upgraded in place.
 //!
 //! Idempotence is in the schema, not in the code: a run is identified by the InvocationID of
@@ -17,6 +25,8 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
@@ -82,7 +92,8 @@ pub enum StoreError {
     Missing { path: PathBuf },
     #[error(
         "cannot read the run history at {path}: permission denied\n  \
-         run as root, or ask for read access to {path}"
+         run as root; other users read the copy the supervisor keeps beside it \
+         (history-public.db) once it has recorded a run"
     )]
     Denied { path: PathBuf },
     #[error(
@@ -127,10 +138,16 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Locked { .. } => true,
+            StoreError::Io { error, .. } => {
+                matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
             StoreError::Sql { error, .. } => matches!(
                 error.sqlite_error_code(),
                 Some(
-                    rusqlite::ErrorCode::DiskFull
+                    // "locking protocol": another process's locks on the `-shm` file
+                    // in the way of a connection that opens the log.
+                    rusqlite::ErrorCode::FileLockingProtocolFailed
+                        | rusqlite::ErrorCode::DiskFull
                         | rusqlite::ErrorCode::DatabaseBusy
                         | rusqlite::ErrorCode::DatabaseLocked
                         | rusqlite::ErrorCode::SystemIoFailure
@@ -217,6 +234,7 @@ impl Store {
                 error,
             })?;
         }
+        restrict(path)?;
         match Store::open_checked(path) {
             Ok(s) => Ok((s, None)),
             Err(StoreError::Sql { error, .. }) if is_corruption(&error) => {
@@ -264,9 +282,23 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing database read-only, for the history commands (works unprivileged
-    /// where the file is readable).
+    /// Opens an existing database read-only, for the history commands: the database when
+    /// the caller may open it, else the copy the supervisor keeps for everyone beside it
+    /// ([`public_copy`]).
     pub fn open_ro(path: &Path) -> Result<Store, StoreError> {
+        let copy = public_copy(path);
+        if nix::unistd::access(path, nix::unistd::AccessFlags::R_OK)
+            == Err(nix::errno::Errno::EACCES)
+            && copy.exists()
+        {
+            return Store::open_ro_at(&copy, true);
+        }
+        Store::open_ro_at(path, false)
+    }
+
+    /// [`Store::open_ro`] of one file; `immutable`: a copy nobody writes, read without
+    /// locks (SQLite's `immutable` URI parameter).
+    fn open_ro_at(path: &Path, immutable: bool) -> Result<Store, StoreError> {
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::Missing {
@@ -280,10 +312,12 @@ impl Store {
             }
             _ => {}
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
         .map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::CannotOpen) | Some(rusqlite::ErrorCode::PermissionDenied) => {
                 StoreError::Denied {
@@ -731,14 +765,59 @@ impl Store {
     /// Since when this history records runs (µs since the epoch): set the first time it
     /// is asked. A run is recorded whenever it happened after that, even while no
     /// supervisor ran; runs before it are not the history's.
-    pub fn recording_since(&self) -> Result<i64, StoreError> {
+    /// `since_us` is the beginning for a new history; when it cannot be stored now (a full
+    /// disk) it is returned all the same, and stored at the next start.
+    pub fn recording_since(&self, since_us: i64) -> Result<i64, StoreError> {
         const KEY: &str = "recording_since_us";
         if let Some(t) = self.meta(KEY)?.and_then(|v| v.parse().ok()) {
             return Ok(t);
         }
-        let now = now_us();
-        self.set_meta(KEY, &now.to_string())?;
-        Ok(now)
+        match self.set_meta(KEY, &since_us.to_string()) {
+            Err(e) if !e.is_transient() => Err(e),
+            _ => Ok(since_us),
+        }
+    }
+
+    /// Writes a consistent copy of the whole database to `to`, readable by everyone: into a
+    /// new file beside it, renamed into place (see [`public_copy`]).
+    pub fn publish(&self, to: &Path) -> Result<(), StoreError> {
+        let io = |what: String, error| StoreError::Io {
+            path: to.to_path_buf(),
+            what,
+            error,
+        };
+        let tmp = to.with_extension("db.new");
+        let _ = std::fs::remove_file(&tmp);
+        // Made here, empty and for this process alone, so that nobody can open it before it
+        // is complete (VACUUM INTO fills an empty file).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io(format!("cannot create {}", tmp.display()), e))?;
+        let written = self
+            .conn
+            .execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
+            .map_err(|e| self.sql(e))
+            .and_then(|_| {
+                // A plain file: readers open it as immutable, without a log.
+                let copy = Connection::open(&tmp).map_err(|e| sql_err(&tmp, e))?;
+                copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+                    .map_err(|e| sql_err(&tmp, e))
+            })
+            .and_then(|()| {
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+                    .map_err(|e| io(format!("cannot make {} readable", tmp.display()), e))
+            })
+            .and_then(|()| {
+                std::fs::rename(&tmp, to)
+                    .map_err(|e| io(format!("cannot rename {} into place", tmp.display()), e))
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -767,6 +846,115 @@ impl Store {
             }
         }
     }
+}
+
+/// The copy of the database at `db` that the system's supervisor keeps for everyone:
+/// `history-public.db` beside `history.db`.
+pub fn public_copy(db: &Path) -> PathBuf {
+    let stem = db.file_stem().map(|s| s.to_string_lossy().into_owned());
+    db.with_file_name(format!(
+        "{}-public.db",
+        stem.as_deref().unwrap_or("history")
+    ))
+}
+
+/// How long after a write the public copy is refreshed: writes come in bursts (a run's
+/// tasks), and one copy per burst is enough.
+const PUBLISH_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A thread that refreshes the public copy of the database at `db` (see [`public_copy`])
+/// on a connection of its own, a moment after it is told of writes: never on the
+/// supervisor's path, and a read on the log never blocks its writer. A copy that fails
+/// (a full disk) is said in the journal and made again after the next write.
+pub fn publisher(db: &Path) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let db = db.to_path_buf();
+    let to = public_copy(&db);
+    let spawned = std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || {
+            let mut first = true;
+            // A large history takes a while to copy: at most a tenth of the time copying.
+            let mut pause = PUBLISH_AFTER;
+            while rx.recv().is_ok() {
+                std::thread::sleep(pause);
+                while rx.try_recv().is_ok() {}
+                let began = std::time::Instant::now();
+                let done = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(|e| sql_err(&db, e))
+                    .and_then(|conn| {
+                        conn.busy_timeout(std::time::Duration::from_secs(2))
+                            .map_err(|e| sql_err(&db, e))?;
+                        let store = Store {
+                            conn,
+                            path: db.clone(),
+                        };
+                        store.limit_cache(256)?;
+                        store.publish(&to)
+                    });
+                // Give back to the system what the copy took: the supervisor stays up,
+                // small while idle.
+                #[cfg(target_env = "gnu")]
+                // SAFETY: malloc_trim only returns free heap memory to the system.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+                pause = PUBLISH_AFTER.max(began.elapsed() * 10);
+                match done {
+                    Ok(()) => first = true,
+                    Err(e) if first => {
+                        tracing::warn!("cannot refresh the history's public copy: {e}");
+                        first = false;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the thread that copies the history for everyone: {e}");
+    }
+    tx
+}
+
+/// Makes the database and its `-wal` and `-shm` files (SQLite gives those the mode of the
+/// database) the writer's alone, whatever the umask: see the module's documentation.
+fn restrict(path: &Path) -> Result<(), StoreError> {
+    let io = |what: String, error| StoreError::Io {
+        path: path.to_path_buf(),
+        what,
+        error,
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("cannot create it".into(), e))?;
+    for side in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{side}", path.display()));
+        match std::fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io(format!("cannot restrict {}", file.display()), e))?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A URI that opens `path` as an immutable database (no locks, no log).
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'%' | b'?' | b'#' | 0x80.. => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(char::from(*b)),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
@@ -969,6 +1157,41 @@ mod tests {
         assert_eq!(n, 4);
         // By age: everything finished before 8500 goes.
         assert_eq!(s.prune(1000, 8500).unwrap(), 3);
+    }
+
+    /// The database and its log files are the writer's alone, whatever the umask; the copy
+    /// for everyone has the history, reads without locks, and replaces itself whole.
+    #[test]
+    fn the_database_is_private_and_its_public_copy_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // An older flow left them readable by everyone.
+        drop(Store::open_rw(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (s, _) = Store::open_rw(&path).unwrap();
+        let id = s.insert_run("a", "timer", 1000, None).unwrap();
+        s.finish_run(id, 2000, "succeeded").unwrap();
+        for side in ["", "-wal", "-shm"] {
+            let f = PathBuf::from(format!("{}{side}", path.display()));
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+        let copy = public_copy(&path);
+        assert_eq!(copy, dir.path().join("history-public.db"));
+        s.publish(&copy).unwrap();
+        assert_eq!(mode(&copy), 0o644);
+        // A reader of the copy holding it open does not stop the next copy.
+        let reader = Store::open_ro_at(&copy, true).unwrap();
+        assert_eq!(reader.history(&Filter::default()).unwrap().len(), 1);
+        let id = s.insert_run("a", "timer", 3000, None).unwrap();
+        s.finish_run(id, 4000, "succeeded").unwrap();
+        s.publish(&copy).unwrap();
+        assert_eq!(reader.history(&Filter::default()).unwrap().len(), 1);
+        let fresh = Store::open_ro_at(&copy, true).unwrap();
+        assert_eq!(fresh.history(&Filter::default()).unwrap().len(), 2);
+        assert!(!copy.with_extension("db.new").exists());
+        assert!(!PathBuf::from(format!("{}-wal", copy.display())).exists());
     }
 
     #[test]

@@ -25,7 +25,13 @@
 //! `on_failure` tasks run on the final outcome.
 //!
 //! Every fact goes to SQLite at once; a write that fails (disk full, locked) stays queued in
-//! memory and is retried, so the in-memory state is never lost while the process lives.
+//! memory and is retried, so the in-memory state is never lost while the process lives, up
+//! to [`MAX_QUEUED_WRITES`] records: past that, new records are dropped (with an error in
+//! the journal) and the runs go on as before. The supervisor tells systemd it is ready once
+//! it has recorded what happened while it was down, or [`READY_AFTER`] after it began to
+//! read systemd's signals, whichever comes first: a full or locked disk delays the history,
+//! not the supervisor (the runs meanwhile are read back from the journal once the history
+//! opens).
 
 // A test double of the supervisor's surroundings, for tests and benchmarks only: built
 // with the `test-support` feature, which the test targets turn on (Cargo.toml), never into
@@ -338,7 +344,12 @@ pub struct Supervisor {
     /// Workflows whose run unit this supervisor pins (see [`Supervisor::pin`]).
     pinned: HashSet<String>,
     writes: VecDeque<Write>,
+    /// Records dropped since the queue above was last full (see [`MAX_QUEUED_WRITES`]).
+    dropped: u64,
     write_retry: Option<Instant>,
+    /// Told when records were written, to refresh the history's copy for unprivileged
+    /// readers (the system's supervisor only; see [`store::publisher`]).
+    publish: Option<mpsc::Sender<()>>,
     /// When to copy the write-ahead log into the database file (see [`CHECKPOINT_AFTER`]).
     checkpoint_at: Option<Instant>,
     watchdog: Option<Duration>,
@@ -349,6 +360,15 @@ pub struct Supervisor {
 }
 
 const WRITE_RETRY: Duration = Duration::from_secs(5);
+
+/// How many unwritten records are kept in memory while the history cannot be written (a
+/// full disk): some 5 MB, the records of about 60 runs of 150 tasks. Past it the newest
+/// are dropped, each spell said once in the journal; the runs themselves are not affected.
+const MAX_QUEUED_WRITES: usize = 20_000;
+
+/// How long a start may take before the supervisor says it is ready all the same (the
+/// history cannot be opened yet: a full or locked disk).
+const READY_AFTER: Duration = Duration::from_secs(2);
 
 /// How long after a run's end the write-ahead log is copied into the database file, so
 /// that `history.db` alone (a backup of that one file) has the history: once runs are
@@ -393,8 +413,18 @@ impl Supervisor {
                 memory_peak: true,
             }
         });
+        // Ready once the history is open and what happened meanwhile is recorded (see
+        // `supervise`), or READY_AFTER from here at the latest: the signals queue until the
+        // history is open, and the runs while it is not are read back from the journal.
+        // Waiting for a full or locked disk would leave the unit starting until systemd's
+        // start timeout kills it, again and again.
+        let _ = std::thread::Builder::new().name("ready".into()).spawn(|| {
+            std::thread::sleep(READY_AFTER);
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        });
         let store = open_store(&cfg.db)?;
-        let next_id = store.max_run_id()? + 1;
+        let next_id = patiently(&cfg.db, || store.max_run_id())? + 1;
+        let publish = (!cfg.user()).then(|| store::publisher(&cfg.db));
         // Pinged at half the interval systemd gave (WATCHDOG_USEC).
         let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
         let mut s = Supervisor {
@@ -410,7 +440,9 @@ impl Supervisor {
             begun: HashMap::new(),
             pinned: HashSet::new(),
             writes: VecDeque::new(),
+            dropped: 0,
             write_retry: None,
+            publish,
             checkpoint_at: None,
             watchdog,
             followers: follow::Followers::default(),
@@ -658,10 +690,7 @@ impl Supervisor {
         let open = open && self.runs.get(wf).is_some_and(ActiveRun::held);
         let path = trigger::hold_file(&self.cfg.runtime_dir, wf);
         if open {
-            let hold = trigger::Hold {
-                pid: std::process::id(),
-                run: self.runs.get(wf).map(|r| r.id),
-            };
+            let hold = trigger::Hold::mine(self.runs.get(wf).map(|r| r.id));
             trigger::create_parent(&path);
             if let Err(e) = std::fs::write(&path, hold.to_line()) {
                 tracing::warn!("cannot write {}: {e}", path.display());
@@ -1160,6 +1189,20 @@ impl Supervisor {
         if !self.followers.is_empty() {
             self.tell_followers(&w);
         }
+        if self.writes.len() >= MAX_QUEUED_WRITES {
+            self.dropped += 1;
+            if self.dropped == 1 {
+                events::database_error(
+                    &self.cfg.db,
+                    "too many records wait for the disk",
+                    Some(self.writes.len()),
+                    &format!(
+                        "{MAX_QUEUED_WRITES} history records wait for the disk already; dropping new ones until they are written (the runs go on)"
+                    ),
+                );
+            }
+            return;
+        }
         self.writes.push_back(w);
         // While a failed write waits for its retry, new ones queue behind it: trying now
         // would block every event for the store's lock timeout.
@@ -1221,6 +1264,9 @@ impl Supervisor {
             match apply(&self.store, w, &self.cfg) {
                 Ok(()) => {
                     self.writes.pop_front();
+                    if let Some(p) = &self.publish {
+                        let _ = p.send(());
+                    }
                 }
                 Err(e) if e.is_transient() => {
                     events::database_error(
@@ -1251,6 +1297,18 @@ impl Supervisor {
             events::database_written(&self.cfg.db, n);
         }
         self.write_retry = None;
+        if self.dropped > 0 {
+            events::database_error(
+                &self.cfg.db,
+                "records dropped",
+                None,
+                &format!(
+                    "{} history record(s) were dropped while the history could not be written",
+                    self.dropped
+                ),
+            );
+            self.dropped = 0;
+        }
     }
 }
 
@@ -1381,17 +1439,24 @@ fn jitter() -> f64 {
 }
 
 fn open_store(path: &Path) -> Result<Store, SupervisorError> {
+    let (s, warning) = patiently(path, || Store::open_rw(path))?;
+    if let Some(w) = warning {
+        events::database_error(path, &w.to_string(), None, &w.to_string());
+    }
+    s.limit_cache(256)?;
+    Ok(s)
+}
+
+/// Runs `read` on the history until it does not fail with a transient error (locked, disk
+/// full), pinging the watchdog meanwhile: at start-up there is nothing better to do, and
+/// exiting would only restart into the same lock.
+fn patiently<T>(
+    path: &Path,
+    mut read: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let mut warned = false;
     loop {
-        match Store::open_rw(path) {
-            Ok((s, warning)) => {
-                if let Some(w) = warning {
-                    events::database_error(path, &w.to_string(), None, &w.to_string());
-                }
-                s.limit_cache(256)?;
-                return Ok(s);
-            }
-            // Locked by another process: wait for it rather than exit into a restart loop.
+        match read() {
             Err(e) if e.is_transient() => {
                 if !warned {
                     events::database_error(
@@ -1402,9 +1467,10 @@ fn open_store(path: &Path) -> Result<Store, SupervisorError> {
                     );
                     warned = true;
                 }
-                std::thread::sleep(WRITE_RETRY);
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                std::thread::sleep(Duration::from_secs(1));
             }
-            Err(e) => return Err(e.into()),
+            r => return r,
         }
     }
 }
@@ -1623,21 +1689,23 @@ impl Supervisor {
     /// the store, and every run begun since the last recorded one, is replayed from the
     /// journal through the same code as live events (writes are idempotent), then followed
     /// on (or ended, when a newer run replaced it).
-    fn recover(&mut self) -> Result<(), SupervisorError> {
+    fn recover(&mut self, started_us: i64) -> Result<(), SupervisorError> {
         self.log.recovering = true;
-        let recovered = self.replay();
+        let recovered = self.replay(started_us);
         self.log.recovering = false;
         recovered
     }
 
-    fn replay(&mut self) -> Result<(), SupervisorError> {
+    fn replay(&mut self, started_us: i64) -> Result<(), SupervisorError> {
         for j in self.sd.list_jobs()? {
             if j.unit.starts_with("flow-") && j.job_type == "start" {
                 self.queued.insert(j.unit, j.id);
             }
         }
-        let open = self.store.open_runs()?;
-        let recording_since = self.store.recording_since()?;
+        let open = patiently(&self.cfg.db, || self.store.open_runs())?;
+        // A new history records from this process's start: runs while it waited for the
+        // disk are the history's.
+        let recording_since = patiently(&self.cfg.db, || self.store.recording_since(started_us))?;
         let defs: Vec<Arc<WorkflowDef>> = self.defs.values().cloned().collect();
         for def in defs {
             let mine: Vec<_> = open.iter().filter(|r| r.workflow == def.name).collect();
@@ -1651,7 +1719,7 @@ impl Supervisor {
             }
             let since = match (
                 mine.iter().map(|r| r.started_us).min(),
-                self.store.last_run(&def.name)?,
+                patiently(&self.cfg.db, || self.store.last_run(&def.name))?,
             ) {
                 (Some(s), _) => s,
                 (None, Some(last)) => last.started_us + 1,
@@ -1687,7 +1755,7 @@ impl Supervisor {
                     if end.result != "done" {
                         continue;
                     }
-                    let known = self.store.run_by_begin(&inv)?;
+                    let known = patiently(&self.cfg.db, || self.store.run_by_begin(&inv))?;
                     if let Some(run) = self.runs.get(&def.name)
                         && Some(run.id) == known
                     {
@@ -1793,8 +1861,9 @@ fn supervise_with(cfg: Config) -> Result<(), SupervisorError> {
     let _claim = instance::claim(&cfg.runtime_dir, cfg.user())?;
     // Bound before any thread starts (see `follow::bind`).
     let followers = follow::bind(&cfg.runtime_dir);
+    let started_us = store::now_us();
     let (mut s, rx) = Supervisor::start(cfg, followers)?;
-    s.recover()?;
+    s.recover(started_us)?;
     s.write(Write::Prune);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     s.run_loop(&rx)
@@ -1809,6 +1878,25 @@ mod tests {
             .and_then(|b| b.sender(sender))
             .and_then(|b| b.build(&(7u32,)))
             .expect("message")
+    }
+
+    /// While the history cannot be written, records wait in memory up to a bound; past
+    /// it new ones are dropped, and the bound holds.
+    #[test]
+    fn unwritten_records_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, _) = bench::supervisor(&dir.path().join("h.db"), bench::workflow("wf", 1, 0))
+            .expect("supervisor");
+        // A write failed a moment ago: the ones that follow queue behind it.
+        s.write_retry = Some(Instant::now() + Duration::from_secs(3600));
+        for _ in 0..MAX_QUEUED_WRITES + 10 {
+            s.write(Write::Prune);
+        }
+        assert_eq!(s.writes.len(), MAX_QUEUED_WRITES);
+        assert_eq!(s.dropped, 10);
+        s.flush();
+        assert!(s.writes.is_empty());
+        assert_eq!(s.dropped, 0);
     }
 
     #[test]
