@@ -181,26 +181,6 @@ fn sigterm_to_its_pid_alone_stops_it() {
     stops_at(nix::sys::signal::Signal::SIGTERM, false);
 }
 
-/// Directories with this name in the host's cgroup hierarchies.
-fn cgroups_named(name: &str) -> Vec<String> {
-    let out = Command::new("find")
-        .args([
-            "/sys/fs/cgroup",
-            "-maxdepth",
-            "8",
-            "-type",
-            "d",
-            "-name",
-            name,
-        ])
-        .output()
-        .expect("run find");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn after_sigkill_the_next_try_removes_what_it_left() {
     let Some(t) = setup("slow.yaml", SLOW) else {
@@ -210,7 +190,10 @@ fn after_sigkill_the_next_try_removes_what_it_left() {
     let left = left_in(t.tmp.path());
     assert_eq!(left.len(), 1, "{left:?}");
     let name = left[0].clone();
-    assert!(!cgroups_named(&name).is_empty(), "no cgroups named {name}");
+    assert!(
+        !common::host_cgroups_named(&name).is_empty(),
+        "no cgroups named {name}"
+    );
     // SIGKILL runs no cleanup: the sandbox dies with its program, its state stays.
     child.kill().expect("SIGKILL flow try");
     child.wait().expect("reap flow try");
@@ -229,7 +212,7 @@ fn after_sigkill_the_next_try_removes_what_it_left() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(left_in(t.tmp.path()), Vec::<String>::new());
-    assert_eq!(cgroups_named(&name), Vec::<String>::new());
+    assert_eq!(common::host_cgroups_named(&name), Vec::<String>::new());
 }
 
 /// A name no other test or run uses.

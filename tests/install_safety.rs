@@ -5,6 +5,8 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -338,12 +340,7 @@ fn chown(path: &Path, uid: u32) {
 /// with the fix, warned about by `validate`; and accepted once fixed.
 #[test]
 fn workflow_files_others_could_change_are_refused_as_cron_refuses_crontabs() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs these tests as root"
-        );
-        eprintln!("skipped: needs root to change owners");
+    if !common::require_root() {
         return;
     }
     type Setup = fn(&Path, &Path) -> (PathBuf, PathBuf);
@@ -474,12 +471,7 @@ fn an_env_file_every_user_may_read_is_warned_about() {
 /// another user's are not.
 #[test]
 fn a_user_applies_their_own_files_and_no_one_elses() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs these tests as root"
-        );
-        eprintln!("skipped: needs root to become another user");
+    if !common::require_root() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");

@@ -22,26 +22,6 @@ fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Directories named after the sandbox left in the host's cgroup hierarchies.
-fn leftover_cgroups(name: &str) -> Vec<String> {
-    let out = Command::new("find")
-        .args([
-            "/sys/fs/cgroup",
-            "-maxdepth",
-            "6",
-            "-type",
-            "d",
-            "-name",
-            name,
-        ])
-        .output()
-        .expect("run find");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn boots_to_running() {
     let Some(sb) = common::sandbox() else { return };
@@ -268,7 +248,7 @@ fn drop_kills_the_sandbox_and_cleans_up() {
         .to_string();
     assert!(pid_alive(pid));
     assert!(
-        !leftover_cgroups(&name).is_empty(),
+        !common::host_cgroups_named(&name).is_empty(),
         "the sandbox should have cgroups of its own"
     );
     drop(sb);
@@ -278,7 +258,7 @@ fn drop_kills_the_sandbox_and_cleans_up() {
         "state directory {} left behind",
         state.display()
     );
-    assert_eq!(leftover_cgroups(&name), Vec::<String>::new());
+    assert_eq!(common::host_cgroups_named(&name), Vec::<String>::new());
 }
 
 #[test]

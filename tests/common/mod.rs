@@ -230,3 +230,24 @@ pub fn schema_checked(schema: &str, json: &str) -> serde_json::Value {
     assert!(errors.is_empty(), "{schema}: {errors:#?}\n{v:#}");
     v
 }
+
+/// Directories with this name in the host's cgroup hierarchies (a sandbox's, left behind or
+/// not).
+pub fn host_cgroups_named(name: &str) -> Vec<String> {
+    let out = std::process::Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "8",
+            "-type",
+            "d",
+            "-name",
+            name,
+        ])
+        .output()
+        .expect("run find");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
