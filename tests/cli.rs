@@ -627,3 +627,53 @@ fn try_refuses_a_fifo_at_once() {
             "is a FIFO (named pipe), not a workflow file",
         ));
 }
+
+/// `history --json` and `stats --json` print one line each (docs/json.md); stats counts
+/// attempts and calls them so.
+#[test]
+fn history_and_stats_json_are_one_line_and_stats_counts_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("history.db");
+    {
+        let (s, _) = flow::store::Store::open_rw(&db).expect("open");
+        let id = s
+            .insert_run("backup", "manual", 1_700_000_000_000_000, None)
+            .expect("insert");
+        for attempt in 1..=2 {
+            s.insert_attempt(&flow::store::Attempt {
+                run_id: id,
+                task: "dump".into(),
+                attempt,
+                invocation_id: None,
+                started_us: Some(1_700_000_000_000_000),
+                ended_us: Some(1_700_000_000_500_000),
+                result: if attempt == 1 {
+                    "exit-code 1"
+                } else {
+                    "success"
+                }
+                .into(),
+                cpu_ns: None,
+                memory_peak: None,
+            })
+            .expect("attempt");
+        }
+        s.finish_run(id, 1_700_000_001_000_000, "succeeded")
+            .expect("finish");
+    }
+    for cmd in ["history", "stats"] {
+        let out = flow()
+            .args([cmd, "backup", "--json", "--db"])
+            .arg(&db)
+            .output()
+            .expect("run flow");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), 1, "{cmd}: {text}");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).expect("JSON");
+        if cmd == "stats" {
+            assert_eq!(v["tasks"][0]["attempts"], 2, "{v:#}");
+            assert!(v["tasks"][0].get("runs").is_none(), "{v:#}");
+        }
+    }
+}

@@ -177,10 +177,8 @@ pub fn history(
         })
         .map_err(|e| CliError::System(e.to_string()))?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&runs).unwrap_or_default()
-        );
+        // One line, as every `--json` output (docs/json.md).
+        super::output::json_line(&serde_json::to_value(&runs).unwrap_or_default());
     } else {
         print!("{}", format_history(&runs));
     }

@@ -201,6 +201,8 @@ pub struct Filter {
 pub struct TaskStats {
     pub workflow: String,
     pub task: String,
+    /// Attempts counted (a task runs once or more per run): `attempts` in JSON.
+    #[serde(rename = "attempts")]
     pub runs: u64,
     pub succeeded: u64,
     pub p50_ms: Option<i64>,
