@@ -3,6 +3,8 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -16,30 +18,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn validator(name: &str) -> jsonschema::Validator {
-    let path = root().join("docs/schema").join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let schema: Value = serde_json::from_str(&text).expect("schema JSON");
-    jsonschema::draft7::new(&schema).expect("a valid draft-07 schema")
-}
-
 /// The one line a `--json` command printed, checked against `schema`; returned parsed.
 fn checked(schema: &str, out: &std::process::Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "{schema}: not one line:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let v: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{schema}: not JSON ({e}):\n{stdout}"));
-    let errors: Vec<String> = validator(schema)
-        .iter_errors(&v)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{schema}: {errors:#?}\n{v:#}");
-    v
+    common::schema_checked(schema, &String::from_utf8_lossy(&out.stdout))
 }
 
 fn install_args(cmd: &str, paths: &[&Path], units: &Path) -> Vec<String> {
@@ -165,7 +146,7 @@ fn every_schema_is_valid_and_documented() {
             .and_then(|n| n.to_str())
             .unwrap_or_default();
         let stem = name.trim_end_matches(".json");
-        validator(stem);
+        common::schema_validator(stem);
         assert!(
             page.contains(&format!("schema/{name}")),
             "docs/json.md lacks {name}"

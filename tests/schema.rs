@@ -4,6 +4,8 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,7 @@ fn schema() -> Value {
 }
 
 fn validator() -> jsonschema::Validator {
-    jsonschema::draft7::new(&schema()).expect("the schema is a valid draft-07 schema")
+    common::schema_validator("workflow")
 }
 
 /// A YAML document as the JSON value an editor's YAML language server checks (YAML 1.2 core

@@ -10,15 +10,15 @@ pub fn json_line(v: &Value) {
     println!("{v}");
 }
 
-/// A point in time, given in microseconds since the epoch (systemd's and the history's
-/// unit), as RFC 3339 in the machine's local time with its offset; `None` for a time
-/// outside chrono's range.
+/// A point in time given in microseconds since the epoch (systemd's and the history's
+/// unit), in the machine's local time; `None` outside chrono's range.
+pub fn local_time(us: i64) -> Option<chrono::DateTime<chrono::Local>> {
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.with_timezone(&chrono::Local))
+}
+
+/// [`local_time`] as RFC 3339 with the offset, for `--json`.
 pub fn timestamp(us: i64) -> Option<String> {
-    let utc = chrono::DateTime::from_timestamp_micros(us)?;
-    Some(
-        utc.with_timezone(&chrono::Local)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-    )
+    local_time(us).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false))
 }
 
 #[cfg(test)]

@@ -678,12 +678,8 @@ fn print_earlier(n: usize) -> std::io::Result<()> {
 
 /// µs since the epoch as local `HH:MM:SS.mmm`.
 fn clock(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%H:%M:%S%.3f")
-                .to_string()
-        })
+    super::output::local_time(us)
+        .map(|t| t.format("%H:%M:%S%.3f").to_string())
         .unwrap_or_default()
 }
 
@@ -745,8 +741,7 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             .zip(history.as_ref())
             .and_then(|(sd, h)| recorded_result(h, sd, wf));
         let last = match (&sd, recorded) {
-            (_, Some(recorded)) if recorded == "running" => Last::Running,
-            (_, Some(recorded)) => Last::Ended(recorded),
+            (_, Some(recorded)) => recorded,
             (Some(sd), None) => match runs::last_run(sd, wf, w.user) {
                 Ok(states) if states.iter().all(|t| t.state == TaskState::Unknown) => Last::Never,
                 Ok(states) if states.iter().any(|t| !t.state.is_final()) => Last::Running,
@@ -879,20 +874,19 @@ fn recorded_result(
     history: &crate::store::Store,
     sd: &Systemd,
     wf: &InstalledWorkflow,
-) -> Option<String> {
+) -> Option<Last> {
     let begun = sd.unit_state(&wf.begin_unit()).ok()?.invocation_id?;
     let id = history.run_by_begin(&begun).ok()??;
     let run = history.run(&wf.name, id).ok()??;
-    Some(run.result.unwrap_or_else(|| "running".into()))
+    Some(match run.result {
+        Some(result) => Last::Ended(result),
+        None => Last::Running,
+    })
 }
 
 fn datetime(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S %Z")
-                .to_string()
-        })
+    super::output::local_time(us)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
         .unwrap_or_default()
 }
 

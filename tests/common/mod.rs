@@ -210,12 +210,7 @@ pub mod flowbox;
 /// `json` (one line a `--json` command printed) parsed and checked against its schema,
 /// `docs/schema/<schema>.json`: end-to-end outputs are held to the JSON contract too.
 pub fn schema_checked(schema: &str, json: &str) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("docs/schema")
-        .join(format!("{schema}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let schema_value: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
-    let validator = jsonschema::draft7::new(&schema_value).expect("a valid draft-07 schema");
+    let validator = schema_validator(schema);
     assert_eq!(
         json.trim().lines().count(),
         1,
@@ -250,4 +245,14 @@ pub fn host_cgroups_named(name: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// `docs/schema/<name>.json`, parsed, as a draft-07 validator.
+pub fn schema_validator(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/schema")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+    jsonschema::draft7::new(&schema).expect("a valid draft-07 schema")
 }
