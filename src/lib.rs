@@ -8,6 +8,7 @@
 //! - [`sandbox`] boots a throwaway systemd where PID 1 is not systemd (tests, `flow try`).
 //! - [`store`] keeps run history in SQLite; [`supervisor`] records runs and drives retries,
 //!   deadlines and overlap rules.
+//! - [`vocabulary`] names how runs and attempts end and what starts them, once for all.
 //! - [`cli`] is the command line on top of all of them; [`home`] finds a user's own
 //!   directories.
 
@@ -20,3 +21,4 @@ pub mod sandbox;
 pub mod store;
 pub mod supervisor;
 pub mod systemd;
+pub mod vocabulary;

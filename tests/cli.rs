@@ -486,10 +486,19 @@ fn history_and_stats_of_an_unknown_workflow_say_so() {
     {
         let (s, _) = flow::store::Store::open_rw(&db).expect("open");
         let id = s
-            .insert_run("backup", "manual", 1_700_000_000_000_000, None)
+            .insert_run(
+                "backup",
+                flow::vocabulary::TriggerKind::Manual,
+                1_700_000_000_000_000,
+                None,
+            )
             .expect("insert");
-        s.finish_run(id, 1_700_000_001_000_000, "succeeded")
-            .expect("finish");
+        s.finish_run(
+            id,
+            1_700_000_001_000_000,
+            flow::vocabulary::RunResult::Succeeded,
+        )
+        .expect("finish");
     }
     for cmd in ["history", "stats"] {
         flow()
@@ -637,7 +646,12 @@ fn history_and_stats_json_are_one_line_and_stats_counts_attempts() {
     {
         let (s, _) = flow::store::Store::open_rw(&db).expect("open");
         let id = s
-            .insert_run("backup", "manual", 1_700_000_000_000_000, None)
+            .insert_run(
+                "backup",
+                flow::vocabulary::TriggerKind::Manual,
+                1_700_000_000_000_000,
+                None,
+            )
             .expect("insert");
         for attempt in 1..=2 {
             s.insert_attempt(&flow::store::Attempt {
@@ -647,19 +661,22 @@ fn history_and_stats_json_are_one_line_and_stats_counts_attempts() {
                 invocation_id: None,
                 started_us: Some(1_700_000_000_000_000),
                 ended_us: Some(1_700_000_000_500_000),
-                result: if attempt == 1 {
-                    "exit-code 1"
+                outcome: if attempt == 1 {
+                    flow::vocabulary::Outcome::exited(1)
                 } else {
-                    "success"
-                }
-                .into(),
+                    flow::vocabulary::Outcome::succeeded()
+                },
                 cpu_ns: None,
                 memory_peak: None,
             })
             .expect("attempt");
         }
-        s.finish_run(id, 1_700_000_001_000_000, "succeeded")
-            .expect("finish");
+        s.finish_run(
+            id,
+            1_700_000_001_000_000,
+            flow::vocabulary::RunResult::Succeeded,
+        )
+        .expect("finish");
     }
     for cmd in ["history", "stats"] {
         let out = flow()

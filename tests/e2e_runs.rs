@@ -183,7 +183,7 @@ fn a_task_over_its_timeout_is_killed_and_recorded() {
     );
     fb.pin("slow", &["slow", "next"]);
     let r = fb.run_wait("slow");
-    assert_eq!(r.state("slow"), "timeout", "{r:?}");
+    assert_eq!(r.state("slow"), "timed_out", "{r:?}");
     assert_eq!(r.state("next"), "upstream_failed", "{r:?}");
     assert_eq!(r.exit, Some(1));
     let (start, end) = fb.span("slow", "slow");

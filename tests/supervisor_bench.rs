@@ -106,7 +106,7 @@ fn ingest_a_thousand_task_workflow() {
     let attempts = v["attempts"].as_array().map(Vec::len).unwrap_or(0);
     let ok = v["attempts"]
         .as_array()
-        .map(|a| a.iter().filter(|x| x["result"] == "success").count())
+        .map(|a| a.iter().filter(|x| x["result"] == "succeeded").count())
         .unwrap_or(0);
     // The lag: when systemd finished the last task (the latest InactiveEnterTimestamp,
     // recorded as an attempt's end) to when the supervisor, having recorded that attempt,
@@ -183,7 +183,12 @@ fn history_over_100k_runs() {
     s.batch(|s| {
         for i in 0..100_000i64 {
             let wf = format!("wf{}", i % 20);
-            let id = s.insert_run(&wf, "timer", t0 + i * 60_000_000, None)?;
+            let id = s.insert_run(
+                &wf,
+                flow::vocabulary::TriggerKind::Timer,
+                t0 + i * 60_000_000,
+                None,
+            )?;
             for task in ["a", "b", "c"] {
                 s.insert_attempt(&Attempt {
                     run_id: id,
@@ -192,7 +197,7 @@ fn history_over_100k_runs() {
                     invocation_id: None,
                     started_us: Some(t0 + i * 60_000_000),
                     ended_us: Some(t0 + i * 60_000_000 + 1_000_000),
-                    result: "success".into(),
+                    outcome: flow::vocabulary::Outcome::succeeded(),
                     cpu_ns: None,
                     memory_peak: None,
                 })?;
@@ -200,7 +205,11 @@ fn history_over_100k_runs() {
             s.finish_run(
                 id,
                 t0 + i * 60_000_000 + 3_000_000,
-                if i % 13 == 0 { "failed" } else { "succeeded" },
+                if i % 13 == 0 {
+                    flow::vocabulary::RunResult::Failed
+                } else {
+                    flow::vocabulary::RunResult::Succeeded
+                },
             )?;
         }
         Ok(())

@@ -79,7 +79,14 @@ fn attempts<'a>(v: &'a serde_json::Value, task: &str) -> Vec<&'a serde_json::Val
 fn results(v: &serde_json::Value, task: &str) -> Vec<String> {
     attempts(v, task)
         .iter()
-        .map(|a| a["result"].as_str().unwrap_or("").to_string())
+        .map(|a| {
+            let word = a["result"].as_str().unwrap_or("");
+            match (a["exit_code"].as_i64(), a["signal"].as_i64()) {
+                (Some(code), _) if word == "failed" => format!("{word} (exit {code})"),
+                (_, Some(sig)) => format!("{word} (signal {sig})"),
+                _ => word.to_string(),
+            }
+        })
         .collect()
 }
 
@@ -150,10 +157,10 @@ fn run_retry3(sb: &Sandbox) -> serde_json::Value {
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
-        ["exit-code 1", "exit-code 1", "success"],
+        ["failed (exit 1)", "failed (exit 1)", "succeeded"],
         "{v:#}"
     );
-    assert_eq!(results(&v, "down"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "down"), ["succeeded"], "{v:#}");
     v
 }
 
@@ -163,7 +170,7 @@ fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
         return;
     };
     let v = run_retry3(&sb);
-    assert_eq!(results(&v, "after"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "after"), ["succeeded"], "{v:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/down").ok().stdout, "downstream\n");
     assert_eq!(sh(&sb, "cat /var/tmp/always").ok().stdout, "always\n");
     // Each attempt is its own activation.
@@ -402,7 +409,11 @@ tasks:
         .count();
     assert_eq!(told_again, 1, "the failed attempt told once:\n{out}");
     let v = wait_run(&sb, "restarted", 1, Duration::from_secs(10));
-    assert_eq!(results(&v, "work"), ["exit-code 1", "success"], "{v:#}");
+    assert_eq!(
+        results(&v, "work"),
+        ["failed (exit 1)", "succeeded"],
+        "{v:#}"
+    );
 }
 
 /// Where the manager's private socket cannot be opened, the supervisor reads the signals
@@ -428,12 +439,12 @@ fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
     assert_eq!(v["run"]["result"], "failed", "{v:#}");
     assert_eq!(
         results(&v, "broken"),
-        ["exit-code 7", "exit-code 7", "exit-code 7"],
+        ["failed (exit 7)", "failed (exit 7)", "failed (exit 7)"],
         "{v:#}"
     );
-    assert_eq!(results(&v, "first"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "first"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "down"), ["upstream_failed"], "{v:#}");
-    assert_eq!(results(&v, "alert"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "alert"), ["succeeded"], "{v:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
     assert_eq!(sh(&sb, "cat /var/tmp/alert").ok().stdout, "alert\n");
     // Starting `alert`, which `Wants=` broken, did not run broken a fourth time.
@@ -475,9 +486,9 @@ tasks:
     sh(&sb, "systemctl start flow-late.service").ok();
     let v = wait_run(&sb, "late", 1, Duration::from_secs(30));
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
-    assert_eq!(results(&v, "a"), ["exit-code 1", "success"], "{v:#}");
-    assert_eq!(results(&v, "b"), ["success"], "{v:#}");
-    assert_eq!(results(&v, "cleanup"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "a"), ["failed (exit 1)", "succeeded"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
+    assert_eq!(results(&v, "cleanup"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "alert"), ["skipped"], "{v:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/order").ok().stdout, "b\ncleanup\n");
     // The retries are exhausted: the alert and the cleanup run once, after the last try.
@@ -488,10 +499,14 @@ tasks:
     .ok();
     let v = wait_run(&sb, "never", 2, Duration::from_secs(30));
     assert_eq!(v["run"]["result"], "failed", "{v:#}");
-    assert_eq!(results(&v, "a"), ["exit-code 1", "exit-code 1"], "{v:#}");
+    assert_eq!(
+        results(&v, "a"),
+        ["failed (exit 1)", "failed (exit 1)"],
+        "{v:#}"
+    );
     assert_eq!(results(&v, "b"), ["upstream_failed"], "{v:#}");
-    assert_eq!(results(&v, "cleanup"), ["success"], "{v:#}");
-    assert_eq!(results(&v, "alert"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "cleanup"), ["succeeded"], "{v:#}");
+    assert_eq!(results(&v, "alert"), ["succeeded"], "{v:#}");
     let order = sh(&sb, "cat /var/tmp/order").ok().stdout;
     let mut lines: Vec<&str> = order.lines().collect();
     lines.sort_unstable();
@@ -599,7 +614,11 @@ tasks:
     let v = wait_run(&sb, "due", 1, Duration::from_secs(20));
     let waited = back.elapsed();
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
-    assert_eq!(results(&v, "flaky"), ["exit-code 1", "success"], "{v:#}");
+    assert_eq!(
+        results(&v, "flaky"),
+        ["failed (exit 1)", "succeeded"],
+        "{v:#}"
+    );
     assert!(
         waited < Duration::from_secs(3),
         "retried {waited:?} after the restart"
@@ -630,8 +649,8 @@ tasks:
     start_supervisor(&sb);
     let v = wait_run(&sb, "down", 1, Duration::from_secs(20));
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
-    assert_eq!(results(&v, "a"), ["success"], "{v:#}");
-    assert_eq!(results(&v, "b"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "a"), ["succeeded"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
     let ended = v["run"]["ended_us"].as_i64().expect("ended_us");
     let b_ended = attempts(&v, "b")[0]["ended_us"].as_i64().expect("b's end");
     assert_eq!(ended, b_ended, "the run ends with its last task: {v:#}");
@@ -676,7 +695,7 @@ fn a_second_supervisor_refuses_to_run_beside_the_first() {
     let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
     assert_eq!(
         results(&v, "flaky"),
-        ["exit-code 1", "exit-code 1", "success"],
+        ["failed (exit 1)", "failed (exit 1)", "succeeded"],
         "{v:#}"
     );
 }
@@ -842,7 +861,7 @@ tasks:
     );
     let v = wait_run(&sb, "ren", 1, Duration::from_secs(30));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
-    assert_eq!(results(&v, "a"), ["exit-code 1", "success"], "{v:#}");
+    assert_eq!(results(&v, "a"), ["failed (exit 1)", "succeeded"], "{v:#}");
     assert_eq!(results(&v, "b"), ["canceled"], "{v:#}");
     let active = sh(&sb, "systemctl is-active supervisor-test.service");
     assert_eq!(active.stdout.trim(), "active", "{active:?}");
@@ -850,7 +869,7 @@ tasks:
     let next = sh(&sb, "flow run ren --wait");
     assert!(next.success(), "{next:?}");
     let v = wait_run(&sb, "ren", 2, Duration::from_secs(30));
-    assert_eq!(results(&v, "c"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "c"), ["succeeded"], "{v:#}");
 }
 
 /// How many times systemd started `unit` (its "Starting" lines in the journal).
@@ -988,7 +1007,11 @@ tasks:
     );
     let v = wait_run(&sb, "between", 1, Duration::from_secs(10));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
-    assert_eq!(results(&v, "flaky"), ["exit-code 1", "canceled"], "{v:#}");
+    assert_eq!(
+        results(&v, "flaky"),
+        ["failed (exit 1)", "canceled"],
+        "{v:#}"
+    );
     // Past the retry's time: no second attempt.
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(sh(&sb, "cat /var/tmp/tries").stdout, "x\n");
@@ -1024,7 +1047,11 @@ tasks:
     assert!(removed.success(), "{removed:?}");
     let v = wait_run(&sb, "waits", 1, Duration::from_secs(10));
     assert_eq!(v["run"]["result"], "canceled", "{v:#}");
-    assert_eq!(results(&v, "flaky"), ["exit-code 1", "canceled"], "{v:#}");
+    assert_eq!(
+        results(&v, "flaky"),
+        ["failed (exit 1)", "canceled"],
+        "{v:#}"
+    );
     assert!(
         !sh(&sb, "test -e /run/flow/waits.hold").success(),
         "the run is no longer held"
@@ -1087,14 +1114,14 @@ tasks:
         assert_eq!(r["result"], "succeeded", "{hist:#}");
         let id = r["id"].as_i64().expect("id");
         let v = wait_run(&sb, "crashy", id, Duration::from_secs(5));
-        assert_eq!(results(&v, "prep"), ["success"], "run {id}: {v:#}");
+        assert_eq!(results(&v, "prep"), ["succeeded"], "run {id}: {v:#}");
         assert_eq!(
             results(&v, "flaky"),
-            ["exit-code 1", "exit-code 1", "success"],
+            ["failed (exit 1)", "failed (exit 1)", "succeeded"],
             "run {id}: {v:#}"
         );
-        assert_eq!(results(&v, "side"), ["success"], "run {id}: {v:#}");
-        assert_eq!(results(&v, "last"), ["success"], "run {id}: {v:#}");
+        assert_eq!(results(&v, "side"), ["succeeded"], "run {id}: {v:#}");
+        assert_eq!(results(&v, "last"), ["succeeded"], "run {id}: {v:#}");
     }
     sh(&sb, "systemctl stop supervisor-test.service").ok();
     // A copy of the database and its WAL, read on the host.
@@ -1190,8 +1217,8 @@ tasks:
     let v = wait_run(&sb, "fix", 2, Duration::from_secs(20));
     assert_eq!(v["run"]["trigger"], "retry", "{v:#}");
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
-    assert_eq!(results(&v, "fixme"), ["success"], "{v:#}");
-    assert_eq!(results(&v, "after"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "fixme"), ["succeeded"], "{v:#}");
+    assert_eq!(results(&v, "after"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "first"), Vec::<String>::new(), "{v:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
     // Once in the failed run, once in the retry: starting `after`, which requires it, did
@@ -1256,8 +1283,8 @@ tasks:
     let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
     assert_eq!(first["run"]["result"], "succeeded", "{first:#}");
     assert_eq!(first["run"]["trigger"], "manual", "{first:#}");
-    assert_eq!(results(&first, "long"), ["success"], "{first:#}");
-    assert_eq!(results(&first, "first"), ["success"], "{first:#}");
+    assert_eq!(results(&first, "long"), ["succeeded"], "{first:#}");
+    assert_eq!(results(&first, "first"), ["succeeded"], "{first:#}");
     for id in [2, 3] {
         let skipped = wait_run(&sb, "ov", id, Duration::from_secs(20));
         assert_eq!(skipped["run"]["result"], "skipped", "{skipped:#}");
@@ -1273,7 +1300,7 @@ tasks:
     let fourth = wait_run(&sb, "ov", 4, Duration::from_secs(20));
     assert_eq!(fourth["run"]["result"], "succeeded", "{fourth:#}");
     assert_eq!(fourth["run"]["trigger"], "systemctl", "{fourth:#}");
-    assert_eq!(results(&fourth, "long"), ["success"], "{fourth:#}");
+    assert_eq!(results(&fourth, "long"), ["succeeded"], "{fourth:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/long").ok().stdout, "long\nlong\n");
     let runs = history_json(&sb, "ov");
     assert_eq!(runs.as_array().map(Vec::len), Some(4), "{runs:#}");
@@ -1308,7 +1335,7 @@ tasks:
     let second = wait_run(&sb, "ov", 2, Duration::from_secs(30));
     assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
     assert_eq!(second["run"]["trigger"], "manual", "{second:#}");
-    assert_eq!(results(&second, "long"), ["success"], "{second:#}");
+    assert_eq!(results(&second, "long"), ["succeeded"], "{second:#}");
     let ended = first["run"]["ended_us"].as_i64().expect("first run's end");
     let began = second["run"]["started_us"]
         .as_i64()
@@ -1464,12 +1491,12 @@ tasks:
     let second = wait_run(&sb, "ov", 2, Duration::from_secs(20));
     assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
     assert_eq!(second["run"]["trigger"], "manual", "{second:#}");
-    assert_eq!(results(&second, "slow"), ["success"], "{second:#}");
+    assert_eq!(results(&second, "slow"), ["succeeded"], "{second:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/after").ok().stdout, "after\n");
 }
 
 /// What started a run is recorded: a timer, a persistent timer making up for a run missed
-/// while the machine was off (`catch-up`), `flow run` (`manual`), or a plain
+/// while the machine was off (`catch_up`), `flow run` (`manual`), or a plain
 /// `systemctl start` of the run unit (`systemctl`).
 #[test]
 fn triggers_are_told_apart() {
@@ -1526,7 +1553,7 @@ fn triggers_are_told_apart() {
             .collect()
     };
     let daily = finished("daily", 1);
-    assert_eq!(triggers(&daily), ["catch-up"], "{daily:#?}");
+    assert_eq!(triggers(&daily), ["catch_up"], "{daily:#?}");
     let tick = finished("tick", 2);
     assert!(triggers(&tick).iter().all(|t| t == "timer"), "{tick:#?}");
     sh(&sb, "flow run daily --wait").ok();
@@ -1535,7 +1562,7 @@ fn triggers_are_told_apart() {
     let daily = finished("daily", 3);
     assert_eq!(
         triggers(&daily),
-        ["catch-up", "manual", "systemctl"],
+        ["catch_up", "manual", "systemctl"],
         "{daily:#?}"
     );
     // `flow run` while a run of the timer goes, just after it fired: queued through the
@@ -1607,8 +1634,8 @@ fn a_locked_database_delays_records_but_loses_none() {
     assert_eq!(history(&sb, "lk").len(), 1, "written through the lock?");
     let second = wait_run(&sb, "lk", 2, Duration::from_secs(20));
     assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
-    assert_eq!(results(&second, "a"), ["success"], "{second:#}");
-    assert_eq!(results(&second, "b"), ["success"], "{second:#}");
+    assert_eq!(results(&second, "a"), ["succeeded"], "{second:#}");
+    assert_eq!(results(&second, "b"), ["succeeded"], "{second:#}");
     assert_eq!(history(&sb, "lk").len(), 2);
 }
 
@@ -1652,7 +1679,7 @@ fn a_full_disk_delays_records_but_loses_none() {
     for id in 1..=4 {
         let v = wait_run(&sb, "full", id, Duration::from_secs(20));
         assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
-        assert_eq!(results(&v, "b"), ["success"], "{v:#}");
+        assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
     }
     assert_eq!(history(&sb, "full").len(), 4);
     let check = sh(
@@ -1811,7 +1838,7 @@ fn a_start_on_a_full_disk_is_ready_at_once_and_records_the_runs_later() {
     sh(&sb, "rm /var/lib/flow/filler").ok();
     let v = wait_run(&sb, "full", 1, Duration::from_secs(20));
     assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
-    assert_eq!(results(&v, "b"), ["success"], "{v:#}");
+    assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
 }
 
 /// A workflow edited and applied during a run: the run finishes with the definition it
@@ -1837,12 +1864,12 @@ tasks:
     let first = wait_run(&sb, "ed", 1, Duration::from_secs(30));
     assert_eq!(
         results(&first, "flaky"),
-        ["exit-code 1", "exit-code 1", "exit-code 1"],
+        ["failed (exit 1)", "failed (exit 1)", "failed (exit 1)"],
         "{first:#}"
     );
     sh(&sb, "flow run ed --wait");
     let second = wait_run(&sb, "ed", 2, Duration::from_secs(30));
-    assert_eq!(results(&second, "flaky"), ["exit-code 1"], "{second:#}");
+    assert_eq!(results(&second, "flaky"), ["failed (exit 1)"], "{second:#}");
 }
 
 /// Attempts are recorded from the units' change signals: each task's last attempt must
@@ -1873,10 +1900,14 @@ tasks:
     sh(&sb, "systemctl start --no-block flow-props.service").ok();
     let v = wait_run(&sb, "props", 1, Duration::from_secs(60));
     assert_eq!(v["run"]["result"], "failed", "{v:#}");
-    assert_eq!(results(&v, "ok"), ["success"], "{v:#}");
-    assert_eq!(results(&v, "bad"), ["exit-code 3"], "{v:#}");
-    assert_eq!(results(&v, "slow"), ["timeout"], "{v:#}");
-    assert_eq!(results(&v, "flaky"), ["exit-code 1", "success"], "{v:#}");
+    assert_eq!(results(&v, "ok"), ["succeeded"], "{v:#}");
+    assert_eq!(results(&v, "bad"), ["failed (exit 3)"], "{v:#}");
+    assert_eq!(results(&v, "slow"), ["timed_out"], "{v:#}");
+    assert_eq!(
+        results(&v, "flaky"),
+        ["failed (exit 1)", "succeeded"],
+        "{v:#}"
+    );
     let sd = common::systemd(&sb);
     for task in ["ok", "bad", "slow", "flaky"] {
         let unit = format!("flow-props--{task}.service");
@@ -2030,7 +2061,7 @@ tasks:
     let first = status(1);
     assert_eq!(
         results(&first, "flaky"),
-        ["exit-code 1", "exit-code 1", "success"],
+        ["failed (exit 1)", "failed (exit 1)", "succeeded"],
         "{first:#}"
     );
     assert!(
@@ -2069,7 +2100,7 @@ tasks:
     assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
     assert_eq!(
         results(&second, "flaky"),
-        ["exit-code 1", "exit-code 1", "success"],
+        ["failed (exit 1)", "failed (exit 1)", "succeeded"],
         "{second:#}"
     );
     let history = user("flow history --user --json").ok().stdout;

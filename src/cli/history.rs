@@ -13,6 +13,7 @@ use crate::compiler::names;
 use crate::store::{self, Attempt, Filter, Run, Store, TaskStats};
 use crate::supervisor;
 use crate::systemd::Bus;
+use crate::vocabulary::{AttemptResult, Outcome, RunResult};
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
@@ -275,10 +276,27 @@ pub fn format_history(runs: &[Run]) -> String {
             r.trigger,
             datetime(r.started_us),
             duration(Some(r.started_us), r.ended_us),
-            r.result.as_deref().unwrap_or("running")
+            r.result.map_or("running", RunResult::as_str)
         );
     }
     out
+}
+
+/// An attempt's result in a table: the word, with its exit code, signal or start failure
+/// (`failed (exit 3)`, `killed (signal 9)`, `failed (resources)`).
+fn result_column(o: &Outcome) -> String {
+    let word = o.result.as_str();
+    if let Some(why) = &o.start_error {
+        format!("{word} ({why})")
+    } else if let Some(sig) = o.signal {
+        format!("{word} (signal {sig})")
+    } else if o.result == AttemptResult::Failed
+        && let Some(code) = o.exit_code
+    {
+        format!("{word} (exit {code})")
+    } else {
+        word.to_string()
+    }
 }
 
 /// `status NAME RUN`: the run and its attempts.
@@ -292,7 +310,7 @@ pub fn format_run(run: &Run, attempts: &[Attempt]) -> String {
         run.trigger,
         datetime(run.started_us),
         duration(Some(run.started_us), run.ended_us),
-        run.result.as_deref().unwrap_or("running")
+        run.result.map_or("running", RunResult::as_str)
     );
     let tw = attempts
         .iter()
@@ -302,7 +320,7 @@ pub fn format_run(run: &Run, attempts: &[Attempt]) -> String {
         .max(4);
     let _ = writeln!(
         out,
-        "  {:tw$}  {:>7}  {:8}  {:>9}  {:16}  INVOCATION",
+        "  {:tw$}  {:>7}  {:8}  {:>9}  {:24}  INVOCATION",
         "TASK", "ATTEMPT", "START", "DURATION", "RESULT"
     );
     for a in attempts {
@@ -312,12 +330,12 @@ pub fn format_run(run: &Run, attempts: &[Attempt]) -> String {
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "  {:tw$}  {:>7}  {:8}  {:>9}  {:16}  {}",
+            "  {:tw$}  {:>7}  {:8}  {:>9}  {:24}  {}",
             a.task,
             a.attempt,
             start,
             duration(a.started_us, a.ended_us),
-            a.result,
+            result_column(&a.outcome),
             a.invocation_id.as_deref().unwrap_or("-")
         );
     }
@@ -388,7 +406,7 @@ pub fn status(name: &str, run: Option<i64>, json: bool, db: &DbArgs) -> Result<E
     } else {
         print!("{}", format_run(&r, &attempts));
     }
-    Ok(if r.result.as_deref().is_none_or(|x| x == "succeeded") {
+    Ok(if r.result.is_none_or(|x| x == RunResult::Succeeded) {
         Exit::Success
     } else {
         Exit::Failure
@@ -490,17 +508,17 @@ pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> St
             .unwrap_or("-".into())
     };
     for s in stats {
-        let rate = if s.runs == 0 {
+        let rate = if s.attempts == 0 {
             0.0
         } else {
-            100.0 * s.succeeded as f64 / s.runs as f64
+            100.0 * s.succeeded as f64 / s.attempts as f64
         };
         let _ = writeln!(
             out,
             "{:ww$}  {:tw$}  {:>8}  {:>7.1}%  {:>8}  {:>8}",
             s.workflow,
             s.task,
-            s.runs,
+            s.attempts,
             rate,
             ms(s.p50_ms),
             ms(s.p95_ms)
@@ -511,8 +529,13 @@ pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> St
         for (r, attempts) in failures {
             let failed: Vec<String> = attempts
                 .iter()
-                .filter(|a| a.result != "success" && a.result != "skipped")
-                .map(|a| format!("{} #{} {}", a.task, a.attempt, a.result))
+                .filter(|a| {
+                    !matches!(
+                        a.outcome.result,
+                        AttemptResult::Succeeded | AttemptResult::Skipped
+                    )
+                })
+                .map(|a| format!("{} #{} {}", a.task, a.attempt, result_column(&a.outcome)))
                 .collect();
             let _ = writeln!(
                 out,
@@ -520,7 +543,7 @@ pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> St
                 r.workflow,
                 r.id,
                 datetime(r.started_us),
-                r.result.as_deref().unwrap_or("-"),
+                r.result.map_or("-", RunResult::as_str),
                 failed.join(", ")
             );
         }
@@ -580,13 +603,13 @@ pub fn retry(name: &str, run: Option<i64>, db: &DbArgs) -> Result<Exit, CliError
              (start a new one with `flow run {name}{u}`)"
         )));
     }
-    match r.result.as_deref() {
+    match r.result {
         None => {
             return Err(CliError::Invalid(format!(
                 "run {run} of `{name}` is still going; wait for it, or `flow cancel {name}{u}`"
             )));
         }
-        Some("succeeded") | Some("skipped") => {
+        Some(RunResult::Succeeded | RunResult::Skipped) => {
             return Err(CliError::Invalid(format!(
                 "run {run} of `{name}` did not fail: nothing to retry"
             )));
@@ -607,7 +630,7 @@ pub fn retry(name: &str, run: Option<i64>, db: &DbArgs) -> Result<Exit, CliError
         .map_err(|e| CliError::System(e.to_string()))?;
     let succeeded: std::collections::HashSet<&str> = attempts
         .iter()
-        .filter(|a| a.result == "success")
+        .filter(|a| a.outcome.result == AttemptResult::Succeeded)
         .map(|a| a.task.as_str())
         .collect();
     let ok = |t: &str| succeeded.contains(t);
@@ -660,6 +683,7 @@ pub fn retry(name: &str, run: Option<i64>, db: &DbArgs) -> Result<Exit, CliError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::TriggerKind;
 
     const T0: i64 = 1_772_000_000_000_000; // 2026-02-25 06:13:20 UTC
 
@@ -667,10 +691,10 @@ mod tests {
         Run {
             id,
             workflow: wf.into(),
-            trigger: trigger.into(),
+            trigger: TriggerKind::parse(trigger),
             started_us: T0 + id * 3_600_000_000,
             ended_us: secs.map(|s| T0 + id * 3_600_000_000 + s * 1_000_000),
-            result: result.map(str::to_string),
+            result: result.and_then(RunResult::parse),
         }
     }
 
@@ -682,7 +706,7 @@ mod tests {
             invocation_id: inv.then(|| format!("{task}{n}").repeat(8)[..32].to_string()),
             started_us: inv.then_some(T0 + at * 1000),
             ended_us: Some(T0 + (at + ms) * 1000),
-            result: result.into(),
+            outcome: Outcome::parse_legacy(result),
             cpu_ns: None,
             memory_peak: None,
         }
@@ -743,7 +767,7 @@ mod tests {
             TaskStats {
                 workflow: "backup".into(),
                 task: "dump-db".into(),
-                runs: 40,
+                attempts: 40,
                 succeeded: 40,
                 p50_ms: Some(420),
                 p95_ms: Some(1310),
@@ -751,7 +775,7 @@ mod tests {
             TaskStats {
                 workflow: "backup".into(),
                 task: "snapshot".into(),
-                runs: 52,
+                attempts: 52,
                 succeeded: 37,
                 p50_ms: Some(95_000),
                 p95_ms: Some(182_000),

@@ -14,6 +14,7 @@ use crate::install;
 use crate::runs::trigger::{self, Outcome};
 use crate::runs::{self, Followed, InstalledWorkflow, Start, TaskRun, TaskState};
 use crate::systemd::{Bus, Systemd};
+use crate::vocabulary::{RunResult, TriggerKind};
 
 #[derive(Debug, Clone, Args)]
 pub struct Where {
@@ -143,7 +144,7 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
     note_unsupervised(&wf, &runtime, w.user);
     let start = match trigger::going(&sd, &wf, &runtime).map_err(sys)? {
         None => {
-            trigger::leave_note(&runtime, name, "manual");
+            trigger::leave_note(&runtime, name, TriggerKind::Manual);
             trigger::begin_afresh(&sd, &wf).map_err(sys)?;
             Start::RunUnit
         }
@@ -159,7 +160,7 @@ pub fn run(name: &str, wait: bool, w: &Where) -> Result<Exit, CliError> {
                 // Decided here, once: the supervisor records the skip. (Handing it to the
                 // trigger unit would decide again, and start a run if this one ended
                 // meanwhile.)
-                trigger::note_skip(&runtime, name, "manual");
+                trigger::note_skip(&runtime, name, TriggerKind::Manual);
                 runs::follow::tell_skipped(&runtime, name);
                 if w.json {
                     println!(
@@ -312,12 +313,13 @@ pub fn trigger_unit(name: &str, runtime: &Path, unit_dir: &Path) -> Result<Exit,
     };
     let wf = w.workflow(name)?;
     let sd = w.connect()?;
-    let kind = if trigger::take_manual_request(runtime, name) {
-        "manual".to_string()
+    let trigger_kind = if trigger::take_manual_request(runtime, name) {
+        TriggerKind::Manual
     } else {
         trigger::kind(&sd, &wf)
     };
-    let outcome = trigger::trigger(&sd, &wf, runtime, &kind, |why| {
+    let kind = trigger_kind.label();
+    let outcome = trigger::trigger(&sd, &wf, runtime, trigger_kind, |why| {
         println!("A run of {name} is going ({why}); overlap: queue, so this {kind} run starts when it ends.");
         let _ = std::io::stdout().flush();
         stopped_while_waiting_is_clean();
@@ -701,8 +703,7 @@ struct ListRow {
 enum Last {
     Never,
     Running,
-    /// A run result word: succeeded, failed, timed_out, canceled, skipped.
-    Ended(String),
+    Ended(RunResult),
     Unknown,
 }
 
@@ -746,12 +747,12 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
                 Ok(states) if states.iter().all(|t| t.state == TaskState::Unknown) => Last::Never,
                 Ok(states) if states.iter().any(|t| !t.state.is_final()) => Last::Running,
                 Ok(states) if states.iter().all(|t| t.state.is_ok()) => {
-                    Last::Ended("succeeded".into())
+                    Last::Ended(RunResult::Succeeded)
                 }
                 Ok(states) if states.iter().any(|t| t.state == TaskState::Canceled) => {
-                    Last::Ended("canceled".into())
+                    Last::Ended(RunResult::Canceled)
                 }
-                Ok(_) => Last::Ended("failed".into()),
+                Ok(_) => Last::Ended(RunResult::Failed),
                 Err(e) => {
                     unknown_why.get_or_insert(e.to_string());
                     Last::Unknown
@@ -814,7 +815,7 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
             let last = match &r.last {
                 Last::Never => "never run".to_string(),
                 Last::Running => "running".to_string(),
-                Last::Ended(word) => word.clone(),
+                Last::Ended(word) => word.as_str().to_string(),
                 Last::Unknown => "?".to_string(),
             };
             [

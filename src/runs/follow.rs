@@ -47,11 +47,12 @@ pub enum Event {
     /// A task's unit is activating: an attempt started.
     Running { task: String },
     /// An attempt ended, or a task reached a final state without one (`upstream_failed`,
-    /// `canceled`): `result` in the history's words.
+    /// `canceled`): its outcome as the history has it.
     Attempt {
         task: String,
         attempt: u32,
-        result: String,
+        #[serde(flatten)]
+        outcome: crate::vocabulary::Outcome,
         invocation_id: Option<String>,
         started_us: Option<i64>,
         ended_us: Option<i64>,
@@ -221,7 +222,7 @@ mod tests {
         let ev = Event::Attempt {
             task: "a".into(),
             attempt: 2,
-            result: "exit-code 1".into(),
+            outcome: crate::vocabulary::Outcome::exited(1),
             invocation_id: None,
             started_us: Some(1),
             ended_us: Some(2),

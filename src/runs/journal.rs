@@ -15,6 +15,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use super::TaskState;
+use crate::systemd::JobResult;
+use crate::vocabulary::Outcome;
 
 /// `MESSAGE_ID`s of the manager's messages (systemd's `sd-messages.h`).
 pub(crate) const STARTING: &str = "7d4958e842da4a758f6c1cdc7b36dcc5";
@@ -160,12 +162,9 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
         }
         FAILURE_RESULT if rec.state.is_none() => {
             let result = s("UNIT_RESULT").unwrap_or("exit-code").to_string();
-            rec.state = Some(match result.as_str() {
-                "timeout" => TaskState::TimedOut,
-                "oom-kill" => TaskState::OutOfMemory,
-                r if crate::systemd::start_failed(r) => TaskState::StartFailed(r.to_string()),
-                _ => TaskState::Failed(1),
-            });
+            // The exit status comes with its own message (below); 1 until then.
+            let outcome = Outcome::of_result(&JobResult::Failed, Some(&result), 1);
+            rec.state = Some(TaskState::from_outcome(&outcome));
             rec.unit_result = Some(result);
             rec.ended = Some(time);
             rec.invocation_id = invocation.map(str::to_string);

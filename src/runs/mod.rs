@@ -16,6 +16,7 @@ use crate::compiler::names;
 use crate::install::InstalledFile;
 use crate::systemd::watch::{Event, unit_path};
 use crate::systemd::{JobResult, Systemd, SystemdError, UnitState};
+use crate::vocabulary::{AttemptResult, Outcome};
 
 /// A workflow as installed: read from its generated unit files, not from the YAML (which
 /// may have changed since it was applied).
@@ -242,7 +243,7 @@ impl TaskState {
             TaskState::RetryPending(_) => "retry_pending",
             TaskState::Succeeded => "succeeded",
             TaskState::Failed(_) | TaskState::Killed(_) | TaskState::StartFailed(_) => "failed",
-            TaskState::TimedOut => "timeout",
+            TaskState::TimedOut => "timed_out",
             TaskState::OutOfMemory => "out_of_memory",
             TaskState::UpstreamFailed => "upstream_failed",
             TaskState::Skipped => "skipped",
@@ -292,67 +293,35 @@ pub fn out_of_memory(task: &TaskInfo, state: TaskState) -> TaskState {
 }
 
 impl TaskState {
-    /// The state an attempt's result in the supervisor's history stands for (`success`,
-    /// `exit-code 1`, `signal 9`, `timeout`, `oom`, `skipped`, `canceled`,
-    /// `upstream_failed`).
-    pub fn from_attempt(result: &str) -> TaskState {
-        let number = |prefix: &str| {
-            result
-                .strip_prefix(prefix)
-                .and_then(|n| n.trim().parse::<i32>().ok())
-        };
-        match result {
-            "success" => TaskState::Succeeded,
-            "skipped" => TaskState::Skipped,
-            "timeout" => TaskState::TimedOut,
-            "oom" => TaskState::OutOfMemory,
-            "canceled" => TaskState::Canceled,
-            "upstream_failed" => TaskState::UpstreamFailed,
-            r if crate::systemd::start_failed(r) => TaskState::StartFailed(r.to_string()),
-            _ => {
-                if let Some(n) = number("exit-code") {
-                    TaskState::Failed(n)
-                } else if let Some(n) = number("signal") {
-                    TaskState::Killed(n)
-                } else {
-                    TaskState::Failed(1)
-                }
-            }
+    /// The state an attempt's outcome in the supervisor's history stands for.
+    pub fn from_outcome(o: &Outcome) -> TaskState {
+        match o.result {
+            AttemptResult::Succeeded => TaskState::Succeeded,
+            AttemptResult::Skipped => TaskState::Skipped,
+            AttemptResult::TimedOut => TaskState::TimedOut,
+            AttemptResult::OutOfMemory => TaskState::OutOfMemory,
+            AttemptResult::Canceled => TaskState::Canceled,
+            AttemptResult::UpstreamFailed => TaskState::UpstreamFailed,
+            AttemptResult::Killed => TaskState::Killed(o.signal.unwrap_or(0)),
+            AttemptResult::Failed => match &o.start_error {
+                Some(why) => TaskState::StartFailed(why.clone()),
+                None => TaskState::Failed(o.exit_code.unwrap_or(1)),
+            },
         }
     }
 }
 
-/// A task's state from its unit's properties after its start job ended.
+/// A task's state from its unit's properties after its start job ended (read as the
+/// supervisor reads them: [`Outcome::of_unit`]); `Unknown` when the unit has no result.
 pub fn finished_state(job: &JobResult, unit: &UnitState) -> TaskState {
-    match job {
-        JobResult::Dependency => TaskState::UpstreamFailed,
-        JobResult::Canceled => TaskState::Canceled,
-        JobResult::Skipped => TaskState::Skipped,
-        JobResult::Timeout => TaskState::TimedOut,
-        _ => state_from_result(unit),
+    let settled_by_job = matches!(
+        job,
+        JobResult::Dependency | JobResult::Canceled | JobResult::Skipped | JobResult::Timeout
+    );
+    if unit.result.is_none() && !settled_by_job {
+        return TaskState::Unknown;
     }
-}
-
-fn state_from_result(unit: &UnitState) -> TaskState {
-    match unit.result.as_deref() {
-        Some("success") => TaskState::Succeeded,
-        Some("exec-condition") | Some("condition") => TaskState::Skipped,
-        Some("timeout") => TaskState::TimedOut,
-        Some("oom-kill") => TaskState::OutOfMemory,
-        Some("signal") | Some("core-dump") => {
-            if unit.exec_main_status == 9 && unit.exec_main_code == 2 {
-                // The kernel's OOM killer sends SIGKILL; systemd 252 reports `signal`.
-                TaskState::Killed(9)
-            } else {
-                TaskState::Killed(unit.exec_main_status)
-            }
-        }
-        Some("exit-code") => TaskState::Failed(unit.exec_main_status),
-        // Nothing ran: ExecMainStatus is an earlier activation's.
-        Some(r) if crate::systemd::start_failed(r) => TaskState::StartFailed(r.to_string()),
-        Some(_) => TaskState::Failed(unit.exec_main_status),
-        None => TaskState::Unknown,
-    }
+    TaskState::from_outcome(&Outcome::of_unit(job, unit))
 }
 
 /// One task's record in a run.
@@ -587,7 +556,7 @@ pub fn start_and_follow_supervised(
             follow::Event::Attempt {
                 task,
                 attempt,
-                result,
+                outcome,
                 invocation_id,
                 started_us,
                 ended_us,
@@ -601,7 +570,7 @@ pub fn start_and_follow_supervised(
                 }
                 told[i] = told[i].max(attempt);
                 let t = &mut runs[i];
-                t.state = out_of_memory(&wf.tasks[i], TaskState::from_attempt(&result));
+                t.state = out_of_memory(&wf.tasks[i], TaskState::from_outcome(&outcome));
                 // An attempt without an activation (a retry canceled before it began, a
                 // task whose upstream failed) took no time: none is shown, as in history.
                 t.duration = match (started_us, ended_us) {
@@ -944,6 +913,9 @@ mod tests {
             TaskState::StartFailed("resources".into()).label(),
             "failed to start (resources)"
         );
-        assert_eq!(TaskState::from_attempt("resources").key(), "failed");
+        assert_eq!(
+            TaskState::from_outcome(&Outcome::start_failed("resources")).key(),
+            "failed"
+        );
     }
 }

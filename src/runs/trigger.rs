@@ -14,7 +14,7 @@
 //!   later is not taken for it);
 //! - `<wf>.cancel`: the number of a held run that `flow cancel` stops, so that the
 //!   supervisor retries nothing more of it;
-//! - `<wf>.trigger`: what started the next run (`timer`, `catch-up`, `manual`), for the
+//! - `<wf>.trigger`: what started the next run (`timer`, `catch_up`, `manual`), for the
 //!   supervisor's history; a run without one was started by `systemctl start`;
 //! - `<wf>.skipped`: one line (`<kind> <µs since the epoch>`) per trigger skipped by the
 //!   overlap rule, which the supervisor records as skipped runs and then removes.
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::InstalledWorkflow;
 use crate::systemd::{Systemd, SystemdError, UnitSummary};
+use crate::vocabulary::TriggerKind;
 
 /// The manager's runtime directory (`%t`): `/run` for the system manager, the user's
 /// `$XDG_RUNTIME_DIR` for a user manager.
@@ -102,10 +103,10 @@ pub fn create_parent(path: &Path) {
 
 /// Leaves word of what starts the next run, for the supervisor. Best effort: without it
 /// the run is recorded as started by `systemctl`.
-pub fn leave_note(runtime: &Path, wf: &str, kind: &str) {
+pub fn leave_note(runtime: &Path, wf: &str, kind: TriggerKind) {
     let path = note_file(runtime, wf);
     create_parent(&path);
-    let _ = std::fs::write(path, kind);
+    let _ = std::fs::write(path, kind.as_str());
 }
 
 fn skipped_file(runtime: &Path, wf: &str) -> PathBuf {
@@ -113,7 +114,7 @@ fn skipped_file(runtime: &Path, wf: &str) -> PathBuf {
 }
 
 /// Leaves word of a skipped trigger. Best effort, like [`leave_note`].
-pub fn note_skip(runtime: &Path, wf: &str, kind: &str) {
+pub fn note_skip(runtime: &Path, wf: &str, kind: TriggerKind) {
     use std::io::Write;
     let path = skipped_file(runtime, wf);
     create_parent(&path);
@@ -128,7 +129,7 @@ pub fn note_skip(runtime: &Path, wf: &str, kind: &str) {
 
 /// Takes the skipped triggers left since the last call: (kind, µs since the epoch). The
 /// file is renamed before it is read, so a trigger that skips meanwhile starts a new one.
-pub fn take_skips(runtime: &Path, wf: &str) -> Vec<(String, i64)> {
+pub fn take_skips(runtime: &Path, wf: &str) -> Vec<(TriggerKind, i64)> {
     let path = skipped_file(runtime, wf);
     let taken = path.with_extension("skipped.taken");
     if std::fs::rename(&path, &taken).is_err() {
@@ -139,17 +140,19 @@ pub fn take_skips(runtime: &Path, wf: &str) -> Vec<(String, i64)> {
     text.lines()
         .filter_map(|l| {
             let (kind, at) = l.split_once(' ')?;
-            Some((kind.to_string(), at.trim().parse().ok()?))
+            Some((TriggerKind::parse(kind), at.trim().parse().ok()?))
         })
         .collect()
 }
 
 /// Takes the note of what started the run that begins now (see [`leave_note`]).
-pub fn take_note(runtime: &Path, wf: &str) -> Option<String> {
+pub fn take_note(runtime: &Path, wf: &str) -> Option<TriggerKind> {
     let path = note_file(runtime, wf);
     let kind = std::fs::read_to_string(&path).ok()?;
     let _ = std::fs::remove_file(&path);
-    Some(kind.trim().to_string()).filter(|k| !k.is_empty())
+    Some(kind.trim())
+        .filter(|k| !k.is_empty())
+        .map(TriggerKind::parse)
 }
 
 /// Why a run of `wf` is going, or `None` when none is.
@@ -268,14 +271,14 @@ pub fn take_cancel_request(runtime: &Path, wf: &str, run: i64) -> bool {
 }
 
 /// What a trigger that arrives now is: `timer` when the workflow's timer has just
-/// elapsed, `catch-up` when that was a `Persistent=` timer making up for a missed run the
+/// elapsed, `catch_up` when that was a `Persistent=` timer making up for a missed run the
 /// moment it was activated, `manual` otherwise.
-pub fn kind(sd: &Systemd, wf: &InstalledWorkflow) -> String {
+pub fn kind(sd: &Systemd, wf: &InstalledWorkflow) -> TriggerKind {
     let Some((timer, _)) = &wf.timer else {
-        return "manual".into();
+        return TriggerKind::Manual;
     };
     let Ok(state) = sd.unit_state(timer) else {
-        return "manual".into();
+        return TriggerKind::Manual;
     };
     let now = crate::store::now_us() as u64;
     match state.last_trigger {
@@ -284,12 +287,12 @@ pub fn kind(sd: &Systemd, wf: &InstalledWorkflow) -> String {
                 .active_enter_timestamp
                 .is_some_and(|active| last.saturating_sub(active) < 2_000_000);
             if wf.catch_up && at_activation {
-                "catch-up".into()
+                TriggerKind::CatchUp
             } else {
-                "timer".into()
+                TriggerKind::Timer
             }
         }
-        _ => "manual".into(),
+        _ => TriggerKind::Manual,
     }
 }
 
@@ -312,7 +315,7 @@ pub fn trigger(
     sd: &Systemd,
     wf: &InstalledWorkflow,
     runtime: &Path,
-    kind: &str,
+    kind: TriggerKind,
     mut waiting: impl FnMut(&str),
 ) -> Result<Outcome, SystemdError> {
     let Some(why) = going(sd, wf, runtime)? else {
@@ -352,7 +355,7 @@ fn start(
     sd: &Systemd,
     wf: &InstalledWorkflow,
     runtime: &Path,
-    kind: &str,
+    kind: TriggerKind,
 ) -> Result<(), SystemdError> {
     leave_note(runtime, &wf.name, kind);
     begin_afresh(sd, wf)?;

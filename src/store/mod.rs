@@ -30,6 +30,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use crate::vocabulary::{AttemptResult, Outcome, RunResult, TriggerKind};
+
 /// Where the system supervisor keeps its database.
 pub const DEFAULT_DIR: &str = "/var/lib/flow";
 pub const DB_FILE: &str = "history.db";
@@ -81,6 +83,25 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX attempts_by_run ON attempts (run_id);
      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: one vocabulary (`crate::vocabulary`). An attempt's result is a word of its own,
+    // its exit code, signal and start failure are columns; `success`, `timeout`, `oom`,
+    // `catch-up` become `succeeded`, `timed_out`, `out_of_memory`, `catch_up`. Every row
+    // is kept: a word this flow never wrote is left as it is.
+    "ALTER TABLE attempts ADD COLUMN exit_code INTEGER;
+     ALTER TABLE attempts ADD COLUMN signal INTEGER;
+     ALTER TABLE attempts ADD COLUMN start_error TEXT;
+     UPDATE attempts SET exit_code = CAST(substr(result, 11) AS INTEGER), result = 'failed'
+       WHERE result LIKE 'exit-code %';
+     UPDATE attempts SET signal = CAST(substr(result, 8) AS INTEGER), result = 'killed'
+       WHERE result LIKE 'signal %';
+     UPDATE attempts SET result = 'succeeded', exit_code = 0 WHERE result = 'success';
+     UPDATE attempts SET result = 'timed_out' WHERE result = 'timeout';
+     UPDATE attempts SET result = 'out_of_memory' WHERE result = 'oom';
+     UPDATE attempts SET start_error = result, result = 'failed'
+       WHERE result IN ('resources', 'start-limit-hit');
+     UPDATE runs SET result = 'succeeded' WHERE result = 'success';
+     UPDATE runs SET result = 'timed_out' WHERE result = 'timeout';
+     UPDATE runs SET trigger = 'catch_up' WHERE trigger = 'catch-up';",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -164,11 +185,11 @@ impl StoreError {
 pub struct Run {
     pub id: i64,
     pub workflow: String,
-    pub trigger: String,
+    pub trigger: TriggerKind,
     pub started_us: i64,
     pub ended_us: Option<i64>,
     /// `None` while running.
-    pub result: Option<String>,
+    pub result: Option<RunResult>,
 }
 
 /// One task attempt as stored.
@@ -180,9 +201,9 @@ pub struct Attempt {
     pub invocation_id: Option<String>,
     pub started_us: Option<i64>,
     pub ended_us: Option<i64>,
-    /// `success`, `exit-code N`, `signal N`, `timeout`, `oom`, `upstream_failed`, `skipped`,
-    /// `canceled`.
-    pub result: String,
+    /// Its result, with its exit code, signal or start failure.
+    #[serde(flatten)]
+    pub outcome: Outcome,
     pub cpu_ns: Option<i64>,
     pub memory_peak: Option<i64>,
 }
@@ -201,9 +222,8 @@ pub struct Filter {
 pub struct TaskStats {
     pub workflow: String,
     pub task: String,
-    /// Attempts counted (a task runs once or more per run): `attempts` in JSON.
-    #[serde(rename = "attempts")]
-    pub runs: u64,
+    /// Attempts counted (a task runs once or more per run).
+    pub attempts: u64,
     pub succeeded: u64,
     pub p50_ms: Option<i64>,
     pub p95_ms: Option<i64>,
@@ -398,7 +418,7 @@ impl Store {
     pub fn insert_run(
         &self,
         workflow: &str,
-        trigger: &str,
+        trigger: TriggerKind,
         started_us: i64,
         begin_invocation: Option<&str>,
     ) -> Result<i64, StoreError> {
@@ -432,7 +452,7 @@ impl Store {
         &self,
         id: i64,
         workflow: &str,
-        trigger: &str,
+        trigger: TriggerKind,
         started_us: i64,
         begin_invocation: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -472,9 +492,9 @@ impl Store {
         &self,
         id: i64,
         workflow: &str,
-        trigger: &str,
+        trigger: TriggerKind,
         at_us: i64,
-        result: &str,
+        result: RunResult,
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
@@ -487,7 +507,7 @@ impl Store {
     }
 
     /// Ends a run; a run that already ended keeps its first end.
-    pub fn finish_run(&self, id: i64, ended_us: i64, result: &str) -> Result<(), StoreError> {
+    pub fn finish_run(&self, id: i64, ended_us: i64, result: RunResult) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE runs SET ended_us = ?2, result = ?3 WHERE id = ?1 AND result IS NULL",
@@ -505,8 +525,8 @@ impl Store {
             .execute(
                 "INSERT OR IGNORE INTO attempts
                  (run_id, task, attempt, invocation_id, started_us, ended_us, result, cpu_ns,
-                  memory_peak)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                  memory_peak, exit_code, signal, start_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     a.run_id,
                     a.task,
@@ -514,9 +534,12 @@ impl Store {
                     a.invocation_id,
                     a.started_us,
                     a.ended_us,
-                    a.result,
+                    a.outcome.result,
                     a.cpu_ns,
-                    a.memory_peak
+                    a.memory_peak,
+                    a.outcome.exit_code,
+                    a.outcome.signal,
+                    a.outcome.start_error
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -638,7 +661,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT run_id, task, attempt, invocation_id, started_us, ended_us, result,
-                        cpu_ns, memory_peak
+                        cpu_ns, memory_peak, exit_code, signal, start_error
                  FROM attempts WHERE run_id = ?1
                  ORDER BY COALESCE(started_us, ended_us), id",
             )
@@ -652,7 +675,12 @@ impl Store {
                     invocation_id: r.get(3)?,
                     started_us: r.get(4)?,
                     ended_us: r.get(5)?,
-                    result: r.get(6)?,
+                    outcome: Outcome {
+                        result: r.get(6)?,
+                        exit_code: r.get(9)?,
+                        signal: r.get(10)?,
+                        start_error: r.get(11)?,
+                    },
                     cpu_ns: r.get(7)?,
                     memory_peak: r.get(8)?,
                 })
@@ -677,9 +705,9 @@ impl Store {
         while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
             let wf: String = r.get(0).map_err(|e| self.sql(e))?;
             let task: String = r.get(1).map_err(|e| self.sql(e))?;
-            let result: String = r.get(2).map_err(|e| self.sql(e))?;
+            let result: AttemptResult = r.get(2).map_err(|e| self.sql(e))?;
             let dur: Option<i64> = r.get(3).map_err(|e| self.sql(e))?;
-            if matches!(result.as_str(), "upstream_failed" | "skipped" | "canceled") {
+            if !result.ran() {
                 continue;
             }
             if out
@@ -690,7 +718,7 @@ impl Store {
                     TaskStats {
                         workflow: wf,
                         task,
-                        runs: 0,
+                        attempts: 0,
                         succeeded: 0,
                         p50_ms: None,
                         p95_ms: None,
@@ -699,8 +727,8 @@ impl Store {
                 ));
             }
             if let Some((s, durs)) = out.last_mut() {
-                s.runs += 1;
-                if result == "success" {
+                s.attempts += 1;
+                if result == AttemptResult::Succeeded {
                     s.succeeded += 1;
                     if let Some(d) = dur {
                         durs.push(d / 1000);
@@ -1028,7 +1056,7 @@ mod tests {
             invocation_id: inv.map(str::to_string),
             started_us: Some(1_000_000),
             ended_us: Some(1_500_000),
-            result: result.into(),
+            outcome: Outcome::parse_legacy(result),
             cpu_ns: None,
             memory_peak: None,
         }
@@ -1039,8 +1067,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, warn) = Store::open_rw(&dir.path().join("h.db")).unwrap();
         assert!(warn.is_none());
-        let a = s.insert_run("wf", "manual", 1, Some("inv-begin")).unwrap();
-        let b = s.insert_run("wf", "manual", 1, Some("inv-begin")).unwrap();
+        let a = s
+            .insert_run("wf", TriggerKind::Manual, 1, Some("inv-begin"))
+            .unwrap();
+        let b = s
+            .insert_run("wf", TriggerKind::Manual, 1, Some("inv-begin"))
+            .unwrap();
         assert_eq!(a, b);
         assert!(
             s.insert_attempt(&attempt(a, "t", 1, Some("i1"), "exit-code 1"))
@@ -1064,10 +1096,10 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(s.attempts(a).unwrap().len(), 2);
-        s.finish_run(a, 5, "failed").unwrap();
-        s.finish_run(a, 9, "succeeded").unwrap();
+        s.finish_run(a, 5, RunResult::Failed).unwrap();
+        s.finish_run(a, 9, RunResult::Succeeded).unwrap();
         let r = s.run("wf", a).unwrap().unwrap();
-        assert_eq!((r.ended_us, r.result.as_deref()), (Some(5), Some("failed")));
+        assert_eq!((r.ended_us, r.result), (Some(5), Some(RunResult::Failed)));
     }
 
     #[test]
@@ -1115,8 +1147,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
         let (s, _) = Store::open_rw(&path).unwrap();
-        let id = s.insert_run("a", "timer", 1000, None).unwrap();
-        s.finish_run(id, 2000, "succeeded").unwrap();
+        let id = s.insert_run("a", TriggerKind::Timer, 1000, None).unwrap();
+        s.finish_run(id, 2000, RunResult::Succeeded).unwrap();
         let copy = |to: &str| {
             let d = dir.path().join(to);
             std::fs::create_dir(&d).unwrap();
@@ -1136,15 +1168,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (s, _) = Store::open_rw(&dir.path().join("h.db")).unwrap();
         for i in 0..10 {
-            let id = s.insert_run("a", "timer", i * 1000, None).unwrap();
+            let id = s
+                .insert_run("a", TriggerKind::Timer, i * 1000, None)
+                .unwrap();
             if i != 0 {
-                s.finish_run(id, i * 1000 + 1, "succeeded").unwrap();
+                s.finish_run(id, i * 1000 + 1, RunResult::Succeeded)
+                    .unwrap();
             }
             s.insert_attempt(&attempt(id, "t", 1, None, "success"))
                 .unwrap();
         }
-        let b = s.insert_run("b", "timer", 5, None).unwrap();
-        s.finish_run(b, 6, "succeeded").unwrap();
+        let b = s.insert_run("b", TriggerKind::Timer, 5, None).unwrap();
+        s.finish_run(b, 6, RunResult::Succeeded).unwrap();
         // Keep 3 per workflow; nothing is old enough to go by age.
         assert_eq!(s.prune(3, 0).unwrap(), 6);
         let left = s.history(&Filter::default()).unwrap();
@@ -1173,8 +1208,8 @@ mod tests {
         drop(Store::open_rw(&path).unwrap());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let (s, _) = Store::open_rw(&path).unwrap();
-        let id = s.insert_run("a", "timer", 1000, None).unwrap();
-        s.finish_run(id, 2000, "succeeded").unwrap();
+        let id = s.insert_run("a", TriggerKind::Timer, 1000, None).unwrap();
+        s.finish_run(id, 2000, RunResult::Succeeded).unwrap();
         for side in ["", "-wal", "-shm"] {
             let f = PathBuf::from(format!("{}{side}", path.display()));
             assert_eq!(mode(&f), 0o600, "{}", f.display());
@@ -1186,14 +1221,73 @@ mod tests {
         // A reader of the copy holding it open does not stop the next copy.
         let reader = Store::open_ro_at(&copy, true).unwrap();
         assert_eq!(reader.history(&Filter::default()).unwrap().len(), 1);
-        let id = s.insert_run("a", "timer", 3000, None).unwrap();
-        s.finish_run(id, 4000, "succeeded").unwrap();
+        let id = s.insert_run("a", TriggerKind::Timer, 3000, None).unwrap();
+        s.finish_run(id, 4000, RunResult::Succeeded).unwrap();
         s.publish(&copy).unwrap();
         assert_eq!(reader.history(&Filter::default()).unwrap().len(), 1);
         let fresh = Store::open_ro_at(&copy, true).unwrap();
         assert_eq!(fresh.history(&Filter::default()).unwrap().len(), 2);
         assert!(!copy.with_extension("db.new").exists());
         assert!(!PathBuf::from(format!("{}-wal", copy.display())).exists());
+    }
+
+    #[test]
+    fn a_history_in_the_old_words_is_migrated_with_nothing_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        // A version 1 database, as flow wrote it before one vocabulary.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute_batch(
+            "INSERT INTO runs (id, workflow, trigger, started_us, ended_us, result) VALUES
+               (1, 'wf', 'catch-up', 1, 2, 'failed'), (2, 'wf', 'timer', 3, 4, 'succeeded'),
+               (3, 'wf', 'manual', 5, 6, 'timed_out'), (4, 'wf', 'retry', 7, NULL, NULL);
+             INSERT INTO attempts (run_id, task, attempt, started_us, ended_us, result) VALUES
+               (1, 'a', 1, 1, 2, 'exit-code 3'), (1, 'b', 1, 1, 2, 'signal 9'),
+               (1, 'c', 1, 1, 2, 'resources'), (1, 'd', 1, NULL, 2, 'upstream_failed'),
+               (2, 'a', 1, 3, 4, 'success'), (3, 'a', 1, 5, 6, 'timeout'),
+               (3, 'b', 1, 5, 6, 'oom'), (3, 'c', 1, NULL, 6, 'canceled'),
+               (3, 'd', 1, NULL, 6, 'skipped');",
+        )
+        .unwrap();
+        drop(c);
+        let (s, warn) = Store::open_rw(&path).unwrap();
+        assert!(warn.is_none(), "{warn:?}");
+        let runs = s.history(&Filter::default()).unwrap();
+        assert_eq!(runs.len(), 4);
+        let run = |id| runs.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(run(1).trigger, TriggerKind::CatchUp);
+        assert_eq!(run(4).trigger, TriggerKind::Retry);
+        assert_eq!(run(3).result, Some(RunResult::TimedOut));
+        assert_eq!(run(4).result, None);
+        let outcomes = |id| -> Vec<(String, Outcome)> {
+            s.attempts(id)
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.task, a.outcome))
+                .collect()
+        };
+        use crate::vocabulary::AttemptResult as A;
+        assert_eq!(
+            outcomes(1),
+            [
+                ("a".into(), Outcome::exited(3)),
+                ("b".into(), Outcome::killed(9)),
+                ("c".into(), Outcome::start_failed("resources")),
+                ("d".into(), Outcome::of(A::UpstreamFailed)),
+            ]
+        );
+        assert_eq!(outcomes(2), [("a".into(), Outcome::succeeded())]);
+        assert_eq!(
+            outcomes(3),
+            [
+                ("a".into(), Outcome::of(A::TimedOut)),
+                ("b".into(), Outcome::of(A::OutOfMemory)),
+                ("c".into(), Outcome::of(A::Canceled)),
+                ("d".into(), Outcome::of(A::Skipped)),
+            ]
+        );
     }
 
     #[test]

@@ -485,6 +485,7 @@ pub fn ingest(db: &Path, tasks: usize, runs: u64) -> Result<Report, SupervisorEr
 mod tests {
     //! Attempts recorded from the signals alone: what would break if the property cache did.
     use super::*;
+    use crate::vocabulary::{AttemptResult, Outcome, RunResult};
 
     fn hex(id: [u8; 16]) -> String {
         id.iter().map(|b| format!("{b:02x}")).collect()
@@ -528,15 +529,19 @@ mod tests {
         let (s, pid1, _dir) = run(def, m);
         let a = s.store.attempts(1).expect("attempts");
         assert_eq!(a.len(), 3, "{a:#?}");
-        for (i, want) in ["success", "exit-code 7", "timeout"]
-            .into_iter()
-            .enumerate()
+        for (i, want) in [
+            Outcome::succeeded(),
+            Outcome::exited(7),
+            Outcome::of(AttemptResult::TimedOut),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let a = a
                 .iter()
                 .find(|x| x.task == format!("t{i}"))
                 .expect("attempt");
-            assert_eq!(a.result, want);
+            assert_eq!(a.outcome, want);
             assert_eq!(a.attempt, 1);
             assert_eq!(a.invocation_id, Some(hex(invocation(0, i, 1))));
             let start = (t0 + i as u64 * 10_000) as i64;
@@ -544,7 +549,7 @@ mod tests {
             assert_eq!(a.ended_us, Some(start + 1000));
         }
         let r = s.store.run("w", 1).expect("run").expect("run 1");
-        assert_eq!(r.result.as_deref(), Some("failed"));
+        assert_eq!(r.result, Some(RunResult::Failed));
         assert_eq!(pid1.task_state.get(), 0, "a task's end asked PID 1");
     }
 
@@ -568,17 +573,17 @@ mod tests {
         feed(&mut s, second).expect("feed");
         let a = s.store.attempts(1).expect("attempts");
         assert_eq!(a.len(), 2, "{a:#?}");
-        assert_eq!((a[0].attempt, a[0].result.as_str()), (1, "exit-code 3"));
+        assert_eq!((a[0].attempt, &a[0].outcome), (1, &Outcome::exited(3)));
         assert_eq!(a[0].invocation_id, Some(hex(invocation(0, 0, 1))));
         assert_eq!(a[0].started_us, Some(t0 as i64));
-        assert_eq!((a[1].attempt, a[1].result.as_str()), (2, "success"));
+        assert_eq!((a[1].attempt, &a[1].outcome), (2, &Outcome::succeeded()));
         assert_eq!(a[1].invocation_id, Some(hex(invocation(0, 0, 2))));
         assert_eq!(a[1].started_us, Some(t0 as i64 + 50_000));
         assert_eq!(a[1].ended_us, Some(t0 as i64 + 51_000));
         assert!(starts >= 1, "the retry was not started");
         assert_eq!(pid1.task_state.get(), 0, "a task's end asked PID 1");
         let r = s.store.run("w", 1).expect("run").expect("run 1");
-        assert_eq!(r.result.as_deref(), Some("succeeded"));
+        assert_eq!(r.result, Some(RunResult::Succeeded));
     }
 
     #[test]

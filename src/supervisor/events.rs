@@ -11,9 +11,7 @@
 //! would reach the journal a second time, as a plain line. Elsewhere (a terminal, a file,
 //! no journal) they are readable lines on stderr.
 //!
-//! The history stores some results in its own words (`success`, `timeout`, `oom`,
-//! `exit-code 1`, `catch-up`); the events speak the words of the documentation. The enums
-//! below are the one place that maps the first onto the second.
+//! The events speak flow's one vocabulary (`crate::vocabulary`), as the history does.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -27,6 +25,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use super::{ActiveRun, Final, St, Write};
 use crate::compiler::names;
 use crate::store::Attempt;
+use crate::vocabulary::{AttemptResult, RunResult, TriggerKind};
 
 /// The catalog's `MESSAGE_ID`s (128-bit, as systemd's own: `docs/events.md` lists them).
 pub const RUN_STARTED: &str = "f74fd671d36c41b29bb1cd06b765d697";
@@ -99,172 +98,24 @@ impl Priority {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunResult {
-    Succeeded,
-    Failed,
-    TimedOut,
-    Canceled,
-    Skipped,
-}
-
-impl RunResult {
-    /// From the history's word for it.
-    pub fn parse(s: &str) -> Option<RunResult> {
-        Some(match s {
-            "succeeded" | "success" => RunResult::Succeeded,
-            "failed" => RunResult::Failed,
-            "timed_out" | "timeout" => RunResult::TimedOut,
-            "canceled" => RunResult::Canceled,
-            "skipped" => RunResult::Skipped,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunResult::Succeeded => "succeeded",
-            RunResult::Failed => "failed",
-            RunResult::TimedOut => "timed_out",
-            RunResult::Canceled => "canceled",
-            RunResult::Skipped => "skipped",
-        }
-    }
-
-    fn priority(self) -> Priority {
-        match self {
-            RunResult::Succeeded | RunResult::Skipped => Priority::Info,
-            RunResult::Canceled => Priority::Notice,
-            RunResult::Failed | RunResult::TimedOut => Priority::Warning,
-        }
+/// The priority of a run's end.
+fn run_priority(r: RunResult) -> Priority {
+    match r {
+        RunResult::Succeeded | RunResult::Skipped => Priority::Info,
+        RunResult::Canceled => Priority::Notice,
+        RunResult::Failed | RunResult::TimedOut => Priority::Warning,
     }
 }
 
-/// How an attempt (or a task that got none) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptResult {
-    Succeeded,
-    /// Exited with a code other than 0, or systemd could not start it.
-    Failed,
-    TimedOut,
-    OutOfMemory,
-    /// Ended by a signal it was not sent by a stop.
-    Killed,
-    UpstreamFailed,
-    Skipped,
-    Canceled,
-}
-
-/// An attempt's end, read from the history's word for it (`success`, `exit-code 1`,
-/// `signal 9`, `timeout`, `oom`, a start failure such as `resources`, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub result: AttemptResult,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    /// systemd's reason when the command did not start (`resources`, `exec`, ...).
-    pub start_error: Option<String>,
-}
-
-impl Outcome {
-    pub fn parse(s: &str) -> Outcome {
-        let number = |prefix: &str| s.strip_prefix(prefix).and_then(|n| n.trim().parse().ok());
-        let plain = |result| Outcome {
-            result,
-            exit_code: None,
-            signal: None,
-            start_error: None,
-        };
-        match s {
-            "success" | "succeeded" => Outcome {
-                exit_code: Some(0),
-                ..plain(AttemptResult::Succeeded)
-            },
-            "timeout" | "timed_out" => plain(AttemptResult::TimedOut),
-            "oom" | "out_of_memory" => plain(AttemptResult::OutOfMemory),
-            "upstream_failed" => plain(AttemptResult::UpstreamFailed),
-            "skipped" => plain(AttemptResult::Skipped),
-            "canceled" => plain(AttemptResult::Canceled),
-            _ => {
-                if let Some(code) = number("exit-code") {
-                    Outcome {
-                        exit_code: Some(code),
-                        ..plain(AttemptResult::Failed)
-                    }
-                } else if let Some(sig) = number("signal") {
-                    Outcome {
-                        signal: Some(sig),
-                        ..plain(AttemptResult::Killed)
-                    }
-                } else {
-                    Outcome {
-                        start_error: Some(s.to_string()),
-                        ..plain(AttemptResult::Failed)
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl AttemptResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptResult::Succeeded => "succeeded",
-            AttemptResult::Failed => "failed",
-            AttemptResult::TimedOut => "timed_out",
-            AttemptResult::OutOfMemory => "out_of_memory",
-            AttemptResult::Killed => "killed",
-            AttemptResult::UpstreamFailed => "upstream_failed",
-            AttemptResult::Skipped => "skipped",
-            AttemptResult::Canceled => "canceled",
-        }
-    }
-
-    fn priority(self) -> Priority {
-        match self {
-            AttemptResult::Succeeded | AttemptResult::Skipped => Priority::Info,
-            AttemptResult::UpstreamFailed | AttemptResult::Canceled => Priority::Notice,
-            AttemptResult::Failed
-            | AttemptResult::TimedOut
-            | AttemptResult::OutOfMemory
-            | AttemptResult::Killed => Priority::Warning,
-        }
-    }
-}
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TriggerKind {
-    Timer,
-    CatchUp,
-    Manual,
-    Retry,
-    Systemctl,
-}
-
-impl TriggerKind {
-    /// From the history's word for it; a word this flow does not know is a plain
-    /// `systemctl start` (what a run without a trigger note is).
-    pub fn parse(s: &str) -> TriggerKind {
-        match s {
-            "timer" => TriggerKind::Timer,
-            "catch-up" | "catch_up" => TriggerKind::CatchUp,
-            "manual" => TriggerKind::Manual,
-            "retry" => TriggerKind::Retry,
-            _ => TriggerKind::Systemctl,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerKind::Timer => "timer",
-            TriggerKind::CatchUp => "catch_up",
-            TriggerKind::Manual => "manual",
-            TriggerKind::Retry => "retry",
-            TriggerKind::Systemctl => "systemctl",
-        }
+/// The priority of an attempt's end.
+fn attempt_priority(r: AttemptResult) -> Priority {
+    match r {
+        AttemptResult::Succeeded | AttemptResult::Skipped => Priority::Info,
+        AttemptResult::UpstreamFailed | AttemptResult::Canceled => Priority::Notice,
+        AttemptResult::Failed
+        | AttemptResult::TimedOut
+        | AttemptResult::OutOfMemory
+        | AttemptResult::Killed => Priority::Warning,
     }
 }
 
@@ -408,8 +259,8 @@ fn human(d: Duration) -> String {
     }
 }
 
-pub fn run_started(wf: &str, run: i64, trigger: &str) {
-    let trigger = TriggerKind::parse(trigger).as_str();
+pub fn run_started(wf: &str, run: i64, trigger: TriggerKind) {
+    let trigger = trigger.as_str();
     emit!(
         Priority::Info,
         MESSAGE_ID = RUN_STARTED,
@@ -424,11 +275,10 @@ pub fn run_started(wf: &str, run: i64, trigger: &str) {
 pub fn run_ended(
     wf: &str,
     run: i64,
-    result: &str,
+    r: RunResult,
     duration: Option<Duration>,
     failed_tasks: &[&str],
 ) {
-    let r = RunResult::parse(result).unwrap_or(RunResult::Failed);
     let result = r.as_str();
     let failed = (!failed_tasks.is_empty()).then(|| failed_tasks.join(" "));
     let after = duration
@@ -439,7 +289,7 @@ pub fn run_ended(
         .map(|f| format!(" (failed: {})", f.replace(' ', ", ")))
         .unwrap_or_default();
     emit!(
-        r.priority(),
+        run_priority(r),
         MESSAGE_ID = RUN_ENDED,
         FLOW_WORKFLOW = wf,
         FLOW_RUN = run,
@@ -464,30 +314,19 @@ pub fn attempt_started(wf: &str, run: i64, task: &str, attempt: u32) {
 }
 
 pub fn attempt_ended(wf: &str, a: &Attempt) {
-    let o = Outcome::parse(&a.result);
+    let o = &a.outcome;
     let result = o.result.as_str();
     let duration = a
         .started_us
         .zip(a.ended_us)
         .map(|(s, e)| Duration::from_micros(e.saturating_sub(s).max(0) as u64));
-    let mut how = result.replace('_', " ");
-    if o.result == AttemptResult::Failed
-        && let Some(code) = o.exit_code
-    {
-        let _ = write!(how, " (exit code {code})");
-    }
-    if let Some(sig) = o.signal {
-        let _ = write!(how, " (signal {sig})");
-    }
-    if let Some(why) = &o.start_error {
-        let _ = write!(how, " to start ({why})");
-    }
+    let mut how = o.describe();
     if let Some(d) = duration {
         let _ = write!(how, " after {}", human(d));
     }
     let (task, attempt, run) = (&a.task, a.attempt, a.run_id);
     emit!(
-        o.result.priority(),
+        attempt_priority(o.result),
         MESSAGE_ID = ATTEMPT_ENDED,
         FLOW_WORKFLOW = wf,
         FLOW_RUN = run,
@@ -535,8 +374,8 @@ pub fn deadline_reached(wf: &str, run: i64, timeout: Option<Duration>) {
 
 /// A trigger the overlap rule skipped, recorded as run `run` (result `skipped`);
 /// `going`: the run it would have overlapped, when this supervisor has it open.
-pub fn trigger_skipped(wf: &str, run: i64, trigger: &str, going: Option<i64>) {
-    let trigger = TriggerKind::parse(trigger).as_str();
+pub fn trigger_skipped(wf: &str, run: i64, trigger: TriggerKind, going: Option<i64>) {
+    let trigger = trigger.as_str();
     let why = going
         .map(|g| format!("run {g} is still going"))
         .unwrap_or_else(|| "a run was still going".into());
@@ -604,7 +443,7 @@ impl super::Supervisor {
                 workflow,
                 trigger,
                 ..
-            } => run_started(workflow, *id, trigger),
+            } => run_started(workflow, *id, *trigger),
             Write::Skipped {
                 id,
                 workflow,
@@ -613,7 +452,7 @@ impl super::Supervisor {
             } => trigger_skipped(
                 workflow,
                 *id,
-                trigger,
+                *trigger,
                 self.runs.get(workflow).map(|r| r.id),
             ),
             Write::Attempt(a) => {
@@ -624,7 +463,7 @@ impl super::Supervisor {
                     return;
                 }
                 attempt_ended(&run.def.name, a);
-                if a.result == "success" {
+                if a.outcome.result == AttemptResult::Succeeded {
                     return;
                 }
                 let Some(i) = run.def.tasks.iter().position(|t| t.name == a.task) else {
@@ -671,7 +510,7 @@ impl super::Supervisor {
     }
 
     /// Logs the end of `run` (just taken out of the open runs) with `result`.
-    pub(super) fn log_run_ended(&mut self, run: &ActiveRun, result: &str) {
+    pub(super) fn log_run_ended(&mut self, run: &ActiveRun, result: RunResult) {
         self.log.run_over(run.id);
         let failed: Vec<&str> = run
             .def
@@ -712,34 +551,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_history_words_map_onto_the_documented_ones() {
-        let o = Outcome::parse("exit-code 7");
-        assert_eq!(o.result.as_str(), "failed");
-        assert_eq!(o.exit_code, Some(7));
-        let o = Outcome::parse("signal 9");
-        assert_eq!((o.result.as_str(), o.signal), ("killed", Some(9)));
-        assert_eq!(Outcome::parse("success").result.as_str(), "succeeded");
-        assert_eq!(Outcome::parse("success").exit_code, Some(0));
-        assert_eq!(Outcome::parse("timeout").result.as_str(), "timed_out");
-        assert_eq!(Outcome::parse("oom").result.as_str(), "out_of_memory");
-        for same in ["upstream_failed", "skipped", "canceled"] {
-            assert_eq!(Outcome::parse(same).result.as_str(), same);
-        }
-        let o = Outcome::parse("resources");
-        assert_eq!(o.result.as_str(), "failed");
-        assert_eq!(o.start_error.as_deref(), Some("resources"));
-        assert_eq!(TriggerKind::parse("catch-up").as_str(), "catch_up");
-        for same in ["timer", "manual", "retry", "systemctl"] {
-            assert_eq!(TriggerKind::parse(same).as_str(), same);
-        }
-        assert_eq!(
-            RunResult::parse("timed_out").map(RunResult::as_str),
-            Some("timed_out")
-        );
-        assert_eq!(RunResult::parse("nonsense"), None);
-    }
-
-    #[test]
     fn priorities_go_through_tracing_levels_and_back() {
         for p in [
             Priority::Err,
@@ -749,9 +560,9 @@ mod tests {
         ] {
             assert_eq!(Priority::of(p.level()), p);
         }
-        assert_eq!(RunResult::Failed.priority(), Priority::Warning);
-        assert_eq!(RunResult::Succeeded.priority(), Priority::Info);
-        assert_eq!(AttemptResult::Killed.priority(), Priority::Warning);
+        assert_eq!(run_priority(RunResult::Failed), Priority::Warning);
+        assert_eq!(run_priority(RunResult::Succeeded), Priority::Info);
+        assert_eq!(attempt_priority(AttemptResult::Killed), Priority::Warning);
     }
 
     #[test]

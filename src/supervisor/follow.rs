@@ -162,7 +162,9 @@ fn request(stream: &UnixStream) -> Option<(&'static str, String, Option<i64>)> {
 pub(super) enum Rejoined {
     /// Over, with this result; `None`: the history does not have it as ended (nor does
     /// this supervisor have it open).
-    Over { result: Option<String> },
+    Over {
+        result: Option<crate::vocabulary::RunResult>,
+    },
     /// Going: `tasks` and `run_job` as for [`Followers::opened`].
     Open {
         tasks: Vec<(String, String)>,
@@ -315,7 +317,7 @@ impl Followers {
             Rejoined::Over { result } => {
                 follower.send(Event::End {
                     run: Some(run),
-                    result,
+                    result: result.map(|r| r.as_str().to_string()),
                 });
                 return;
             }
@@ -393,7 +395,7 @@ impl Followers {
     }
 
     /// Run `run` ended with `result`.
-    pub(super) fn finished(&mut self, run: i64, result: &str) {
+    pub(super) fn finished(&mut self, run: i64, result: crate::vocabulary::RunResult) {
         let Some(wf) = self
             .attached
             .iter()
@@ -403,7 +405,7 @@ impl Followers {
             return;
         };
         if let Some(a) = self.attached.get_mut(&wf) {
-            a.ended = Some(result.to_string());
+            a.ended = Some(result.as_str().to_string());
         }
         self.settle(&wf);
     }
@@ -432,7 +434,7 @@ fn attempt_event(a: &crate::store::Attempt, retry_in: Option<Duration>) -> Event
     Event::Attempt {
         task: a.task.clone(),
         attempt: a.attempt,
-        result: a.result.clone(),
+        outcome: a.outcome.clone(),
         invocation_id: a.invocation_id.clone(),
         started_us: a.started_us,
         ended_us: a.ended_us,
@@ -458,7 +460,7 @@ mod tests {
         followers.activating("/p/a");
         // Once per start, though systemd says `activating` at each sub-state.
         followers.activating("/p/a");
-        followers.finished(3, "succeeded");
+        followers.finished(3, crate::vocabulary::RunResult::Succeeded);
         assert!(!followers.is_empty(), "the run unit's job is not over yet");
         followers.run_job_removed("wf", 7, false);
         assert!(followers.is_empty());
@@ -588,7 +590,7 @@ mod tests {
             invocation_id: None,
             started_us: Some(1),
             ended_us: Some(2),
-            result: "exit-code 1".into(),
+            outcome: crate::vocabulary::Outcome::exited(1),
             cpu_ns: None,
             memory_peak: None,
         };
@@ -596,7 +598,7 @@ mod tests {
         let (open, open_client) = UnixStream::pair().unwrap();
         let mut followers = Followers::default();
         let over_result = Rejoined::Over {
-            result: Some("failed".into()),
+            result: Some(crate::vocabulary::RunResult::Failed),
         };
         followers.rejoin("wf", 3, Follower::new(over).unwrap(), &[], over_result);
         assert!(followers.is_empty(), "an ended run keeps no follower");
@@ -607,7 +609,7 @@ mod tests {
         let recorded = std::slice::from_ref(&attempt);
         followers.rejoin("wf", 4, Follower::new(open).unwrap(), recorded, going);
         followers.activating("/p/a");
-        followers.finished(4, "succeeded");
+        followers.finished(4, crate::vocabulary::RunResult::Succeeded);
         assert!(followers.is_empty());
         drop(followers);
         let mut c = Client::from(over_client);

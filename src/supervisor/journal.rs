@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use crate::systemd::{UnitState, start_failed};
+use crate::systemd::UnitState;
+use crate::vocabulary::start_failed;
 
 const STARTING: &str = "7d4958e842da4a758f6c1cdc7b36dcc5";
 const JOB_DONE: &str = "39f53479d3a045ac8e11786248231fbf";

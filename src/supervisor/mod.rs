@@ -61,8 +61,9 @@ use crate::store::{self, Attempt, Store, StoreError};
 use crate::systemd::private;
 use crate::systemd::watch::unit_path;
 use crate::systemd::{
-    AccountingDefaults, Bus, JobSummary, Systemd, SystemdError, UnitState, start_failed,
+    AccountingDefaults, Bus, JobResult, JobSummary, Systemd, SystemdError, UnitState,
 };
+use crate::vocabulary::{AttemptResult, Outcome, RunResult, TriggerKind, start_failed};
 use def::{TaskDef, When, WorkflowDef};
 use seen::Seen;
 
@@ -292,10 +293,16 @@ impl ActiveRun {
 
     /// Settles task `i` without an activation of its own (its upstream failed, it was
     /// canceled): its final state, and the history record that says so.
-    fn settle(&mut self, i: usize, f: Final, result: &str) -> Write {
+    fn settle(&mut self, i: usize, f: Final) -> Write {
         let t = &mut self.tasks[i];
         t.st = St::Final(f);
         let task = &self.def.tasks[i].name;
+        let result = match f {
+            Final::UpstreamFailed => AttemptResult::UpstreamFailed,
+            Final::Skipped => AttemptResult::Skipped,
+            // A task is settled without an activation only by the two above or a cancel.
+            _ => AttemptResult::Canceled,
+        };
         Write::Attempt(no_activation(self.id, task, t.attempts + 1, result))
     }
 }
@@ -306,21 +313,21 @@ enum Write {
     Run {
         id: i64,
         workflow: String,
-        trigger: String,
+        trigger: TriggerKind,
         started_us: i64,
         begin: Option<String>,
     },
     Skipped {
         id: i64,
         workflow: String,
-        trigger: String,
+        trigger: TriggerKind,
         at_us: i64,
     },
     Attempt(Attempt),
     Finish {
         id: i64,
         ended_us: i64,
-        result: String,
+        result: RunResult,
     },
     Prune,
 }
@@ -782,10 +789,10 @@ impl Supervisor {
         if self.runs.contains_key(&def.name) {
             // A new run began while this supervisor still had the last one open (its
             // retries pending, or a `replace` trigger): the old run's markers are gone.
-            self.cancel_run(&def.name, "canceled")?;
+            self.cancel_run(&def.name, RunResult::Canceled)?;
         }
-        let trigger = trigger::take_note(&self.cfg.runtime_dir, &def.name)
-            .unwrap_or_else(|| "systemctl".into());
+        let trigger =
+            trigger::take_note(&self.cfg.runtime_dir, &def.name).unwrap_or(TriggerKind::Systemctl);
         let id = self.next_id;
         self.next_id += 1;
         self.write(Write::Run {
@@ -808,7 +815,7 @@ impl Supervisor {
         let id = self.next_id;
         self.next_id += 1;
         let now = store::now_us();
-        let trigger = "retry".to_string();
+        let trigger = TriggerKind::Retry;
         self.write(Write::Run {
             id,
             workflow: def.name.clone(),
@@ -867,7 +874,7 @@ impl Supervisor {
             let t = &mut run.tasks[i];
             t.last_inv = unit.invocation_id.clone();
             t.attempts += 1;
-            let result = attempt_result(job, unit);
+            let outcome = Outcome::of_unit(&JobResult::parse(job), unit);
             let now_us = store::now_us();
             let ended_us = started
                 .and_then(|s| unit.inactive_enter_timestamp.filter(|&e| e >= s))
@@ -882,14 +889,14 @@ impl Supervisor {
                 invocation_id: unit.invocation_id.clone(),
                 started_us: started.map(|s| s as i64),
                 ended_us: Some(ended_us),
-                result: result.clone(),
+                outcome: outcome.clone(),
                 cpu_ns: unit.cpu_usage_nsec.map(|v| v as i64),
                 memory_peak: unit.memory_peak.map(|v| v as i64),
             }));
-            t.st = match result.as_str() {
-                "success" => St::Final(Final::Succeeded),
-                "skipped" => St::Final(Final::Skipped),
-                "canceled" => St::Final(Final::Canceled),
+            t.st = match outcome.result {
+                AttemptResult::Succeeded => St::Final(Final::Succeeded),
+                AttemptResult::Skipped => St::Final(Final::Skipped),
+                AttemptResult::Canceled => St::Final(Final::Canceled),
                 _ if t.attempts <= task.retries && !run.canceled => {
                     // Counted from the attempt's end: an attempt read back after a
                     // restart of the supervisor may be due already.
@@ -903,7 +910,7 @@ impl Supervisor {
                 }
             };
         } else if job == "canceled" {
-            writes.push(run.settle(i, Final::Canceled, "canceled"));
+            writes.push(run.settle(i, Final::Canceled));
         } else if marker(&runtime, wf, &task.name, "ok").exists() {
             // Skipped by its `.ok` condition: it succeeded in this run already, in an
             // activation this supervisor did not see (it was down, and the unit was
@@ -928,7 +935,7 @@ impl Supervisor {
                     invocation_id: e.state.invocation_id.clone(),
                     started_us: e.state.inactive_exit_timestamp.map(|v| v as i64),
                     ended_us: Some(e.at_us as i64),
-                    result: "success".into(),
+                    outcome: Outcome::succeeded(),
                     cpu_ns: e.state.cpu_usage_nsec.map(|v| v as i64),
                     memory_peak: None,
                 }));
@@ -958,7 +965,7 @@ impl Supervisor {
                 if matches!(run.tasks[i].st, St::Pending | St::Retry(_))
                     && !self.queued.contains_key(&task.unit)
                 {
-                    writes.push(run.settle(i, Final::Canceled, "canceled"));
+                    writes.push(run.settle(i, Final::Canceled));
                 }
             }
         }
@@ -986,7 +993,7 @@ impl Supervisor {
                     continue;
                 }
                 if any_bad && task.when == When::AllSuccess {
-                    writes.push(run.settle(i, Final::UpstreamFailed, "upstream_failed"));
+                    writes.push(run.settle(i, Final::UpstreamFailed));
                 } else {
                     to_start.push(i);
                 }
@@ -1025,7 +1032,7 @@ impl Supervisor {
             if let Some(run) = self.runs.get_mut(wf) {
                 let writes: Vec<Write> = unstartable
                     .into_iter()
-                    .map(|i| run.settle(i, Final::Canceled, "canceled"))
+                    .map(|i| run.settle(i, Final::Canceled))
                     .collect();
                 for w in writes {
                     self.write(w);
@@ -1035,7 +1042,7 @@ impl Supervisor {
             return self.advance(wf);
         }
         if done {
-            self.end_run(wf, id, &result)?;
+            self.end_run(wf, id, result)?;
         }
         Ok(())
     }
@@ -1060,7 +1067,7 @@ impl Supervisor {
         self.advance(wf)
     }
 
-    fn end_run(&mut self, wf: &str, id: i64, result: &str) -> Result<(), SupervisorError> {
+    fn end_run(&mut self, wf: &str, id: i64, result: RunResult) -> Result<(), SupervisorError> {
         let run = self.runs.remove(wf);
         if let Some(r) = &run {
             self.log_run_ended(r, result);
@@ -1069,7 +1076,7 @@ impl Supervisor {
         self.write(Write::Finish {
             id,
             ended_us,
-            result: result.to_string(),
+            result,
         });
         self.write(Write::Prune);
         self.checkpoint_at = Some(Instant::now() + CHECKPOINT_AFTER);
@@ -1078,7 +1085,7 @@ impl Supervisor {
     }
 
     /// Stops a run: unfinished tasks are recorded as canceled and their units stopped.
-    fn cancel_run(&mut self, wf: &str, result: &str) -> Result<(), SupervisorError> {
+    fn cancel_run(&mut self, wf: &str, result: RunResult) -> Result<(), SupervisorError> {
         let Some(run) = self.runs.get_mut(wf) else {
             return Ok(());
         };
@@ -1089,7 +1096,7 @@ impl Supervisor {
             if matches!(run.tasks[i].st, St::Final(_)) {
                 continue;
             }
-            writes.push(run.settle(i, Final::Canceled, "canceled"));
+            writes.push(run.settle(i, Final::Canceled));
             stop.push(task.unit.clone());
         }
         let id = run.id;
@@ -1123,7 +1130,7 @@ impl Supervisor {
             if let Some(run) = self.runs.get_mut(&wf) {
                 run.canceled = true;
             }
-            self.cancel_run(&wf, "canceled")?;
+            self.cancel_run(&wf, RunResult::Canceled)?;
         }
         Ok(())
     }
@@ -1224,7 +1231,7 @@ impl Supervisor {
                 });
                 self.followers.attempt(a.run_id, a, retry_in);
             }
-            Write::Finish { id, result, .. } => self.followers.finished(*id, result),
+            Write::Finish { id, result, .. } => self.followers.finished(*id, *result),
             _ => {}
         }
     }
@@ -1320,19 +1327,19 @@ fn apply(store: &Store, w: &Write, cfg: &Config) -> Result<(), StoreError> {
             trigger,
             started_us,
             begin,
-        } => store.insert_run_with_id(*id, workflow, trigger, *started_us, begin.as_deref()),
+        } => store.insert_run_with_id(*id, workflow, *trigger, *started_us, begin.as_deref()),
         Write::Skipped {
             id,
             workflow,
             trigger,
             at_us,
-        } => store.insert_finished_run(*id, workflow, trigger, *at_us, "skipped"),
+        } => store.insert_finished_run(*id, workflow, *trigger, *at_us, RunResult::Skipped),
         Write::Attempt(a) => store.insert_attempt(a).map(|_| ()),
         Write::Finish {
             id,
             ended_us,
             result,
-        } => store.finish_run(*id, *ended_us, result),
+        } => store.finish_run(*id, *ended_us, *result),
         Write::Prune => {
             let cutoff = store::now_us() - i64::from(cfg.keep_days) * 86_400_000_000;
             store.prune(cfg.keep_runs, cutoff).map(|_| ())
@@ -1348,40 +1355,23 @@ fn task_paths(def: &WorkflowDef) -> Vec<(String, String)> {
         .collect()
 }
 
-fn run_result(run: &ActiveRun) -> String {
+fn run_result(run: &ActiveRun) -> RunResult {
     let any = |f: Final| run.tasks.iter().any(|t| t.st == St::Final(f));
     // Stopped with nothing left to stop (every task had ended), it ends as it went.
     if run.timed_out && any(Final::Canceled) {
-        "timed_out".into()
+        RunResult::TimedOut
     } else if run.canceled && any(Final::Canceled) {
-        "canceled".into()
+        RunResult::Canceled
     } else if any(Final::Failed) || any(Final::UpstreamFailed) {
-        "failed".into()
+        RunResult::Failed
     } else if any(Final::Canceled) {
-        "canceled".into()
+        RunResult::Canceled
     } else {
-        "succeeded".into()
+        RunResult::Succeeded
     }
 }
 
-/// An attempt's result, in the history's vocabulary.
-fn attempt_result(job: &str, unit: &UnitState) -> String {
-    match (job, unit.result.as_deref()) {
-        (_, Some("success")) if job != "canceled" => "success".into(),
-        (_, Some("exec-condition")) => "skipped".into(),
-        ("timeout", _) | (_, Some("timeout")) => "timeout".into(),
-        (_, Some("oom-kill")) => "oom".into(),
-        (_, Some(r)) if start_failed(r) => r.into(),
-        // Stopped while running (cancel, deadline, `overlap: replace`): SIGTERM, or
-        // SIGKILL after the stop timeout.
-        (_, Some("signal" | "core-dump")) if job == "canceled" => "canceled".into(),
-        (_, Some("signal" | "core-dump")) => format!("signal {}", unit.exec_main_status),
-        ("canceled", _) => "canceled".into(),
-        _ => format!("exit-code {}", unit.exec_main_status),
-    }
-}
-
-fn no_activation(run_id: i64, task: &str, attempt: u32, result: &str) -> Attempt {
+fn no_activation(run_id: i64, task: &str, attempt: u32, result: AttemptResult) -> Attempt {
     Attempt {
         run_id,
         task: task.to_string(),
@@ -1389,7 +1379,7 @@ fn no_activation(run_id: i64, task: &str, attempt: u32, result: &str) -> Attempt
         invocation_id: None,
         started_us: None,
         ended_us: Some(store::now_us()),
-        result: result.to_string(),
+        outcome: Outcome::of(result),
         cpu_ns: None,
         memory_peak: None,
     }
@@ -1779,7 +1769,7 @@ impl Supervisor {
                                 id,
                                 workflow: def.name.clone(),
                                 trigger: trigger::take_note(&self.cfg.runtime_dir, &def.name)
-                                    .unwrap_or_else(|| "systemctl".into()),
+                                    .unwrap_or(TriggerKind::Systemctl),
                                 started_us: end.state.inactive_exit_timestamp.unwrap_or(end.at_us)
                                     as i64,
                                 begin: Some(inv),
@@ -1819,7 +1809,7 @@ impl Supervisor {
         let mut writes = Vec::new();
         for i in 0..run.tasks.len() {
             if !matches!(run.tasks[i].st, St::Final(_)) {
-                writes.push(run.settle(i, Final::Canceled, "canceled"));
+                writes.push(run.settle(i, Final::Canceled));
             }
         }
         let result = run_result(run);
@@ -1828,7 +1818,7 @@ impl Supervisor {
             self.write(w);
         }
         if let Some(run) = self.runs.remove(wf) {
-            self.log_run_ended(&run, &result);
+            self.log_run_ended(&run, result);
         }
         self.write(Write::Finish {
             id,

@@ -207,12 +207,6 @@ pub struct JobOutcome {
 
 /// A snapshot of a unit's state. Timestamps are µs since the Unix epoch; `None` where
 /// systemd reports 0 (never happened) or the property does not apply to the unit type.
-/// Whether a service's `Result` says systemd could not start its command at all
-/// (`resources`: an `EnvironmentFile=` that does not exist, say; `start-limit-hit`). Such
-/// a start logs no "Starting" and leaves the unit failed, with a new InvocationID.
-pub fn start_failed(result: &str) -> bool {
-    matches!(result, "resources" | "start-limit-hit")
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnitState {
