@@ -49,6 +49,11 @@ Run history kept by \fBflow\-supervisor\fR(8).
 .TP
 .I /usr/share/doc/flow/examples/
 Example workflows.
+.TP
+.I /usr/share/doc/flow/schema/
+JSON Schemas: of what each command prints with \fB\-\-json\fR (one object on one line;
+\fBflow logs\fR prints one per line), described in \fI/usr/share/doc/flow/json.md\fR, and of
+the workflow file.
 .SH EXAMPLES
 Check a workflow, install it and run it once, following its tasks:
 .PP

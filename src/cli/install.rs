@@ -579,7 +579,7 @@ pub fn remove(name: &str, target: &TargetArgs) -> Result<Exit, CliError> {
         .map(|f| f.source.clone())
         .filter(|s| !s.is_empty() && Path::new(s).exists());
     if plan.is_empty() {
-        return Err(super::run::not_installed(
+        return Err(super::installed::not_installed(
             &installed,
             name,
             &dir,

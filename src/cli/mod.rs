@@ -1,15 +1,27 @@
 //! The `flow` command line: argument definitions here, one module per command.
 
+mod cancel;
 mod compile;
+mod db;
 mod docs;
 mod exit;
 mod graph;
 mod history;
 mod install;
+mod installed;
+mod list;
+mod logs;
 mod output;
+mod pause;
+mod retry;
 mod run;
+mod shown;
 mod signals;
 mod slot;
+mod stats;
+mod status;
+mod supervise;
+mod trigger;
 mod try_run;
 mod validate;
 pub mod workflows;
@@ -118,21 +130,23 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
-        at: run::Where,
+        at: installed::Where,
     },
     /// Show the current or last run's tasks and their states, read from systemd; with RUN,
-    /// that run's attempts from the history. Exits 1 when the run shown did not succeed
-    /// (0 while it is going or when none has run), 4 for an unknown workflow or run.
+    /// that run's attempts from the history (`--json` prints the same object for both).
+    /// Exits 1 when the run shown did not succeed (0 while it is going or when none has
+    /// run), 4 for an unknown workflow or run.
     Status {
         name: String,
         /// A run number from `flow history`.
         run: Option<i64>,
         #[command(flatten)]
-        at: run::Where,
+        at: installed::Where,
         #[command(flatten)]
-        db: history::DbArgs,
+        db: db::DbArgs,
     },
-    /// Show the journal lines of the last run's tasks; with RUN, exactly that run's.
+    /// Show the journal lines of the last run's tasks; with RUN, exactly that run's
+    /// (`--json`: one object per line, with its run and attempt).
     Logs {
         name: String,
         /// A run number from `flow history`.
@@ -144,7 +158,7 @@ pub enum Command {
         #[arg(long, requires = "run")]
         attempt: Option<u32>,
         #[command(flatten)]
-        db: history::DbArgs,
+        db: db::DbArgs,
         /// Keep printing new lines as they come.
         #[arg(long, short)]
         follow: bool,
@@ -152,7 +166,7 @@ pub enum Command {
         #[arg(long, short = 'n', value_name = "N")]
         lines: Option<usize>,
         #[command(flatten)]
-        at: run::Where,
+        at: installed::Where,
     },
     /// List installed workflows with their schedule, next run and last result.
     ///
@@ -162,29 +176,29 @@ pub enum Command {
     /// its runs still use the units applied before. `flow run` and `flow status` say so too.
     List {
         #[command(flatten)]
-        at: run::Where,
+        at: installed::Where,
     },
     /// Stop a run and every task still running or waiting, and a run queued after it
     /// (`overlap: queue`).
     Cancel {
         name: String,
         #[command(flatten)]
-        at: run::Where,
+        at: installed::Where,
     },
     /// Stop a workflow's timer until `resume`.
     Pause {
         name: String,
         #[command(flatten)]
-        at: run::Where,
+        at: installed::Where,
     },
     /// Start a paused workflow's timer again.
     Resume {
         name: String,
         #[command(flatten)]
-        at: run::Where,
+        at: installed::Where,
     },
     /// Record run history and drive retries and deadlines (flow-supervisor.service).
-    Supervise(history::SuperviseArgs),
+    Supervise(supervise::SuperviseArgs),
     /// List recorded runs, newest first.
     History {
         /// Only this workflow.
@@ -199,29 +213,32 @@ pub enum Command {
         /// At most this many runs.
         #[arg(long, short = 'n', default_value_t = 50)]
         limit: u32,
-        /// Print JSON for scripts.
+        /// Print JSON for scripts: one object on one line (/usr/share/doc/flow/json.md).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: history::HistoryArgs,
+        db: db::HistoryArgs,
     },
     /// Run the tasks of a failed run that did not succeed again (a new run, trigger `retry`).
     Retry {
         name: String,
         /// The run (default: the last one; only the last run can be retried).
         run: Option<i64>,
+        /// Print JSON for scripts: what was retried, and the new run's number.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
-        db: history::HistoryArgs,
+        db: db::HistoryArgs,
     },
     /// Success rate and p50/p95 duration per task, and the last failures.
     Stats {
         /// Only this workflow.
         name: Option<String>,
-        /// Print JSON for scripts.
+        /// Print JSON for scripts: one object on one line (/usr/share/doc/flow/json.md).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        db: history::HistoryArgs,
+        db: db::HistoryArgs,
     },
     /// Print a workflow's task graph.
     Graph {
@@ -284,43 +301,31 @@ pub fn main() -> ExitCode {
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { out } => docs::manpage(&out),
         Command::Run { name, wait, at } => run::run(&name, wait, &at),
-        Command::Status {
-            name,
-            run: Some(id),
-            at,
-            db,
-        } => history::status(&name, Some(id), at.json, &db.for_user(at.user)),
-        Command::Status { name, at, .. } => run::status(&name, &at),
+        Command::Status { name, run, at, db } => {
+            status::status(&name, run, &at, &db.for_user(at.user))
+        }
         Command::Logs {
             name,
-            run: Some(id),
+            run,
             task,
             attempt,
-            lines,
-            at,
-            db,
-            ..
-        } => history::logs(
-            &name,
-            id,
-            history::LogsWanted {
-                task: task.as_deref(),
-                attempt,
-                lines,
-            },
-            at.user,
-            at.json,
-            &db.for_user(at.user),
-        ),
-        Command::Logs {
-            name,
-            task,
             follow,
             lines,
             at,
-            ..
-        } => run::logs(&name, task.as_deref(), follow, lines, &at),
-        Command::Supervise(args) => history::supervise(&args),
+            db,
+        } => logs::logs(
+            &name,
+            run,
+            logs::LogsWanted {
+                task: task.as_deref(),
+                attempt,
+                lines,
+                follow,
+            },
+            &at,
+            &db.for_user(at.user),
+        ),
+        Command::Supervise(args) => supervise::supervise(&args),
         Command::History {
             name,
             failed,
@@ -336,17 +341,22 @@ pub fn main() -> ExitCode {
             limit,
             &db.db(),
         ),
-        Command::Retry { name, run, db } => history::retry(&name, run, &db.db()),
-        Command::Stats { name, json, db } => history::stats(name.as_deref(), json, &db.db()),
-        Command::List { at } => run::list(&at),
-        Command::Cancel { name, at } => run::cancel(&name, &at),
+        Command::Retry {
+            name,
+            run,
+            json,
+            db,
+        } => retry::retry(&name, run, json, &db.db()),
+        Command::Stats { name, json, db } => stats::stats(name.as_deref(), json, &db.db()),
+        Command::List { at } => list::list(&at),
+        Command::Cancel { name, at } => cancel::cancel(&name, &at),
         Command::Trigger {
             name,
             runtime_dir,
             unit_dir,
-        } => run::trigger_unit(&name, &runtime_dir, &unit_dir),
-        Command::Pause { name, at } => run::pause(&name, false, &at),
-        Command::Resume { name, at } => run::pause(&name, true, &at),
+        } => trigger::trigger_unit(&name, &runtime_dir, &unit_dir),
+        Command::Pause { name, at } => pause::pause(&name, false, &at),
+        Command::Resume { name, at } => pause::pause(&name, true, &at),
         Command::Graph {
             workflow,
             format,

@@ -249,11 +249,11 @@ fn wait_for_history(sb: &Sandbox, name: &str) -> Option<i64> {
             .stderr(Stdio::null())
             .output()
             .ok()?;
-        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if let Some(run) = runs.get(0)
+        let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(run) = history["runs"].get(0)
             && !run["result"].is_null()
         {
-            return run["id"].as_i64();
+            return run["run"].as_i64();
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

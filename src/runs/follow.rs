@@ -158,6 +158,20 @@ impl Client {
         Some(c)
     }
 
+    /// The number of the run followed, once it begins, waiting at most `wait` for each
+    /// thing the supervisor says; `None` when no run began (or the supervisor went quiet).
+    /// What `flow run --json` says without `--wait`.
+    pub fn run_number(mut self, wait: Duration) -> Option<i64> {
+        self.reader.get_ref().set_read_timeout(Some(wait)).ok()?;
+        loop {
+            match self.next_event()? {
+                Event::Run { id } => return Some(id),
+                Event::End { .. } => return None,
+                _ => {}
+            }
+        }
+    }
+
     /// The next event; `None` when the supervisor closed the connection (or said something
     /// this client does not understand).
     pub fn next_event(&mut self) -> Option<Event> {

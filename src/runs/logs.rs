@@ -24,6 +24,10 @@ pub struct Line {
     pub time_us: i64,
     pub task: String,
     pub message: String,
+    /// The activation (InvocationID) of the task's unit it belongs to, when known.
+    pub invocation_id: Option<String>,
+    /// Its syslog priority (0 emergency .. 7 debug), as journald has it.
+    pub priority: Option<u8>,
 }
 
 impl Line {
@@ -273,31 +277,33 @@ impl<'a> Picker<'a> {
             {
                 return None;
             }
-            return self.line(entry, task);
+            let id = (!id.is_empty()).then_some(id);
+            return self.line(entry, task, id);
         }
         let (unit, task) = self.tasks.task_of(entry)?;
-        if let Some(ids) = self.ids {
-            let own = entry
-                .get("_SYSTEMD_INVOCATION_ID")
-                .and_then(|v| v.as_str())
-                .filter(|i| !i.is_empty());
-            let id = own.or_else(|| self.current.get(unit).map(String::as_str))?;
-            if !ids.contains(id) {
-                return None;
-            }
+        let own = entry
+            .get("_SYSTEMD_INVOCATION_ID")
+            .and_then(|v| v.as_str())
+            .filter(|i| !i.is_empty());
+        let id = own.or_else(|| self.current.get(unit).map(String::as_str));
+        if let Some(ids) = self.ids
+            && !id.is_some_and(|id| ids.contains(id))
+        {
+            return None;
         }
-        self.line(entry, task)
+        self.line(entry, task, id.map(str::to_string))
     }
 
-    fn line(&self, entry: &serde_json::Value, task: &str) -> Option<Line> {
-        let time_us = entry["__REALTIME_TIMESTAMP"]
-            .as_str()
-            .and_then(|t| t.parse::<i64>().ok())
-            .unwrap_or_default();
+    fn line(&self, entry: &serde_json::Value, task: &str, id: Option<String>) -> Option<Line> {
+        let field = |k: &str| entry.get(k).and_then(|v| v.as_str());
         Some(Line {
-            time_us,
+            time_us: field("__REALTIME_TIMESTAMP")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_default(),
             task: task.to_string(),
             message: message(entry)?,
+            invocation_id: id,
+            priority: field("PRIORITY").and_then(|p| p.parse().ok()),
         })
     }
 }
@@ -469,6 +475,8 @@ mod tests {
             time_us: n,
             task: "t".into(),
             message: n.to_string(),
+            invocation_id: None,
+            priority: None,
         };
         let mut tail = Tail::new(3);
         (1..=2).for_each(|n| tail.push(line(n)));
@@ -489,6 +497,8 @@ mod tests {
             time_us: 0,
             task: "t".into(),
             message: message.into(),
+            invocation_id: None,
+            priority: None,
         };
         assert_eq!(line("plain\tline ✓").shown(), "plain\tline ✓");
         assert_eq!(

@@ -16,7 +16,7 @@ use crate::compiler::names;
 use crate::install::InstalledFile;
 use crate::systemd::watch::{Event, unit_path};
 use crate::systemd::{JobResult, Systemd, SystemdError, UnitState};
-use crate::vocabulary::{AttemptResult, Outcome};
+use crate::vocabulary::{AttemptResult, Outcome, RunResult};
 
 /// A workflow as installed: read from its generated unit files, not from the YAML (which
 /// may have changed since it was applied).
@@ -234,7 +234,8 @@ impl TaskState {
         matches!(self, TaskState::Succeeded | TaskState::Skipped)
     }
 
-    /// The short machine name, for `--json`.
+    /// The short machine name, for `--json`: an attempt result's word once the task is
+    /// final (see [`AttemptResult`]), or what it is waiting for.
     pub fn key(&self) -> &'static str {
         match self {
             TaskState::Pending => "pending",
@@ -242,7 +243,8 @@ impl TaskState {
             TaskState::Stopping => "stopping",
             TaskState::RetryPending(_) => "retry_pending",
             TaskState::Succeeded => "succeeded",
-            TaskState::Failed(_) | TaskState::Killed(_) | TaskState::StartFailed(_) => "failed",
+            TaskState::Failed(_) | TaskState::StartFailed(_) => "failed",
+            TaskState::Killed(_) => "killed",
             TaskState::TimedOut => "timed_out",
             TaskState::OutOfMemory => "out_of_memory",
             TaskState::UpstreamFailed => "upstream_failed",
@@ -308,6 +310,64 @@ impl TaskState {
                 None => TaskState::Failed(o.exit_code.unwrap_or(1)),
             },
         }
+    }
+
+    /// How the task's last attempt ended, as the history words it: `None` while there is
+    /// none that ended (pending, running, unknown). A task waiting for a retry: the
+    /// attempt that failed.
+    pub fn outcome(&self) -> Option<Outcome> {
+        Some(match self {
+            TaskState::Pending | TaskState::Running | TaskState::Stopping | TaskState::Unknown => {
+                return None;
+            }
+            TaskState::RetryPending(failed) => return failed.outcome(),
+            TaskState::Succeeded => Outcome::succeeded(),
+            TaskState::Failed(code) => Outcome::exited(*code),
+            TaskState::StartFailed(why) => Outcome::start_failed(why),
+            TaskState::Killed(sig) => Outcome::killed(*sig),
+            TaskState::TimedOut => Outcome::of(AttemptResult::TimedOut),
+            TaskState::OutOfMemory => Outcome::of(AttemptResult::OutOfMemory),
+            TaskState::UpstreamFailed => Outcome::of(AttemptResult::UpstreamFailed),
+            TaskState::Skipped => Outcome::of(AttemptResult::Skipped),
+            TaskState::Canceled => Outcome::of(AttemptResult::Canceled),
+        })
+    }
+}
+
+/// Where a run shown by `flow list`, `flow status` or `flow run --wait` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// No run has started.
+    NotRun,
+    Going,
+    Ended(RunResult),
+    /// What is known does not decide it (systemd could not be asked, or a task's outcome
+    /// is not known while all the others succeeded).
+    Unknown,
+}
+
+/// A run's progress from its tasks' states, where the history does not have its result:
+/// the one place that decides it. A task with no record (`Unknown`) beside tasks that
+/// succeeded leaves the result unknown rather than claim a success; beside a task that
+/// did not succeed, the run did not either.
+pub fn progress(tasks: &[TaskRun]) -> Progress {
+    let known: Vec<&TaskState> = tasks
+        .iter()
+        .map(|t| &t.state)
+        .filter(|s| **s != TaskState::Unknown)
+        .collect();
+    if known.is_empty() {
+        Progress::NotRun
+    } else if known.iter().any(|s| !s.is_final()) {
+        Progress::Going
+    } else if known.iter().any(|s| **s == TaskState::Canceled) {
+        Progress::Ended(RunResult::Canceled)
+    } else if known.iter().any(|s| !s.is_ok()) {
+        Progress::Ended(RunResult::Failed)
+    } else if known.len() < tasks.len() {
+        Progress::Unknown
+    } else {
+        Progress::Ended(RunResult::Succeeded)
     }
 }
 
@@ -705,14 +765,30 @@ pub fn journal_hint(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// The state of each task in the current or last run, from systemd alone (works without
-/// the supervisor): what is running now from the manager, what finished from the journal
-/// (see [`journal`]: a finished unit may already be unloaded). `user`: the user's manager.
+/// The state of each task in the current or last run, from systemd alone (see
+/// [`seen_run`]).
 pub fn last_run(
     sd: &Systemd,
     wf: &InstalledWorkflow,
     user: bool,
 ) -> Result<Vec<TaskRun>, LastRunError> {
+    seen_run(sd, wf, user).map(|r| r.tasks)
+}
+
+/// The current or last run as systemd tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRun {
+    /// Realtime µs of its begin unit's start; `None`: none found.
+    pub begun_us: Option<u64>,
+    /// Realtime µs of its last task's end, once every task is final.
+    pub ended_us: Option<u64>,
+    pub tasks: Vec<TaskRun>,
+}
+
+/// The current or last run, from systemd alone (works without the supervisor): what is
+/// running now from the manager, what finished from the journal (see [`journal`]: a
+/// finished unit may already be unloaded). `user`: the user's manager.
+pub fn seen_run(sd: &Systemd, wf: &InstalledWorkflow, user: bool) -> Result<SeenRun, LastRunError> {
     // One call for the live state of every loaded unit of the workflow.
     let loaded = sd.list_units_by_patterns(&[&format!("flow-{}*", wf.name)])?;
     let live = |unit: &str| loaded.iter().find(|u| u.name == unit);
@@ -755,7 +831,18 @@ pub fn last_run(
         let tried = hold.run.and_then(|run| attempts_made(user, run));
         while_held(&mut out, wf, tried.as_ref());
     }
-    Ok(out)
+    let over = !running && out.iter().all(|t| t.state.is_final());
+    let ended_us = journal
+        .tasks
+        .values()
+        .filter_map(|r| r.ended)
+        .max()
+        .filter(|_| over && journal.begun.is_some());
+    Ok(SeenRun {
+        begun_us: journal.begun,
+        ended_us,
+        tasks: out,
+    })
 }
 
 /// How many times each task of run `run` ran, from the history of the system's (or the
@@ -900,6 +987,34 @@ mod tests {
         assert_eq!(
             states,
             ["upstream_failed", "failed", "upstream_failed", "succeeded"]
+        );
+    }
+
+    /// `flow list`, `flow status` and `flow run --wait` decide a run's result here: a task
+    /// with no record beside tasks that succeeded leaves it unknown.
+    #[test]
+    fn a_runs_progress_is_decided_once() {
+        let p = |states: Vec<TaskState>| progress(&states.into_iter().map(run).collect::<Vec<_>>());
+        use TaskState::*;
+        assert_eq!(p(vec![]), Progress::NotRun);
+        assert_eq!(p(vec![Unknown, Unknown]), Progress::NotRun);
+        assert_eq!(p(vec![Succeeded, Running]), Progress::Going);
+        assert_eq!(
+            p(vec![Succeeded, Skipped]),
+            Progress::Ended(RunResult::Succeeded)
+        );
+        assert_eq!(p(vec![Succeeded, Unknown]), Progress::Unknown);
+        assert_eq!(
+            p(vec![Failed(1), Unknown]),
+            Progress::Ended(RunResult::Failed)
+        );
+        assert_eq!(
+            p(vec![Failed(1), Canceled]),
+            Progress::Ended(RunResult::Canceled)
+        );
+        assert_eq!(
+            p(vec![Killed(9), UpstreamFailed]),
+            Progress::Ended(RunResult::Failed)
         );
     }
 

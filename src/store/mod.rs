@@ -559,6 +559,34 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// The run and attempt number of an activation, when it is recorded (an attempt is
+    /// recorded when it ends).
+    pub fn attempt_of_invocation(
+        &self,
+        invocation_id: &str,
+    ) -> Result<Option<(i64, u32)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT run_id, attempt FROM attempts WHERE invocation_id = ?1",
+                [invocation_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The workflow's run going (not ended), if one is recorded.
+    pub fn going_run(&self, workflow: &str) -> Result<Option<Run>, StoreError> {
+        Ok(self
+            .runs_where(
+                "workflow = ?1 AND result IS NULL",
+                &[&workflow as &dyn rusqlite::ToSql],
+                Some(1),
+            )?
+            .into_iter()
+            .next())
+    }
+
     /// Every workflow with a run recorded, by name.
     pub fn workflows(&self) -> Result<Vec<String>, StoreError> {
         let mut st = self
