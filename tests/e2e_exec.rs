@@ -175,7 +175,7 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     let json = fb.flow(&["logs", "talk", "--json"]).ok().stdout;
     let objects: Vec<serde_json::Value> = json
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(|l| common::schema_checked("logs", l))
         .collect();
     let pairs: Vec<(&str, &str)> = objects
         .iter()
@@ -195,7 +195,9 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
         ]
     );
     assert!(
-        objects.iter().all(|v| v["time_us"].as_i64().is_some()),
+        objects
+            .iter()
+            .all(|v| common::us(&v["time"]).is_some() && v["invocation_id"].is_string()),
         "{json}"
     );
     let only = fb.flow(&["logs", "talk", "--task", "bye"]).ok().stdout;
@@ -211,7 +213,7 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     );
     assert_eq!(tail[1..], lines[1..], "{tail:?}");
     let tail = fb.flow(&["logs", "talk", "-n", "1", "--json"]).ok().stdout;
-    assert_eq!(tail.lines().count(), 1, "no note in JSON: {tail}");
+    common::schema_checked("logs", &tail);
     assert!(tail.contains(r#""message":"bye-line""#), "{tail}");
 
     // `flow logs -f` prints the last run's lines at once (a run followed after it began

@@ -34,7 +34,7 @@ fn control_characters_of_task_output_are_shown_escaped() {
     );
     // `--json` keeps the message as it was written (JSON escapes it itself).
     let json = fb.flow(&["logs", "noisy", "--json"]).ok().stdout;
-    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    let v = common::schema_checked("logs", &json);
     assert_eq!(
         v["message"].as_str(),
         Some("before\u{1b}[2J\u{1b}]0;owned\u{7}after\rhidden")

@@ -41,6 +41,7 @@ tasks:
     assert!(n >= 3, "a 2 s schedule fired {n} times in 7 s");
 
     let paused = fb.flow(&["pause", "tick", "--json"]).ok().stdout;
+    common::schema_checked("pause", &paused);
     assert_eq!(paused.trim(), r#"{"paused":true,"workflow":"tick"}"#);
     // A run that was already going may still finish.
     sleep(Duration::from_millis(300));
@@ -180,7 +181,8 @@ fn apply_reapply_edit_and_remove() {
     let status = fb.flow(&["status", "life"]).ok();
     assert!(status.stderr.contains(&note), "{}", status.stderr);
     let json = fb.flow(&["status", "life", "--json"]).ok().stdout;
-    assert!(json.contains(r#""source_state":"changed""#), "{json}");
+    let v = common::schema_checked("status", &json);
+    assert_eq!(v["source_state"], "changed", "{json}");
     fb.write(yaml, v1.replace("echo one", "echo two"));
     assert!(!fb.flow(&["status", "life"]).ok().stderr.contains("note:"));
 
@@ -230,10 +232,10 @@ fn a_users_own_manager_runs_workflows() {
         "{applied}"
     );
     let ran = user("flow run mine --user --wait --json");
-    let v: serde_json::Value = serde_json::from_str(ran.trim()).expect("run json");
-    assert_eq!(v["succeeded"], true, "{v:#}");
+    let v = common::schema_checked("run-wait", &ran);
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     let status = user("flow status mine --user --json");
-    let s: serde_json::Value = serde_json::from_str(status.trim()).expect("status json");
+    let s = common::schema_checked("status", &status);
     let states: Vec<&str> = s["tasks"]
         .as_array()
         .expect("tasks")

@@ -157,7 +157,7 @@ fn failure_skips_downstream_and_runs_always_and_on_failure() {
     // `flow status` reads the same outcome back from systemd after the run, and exits 1
     // as `flow status NAME RUN` does for a failed run.
     let status = fb.flow(&["status", "fails", "--json"]).code(1).stdout;
-    let v: serde_json::Value = serde_json::from_str(status.trim()).expect("status JSON");
+    let v = common::schema_checked("status", &status);
     let state = |t: &str| {
         v["tasks"]
             .as_array()

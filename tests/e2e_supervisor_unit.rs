@@ -53,15 +53,18 @@ fn the_hardened_supervisor_unit_records_and_retries_a_users_task() {
     let run = sh(&sb, "timeout 60 flow run hard --wait");
     assert!(run.success(), "{run:?}");
     let history = sh(&sb, "flow history hard --json").ok();
-    let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history JSON");
-    assert_eq!(runs[0]["result"], "succeeded", "{runs:#}");
+    let runs = common::schema_checked("history", &history.stdout);
+    assert_eq!(runs["runs"][0]["result"], "succeeded", "{runs:#}");
     let status = sh(&sb, "flow status hard 1 --json").ok();
-    let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
-    let flaky: Vec<&serde_json::Value> = v["attempts"]
+    let v = common::schema_checked("status", &status.stdout);
+    let flaky: Vec<&serde_json::Value> = v["tasks"]
         .as_array()
-        .expect("attempts")
+        .expect("tasks")
         .iter()
-        .filter(|a| a["task"] == "flaky")
+        .find(|t| t["task"] == "flaky")
+        .and_then(|t| t["attempts"].as_array())
+        .expect("flaky's attempts")
+        .iter()
         .collect();
     assert_eq!(flaky.len(), 2, "a failed attempt, then the retry: {v:#}");
     // `cleanup` waited for flaky's final outcome: the marker the supervisor writes into the
@@ -80,8 +83,9 @@ fn the_hardened_supervisor_unit_records_and_retries_a_users_task() {
         Duration::from_secs(30),
         || {
             let out = sh(&sb, "flow history hard --json").stdout;
-            let runs: serde_json::Value = serde_json::from_str(&out).ok()?;
-            (runs.as_array()?.len() == 2 && runs[0]["result"] == "succeeded").then_some(())
+            let history: serde_json::Value = serde_json::from_str(&out).ok()?;
+            let runs = history["runs"].as_array()?;
+            (runs.len() == 2 && runs[0]["result"] == "succeeded").then_some(())
         },
     );
     let active = sh(&sb, "systemctl is-active flow-supervisor.service");

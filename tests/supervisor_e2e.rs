@@ -57,22 +57,27 @@ fn start_supervisor_with(sb: &Sandbox, args: &str) {
     .ok();
 }
 
-/// Waits for the run of `wf` numbered `run` to end; returns `flow status` JSON.
+/// Waits for the run of `wf` numbered `run` to end; returns `flow status` JSON (checked
+/// against its schema).
 fn wait_run(sb: &Sandbox, wf: &str, run: i64, timeout: Duration) -> serde_json::Value {
-    wait_until(&format!("run {run} of {wf} to end"), timeout, || {
+    let out = wait_until(&format!("run {run} of {wf} to end"), timeout, || {
         let out = sh(
             sb,
             &format!("flow status {wf} {run} --json --db {DB} 2>/dev/null"),
         );
         let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-        v["run"]["result"].as_str().is_some().then_some(v)
-    })
+        v["result"].as_str().is_some().then_some(out.stdout)
+    });
+    common::schema_checked("status", &out)
 }
 
+/// A task's attempts in `flow status` JSON.
 fn attempts<'a>(v: &'a serde_json::Value, task: &str) -> Vec<&'a serde_json::Value> {
-    v["attempts"]
+    v["tasks"]
         .as_array()
-        .map(|a| a.iter().filter(|x| x["task"] == task).collect())
+        .and_then(|tasks| tasks.iter().find(|t| t["task"] == task))
+        .and_then(|t| t["attempts"].as_array())
+        .map(|a| a.iter().collect())
         .unwrap_or_default()
 }
 
@@ -154,7 +159,7 @@ tasks:
 fn run_retry3(sb: &Sandbox) -> serde_json::Value {
     sh(sb, "systemctl start flow-retry3.service").ok();
     let v = wait_run(sb, "retry3", 1, Duration::from_secs(30));
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
         ["failed (exit 1)", "failed (exit 1)", "succeeded"],
@@ -182,7 +187,7 @@ fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
     // Delays of ~1 s between attempts.
     let starts: Vec<i64> = attempts(&v, "flaky")
         .iter()
-        .filter_map(|a| a["started_us"].as_i64())
+        .filter_map(|a| common::us(&a["started"]))
         .collect();
     for w in starts.windows(2) {
         let gap = w[1] - w[0];
@@ -268,14 +273,14 @@ fn run_wait_follows_the_retries_to_the_recorded_end() {
     }
     // The history has the run's end already: --wait returned after it was recorded.
     let v = sh(&sb, &format!("flow status retry3 1 --json --db {DB}")).ok();
-    let v: serde_json::Value = serde_json::from_str(&v.stdout).expect("status JSON");
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    let v = common::schema_checked("status", &v.stdout);
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "flaky").len(), 3, "{v:#}");
     // `--json` says which run it was; the next one succeeds at once.
     let out = sh(&sb, "flow run retry3 --wait --json").ok();
-    let j: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("run JSON");
+    let j = common::schema_checked("run-wait", &out.stdout);
     assert_eq!(j["run"], 2, "{j:#}");
-    assert_eq!(j["succeeded"], true, "{j:#}");
+    assert_eq!(j["result"], "succeeded", "{j:#}");
 }
 
 /// Nobody asks dbus-daemon for systemd's signals while the supervisor runs: it reads them
@@ -436,7 +441,7 @@ fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
     };
     sh(&sb, "systemctl start flow-exhaust.service").ok();
     let v = wait_run(&sb, "exhaust", 1, Duration::from_secs(30));
-    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(
         results(&v, "broken"),
         ["failed (exit 7)", "failed (exit 7)", "failed (exit 7)"],
@@ -452,7 +457,7 @@ fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
     // Exponential backoff: 1 s, then 2 s (+ up to 10 % jitter).
     let starts: Vec<i64> = attempts(&v, "broken")
         .iter()
-        .filter_map(|a| a["started_us"].as_i64())
+        .filter_map(|a| common::us(&a["started"]))
         .collect();
     let gaps: Vec<i64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     assert!((900_000..1_800_000).contains(&gaps[0]), "{gaps:?}");
@@ -485,7 +490,7 @@ tasks:
     };
     sh(&sb, "systemctl start flow-late.service").ok();
     let v = wait_run(&sb, "late", 1, Duration::from_secs(30));
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "a"), ["failed (exit 1)", "succeeded"], "{v:#}");
     assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "cleanup"), ["succeeded"], "{v:#}");
@@ -498,7 +503,7 @@ tasks:
     )
     .ok();
     let v = wait_run(&sb, "never", 2, Duration::from_secs(30));
-    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(
         results(&v, "a"),
         ["failed (exit 1)", "failed (exit 1)"],
@@ -513,11 +518,12 @@ tasks:
     assert_eq!(lines, ["alert", "cleanup"], "{order}");
     let last_try = attempts(&v, "a")
         .iter()
-        .filter_map(|a| a["ended_us"].as_i64())
+        .filter_map(|a| common::us(&a["ended"]))
         .max();
     for task in ["cleanup", "alert"] {
-        let started = attempts(&v, task)[0]["started_us"].as_i64();
-        assert!(started > last_try, "{task} before a's last try: {v:#}");
+        // To the millisecond: not before.
+        let started = common::us(&attempts(&v, task)[0]["started"]);
+        assert!(started >= last_try, "{task} before a's last try: {v:#}");
     }
 }
 
@@ -544,7 +550,7 @@ tasks:
         assert_eq!(results(v, "slow"), ["canceled"], "{v:#}");
         let slow = attempts(v, "slow")[0];
         assert!(slow["invocation_id"].is_string(), "{v:#}");
-        assert!(slow["started_us"].is_i64(), "{v:#}");
+        assert!(common::us(&slow["started"]).is_some(), "{v:#}");
         assert_eq!(results(v, "final"), ["canceled"], "{v:#}");
         assert_eq!(results(v, "alert"), ["canceled"], "{v:#}");
     };
@@ -552,8 +558,9 @@ tasks:
         let started = sh(&sb, "rm -f /var/tmp/started; flow run cx --json")
             .ok()
             .stdout;
-        let started: serde_json::Value = serde_json::from_str(&started).expect("JSON");
-        assert_eq!(started["started"], true, "{started}");
+        let started = common::schema_checked("run", &started);
+        assert_eq!(started["skipped"], false, "{started}");
+        assert_eq!(started["run"], run, "{started}");
         wait_until("slow to run", Duration::from_secs(20), || {
             sh(&sb, "test -e /var/tmp/started")
                 .status
@@ -562,7 +569,7 @@ tasks:
         });
         sh(&sb, "flow cancel cx").ok();
         let v = wait_run(&sb, "cx", run, Duration::from_secs(20));
-        assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+        assert_eq!(v["result"], "canceled", "{v:#}");
         check(&v);
     }
     // `flow run --wait` says how it ended, in the history's words.
@@ -576,14 +583,14 @@ tasks:
         waited.stdout
     );
     let v = wait_run(&sb, "dl", 4, Duration::from_secs(20));
-    assert_eq!(v["run"]["result"], "timed_out", "{v:#}");
+    assert_eq!(v["result"], "timed_out", "{v:#}");
     check(&v);
     let json = sh(
         &sb,
         "flow run cx --wait --json & sleep 1; flow cancel cx >/dev/null; wait",
     )
     .stdout;
-    let json: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+    let json = common::schema_checked("run-wait", &json);
     assert_eq!(json["result"], "canceled", "{json}");
     assert_eq!(json["run"], 5, "{json}");
     std::thread::sleep(Duration::from_secs(1));
@@ -613,7 +620,7 @@ tasks:
     start_supervisor(&sb);
     let v = wait_run(&sb, "due", 1, Duration::from_secs(20));
     let waited = back.elapsed();
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
         ["failed (exit 1)", "succeeded"],
@@ -648,11 +655,11 @@ tasks:
     std::thread::sleep(Duration::from_secs(3));
     start_supervisor(&sb);
     let v = wait_run(&sb, "down", 1, Duration::from_secs(20));
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "a"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
-    let ended = v["run"]["ended_us"].as_i64().expect("ended_us");
-    let b_ended = attempts(&v, "b")[0]["ended_us"].as_i64().expect("b's end");
+    let ended = common::us(&v["ended"]).expect("ended");
+    let b_ended = common::us(&attempts(&v, "b")[0]["ended"]).expect("b's end");
     assert_eq!(ended, b_ended, "the run ends with its last task: {v:#}");
     assert!(
         ended <= over_us,
@@ -716,11 +723,11 @@ tasks:
     sh(&sb, "flow run dq").ok();
     wait_activating(&sb, "flow-dq--s.service");
     let waited = sh(&sb, "timeout 30 flow run dq --wait --json 2>/dev/null");
-    let v: serde_json::Value = serde_json::from_str(&waited.stdout).expect("one JSON object");
+    let v = common::schema_checked("run-wait", &waited.stdout);
     assert_eq!(v["run"], 2, "{v}");
     assert_eq!(v["result"], "timed_out", "{v}");
     let first = wait_run(&sb, "dq", 1, Duration::from_secs(10));
-    assert_eq!(first["run"]["result"], "timed_out", "{first:#}");
+    assert_eq!(first["result"], "timed_out", "{first:#}");
 }
 
 #[test]
@@ -739,7 +746,7 @@ tasks:
     };
     sh(&sb, "systemctl start --no-block flow-slow.service").ok();
     let v = wait_run(&sb, "slow", 1, Duration::from_secs(20));
-    assert_eq!(v["run"]["result"], "timed_out", "{v:#}");
+    assert_eq!(v["result"], "timed_out", "{v:#}");
     assert_eq!(results(&v, "slow"), ["canceled"], "{v:#}");
     assert_eq!(results(&v, "later"), ["canceled"], "{v:#}");
     let active = sh(&sb, "systemctl is-active flow-slow--slow.service");
@@ -785,7 +792,7 @@ tasks:
         out.stdout
     );
     let v = wait_run(&sb, "noenv", 1, Duration::from_secs(10));
-    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(results(&v, "a"), ["resources", "resources"], "{v:#}");
     assert_eq!(results(&v, "b"), ["upstream_failed"], "{v:#}");
     // Two starts, and still two a while later: nothing starts it again.
@@ -808,7 +815,7 @@ tasks:
         "{logs}"
     );
     let status = sh(&sb, "flow status noenv --json").stdout;
-    let st: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    let st = common::schema_checked("status", &status);
     assert_eq!(st["tasks"][0]["state"], "failed", "{st:#}");
     // A failed start while the supervisor was down is found in the journal at its start
     // (an attempt, not a task still to run): one retry follows, as the task allows.
@@ -860,7 +867,7 @@ tasks:
         applied.stderr
     );
     let v = wait_run(&sb, "ren", 1, Duration::from_secs(30));
-    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "a"), ["failed (exit 1)", "succeeded"], "{v:#}");
     assert_eq!(results(&v, "b"), ["canceled"], "{v:#}");
     let active = sh(&sb, "systemctl is-active supervisor-test.service");
@@ -943,7 +950,7 @@ tasks:
     let list = sh(&sb, "flow list --json").ok().stdout;
     assert!(list.contains(r#""last_result":"canceled""#), "{list}");
     let v = wait_run(&sb, "cx", 1, Duration::from_secs(20));
-    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "long"), ["canceled"], "{v:#}");
     assert!(
         attempts(&v, "long")[0]["invocation_id"].is_string(),
@@ -1001,12 +1008,13 @@ tasks:
         (failed && held).then_some(())
     });
     let canceled = sh(&sb, "flow cancel between --json").ok();
+    let canceled = common::schema_checked("cancel", &canceled.stdout);
     assert_eq!(
-        canceled.stdout.trim(),
-        r#"{"canceled":true,"queued_canceled":false,"workflow":"between"}"#
+        canceled,
+        serde_json::json!({"workflow": "between", "run": 1, "canceled": true, "queued_canceled": false})
     );
     let v = wait_run(&sb, "between", 1, Duration::from_secs(10));
-    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
         ["failed (exit 1)", "canceled"],
@@ -1046,7 +1054,7 @@ tasks:
     let removed = sh(&sb, "flow remove waits");
     assert!(removed.success(), "{removed:?}");
     let v = wait_run(&sb, "waits", 1, Duration::from_secs(10));
-    assert_eq!(v["run"]["result"], "canceled", "{v:#}");
+    assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
         ["failed (exit 1)", "canceled"],
@@ -1112,7 +1120,7 @@ tasks:
     assert_eq!(all.len(), runs as usize, "{hist:#}");
     for r in all {
         assert_eq!(r["result"], "succeeded", "{hist:#}");
-        let id = r["id"].as_i64().expect("id");
+        let id = r["run"].as_i64().expect("run");
         let v = wait_run(&sb, "crashy", id, Duration::from_secs(5));
         assert_eq!(results(&v, "prep"), ["succeeded"], "run {id}: {v:#}");
         assert_eq!(
@@ -1167,7 +1175,7 @@ tasks:
             let results: Vec<_> = h.iter().filter_map(result).collect();
             let failed = h.iter().find(|r| r["result"] == "failed")?;
             (results.len() == 2 && results.contains(&"skipped".to_string()))
-                .then(|| failed["id"].as_i64())
+                .then(|| failed["run"].as_i64())
                 .flatten()
         },
     );
@@ -1178,8 +1186,8 @@ tasks:
         "{retried:?}"
     );
     let v = wait_run(&sb, "skipme", 3, Duration::from_secs(20));
-    assert_eq!(v["run"]["trigger"], "retry", "{v:#}");
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(v["trigger"], "retry", "{v:#}");
+    assert_eq!(v["result"], "succeeded", "{v:#}");
 }
 
 #[test]
@@ -1201,7 +1209,7 @@ tasks:
     };
     sh(&sb, "systemctl start flow-fix.service").ok();
     let v = wait_run(&sb, "fix", 1, Duration::from_secs(20));
-    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(results(&v, "after"), ["upstream_failed"], "{v:#}");
     // Not the last run / not failed: refused with a reason.
     let bad = sh(&sb, &format!("flow retry fix 9 --db {DB}"));
@@ -1215,8 +1223,8 @@ tasks:
     let retried = sh(&sb, &format!("flow retry fix --db {DB}")).ok();
     assert!(retried.stdout.contains("of run 1"), "{retried:?}");
     let v = wait_run(&sb, "fix", 2, Duration::from_secs(20));
-    assert_eq!(v["run"]["trigger"], "retry", "{v:#}");
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(v["trigger"], "retry", "{v:#}");
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "fixme"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "after"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "first"), Vec::<String>::new(), "{v:#}");
@@ -1240,7 +1248,7 @@ tasks:
         .as_array()
         .expect("runs")
         .iter()
-        .filter_map(|r| r["id"].as_i64())
+        .filter_map(|r| r["run"].as_i64())
         .collect();
     assert_eq!(ids, [4, 3], "{hist:#}");
 }
@@ -1281,15 +1289,15 @@ tasks:
     sh(&sb, "systemctl start flow-ov.trigger.service").ok();
     sh(&sb, "systemctl start --no-block flow-ov.service").ok();
     let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
-    assert_eq!(first["run"]["result"], "succeeded", "{first:#}");
-    assert_eq!(first["run"]["trigger"], "manual", "{first:#}");
+    assert_eq!(first["result"], "succeeded", "{first:#}");
+    assert_eq!(first["trigger"], "manual", "{first:#}");
     assert_eq!(results(&first, "long"), ["succeeded"], "{first:#}");
     assert_eq!(results(&first, "first"), ["succeeded"], "{first:#}");
     for id in [2, 3] {
         let skipped = wait_run(&sb, "ov", id, Duration::from_secs(20));
-        assert_eq!(skipped["run"]["result"], "skipped", "{skipped:#}");
-        assert_eq!(skipped["run"]["trigger"], "manual", "{skipped:#}");
-        assert_eq!(skipped["attempts"], serde_json::json!([]), "{skipped:#}");
+        assert_eq!(skipped["result"], "skipped", "{skipped:#}");
+        assert_eq!(skipped["trigger"], "manual", "{skipped:#}");
+        assert_eq!(skipped["tasks"], serde_json::json!([]), "{skipped:#}");
     }
     // The joined start did not begin the run again: `first` (whose success marker the
     // begin unit would have wiped) did not run twice.
@@ -1298,8 +1306,8 @@ tasks:
     // Once it ended, a trigger starts a run again: number 4, not merged into a skip.
     sh(&sb, "systemctl start flow-ov.service").ok();
     let fourth = wait_run(&sb, "ov", 4, Duration::from_secs(20));
-    assert_eq!(fourth["run"]["result"], "succeeded", "{fourth:#}");
-    assert_eq!(fourth["run"]["trigger"], "systemctl", "{fourth:#}");
+    assert_eq!(fourth["result"], "succeeded", "{fourth:#}");
+    assert_eq!(fourth["trigger"], "systemctl", "{fourth:#}");
     assert_eq!(results(&fourth, "long"), ["succeeded"], "{fourth:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/long").ok().stdout, "long\nlong\n");
     let runs = history_json(&sb, "ov");
@@ -1331,15 +1339,13 @@ tasks:
     );
     sh(&sb, "systemctl start --no-block flow-ov.trigger.service").ok();
     let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
-    assert_eq!(first["run"]["result"], "succeeded", "{first:#}");
+    assert_eq!(first["result"], "succeeded", "{first:#}");
     let second = wait_run(&sb, "ov", 2, Duration::from_secs(30));
-    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
-    assert_eq!(second["run"]["trigger"], "manual", "{second:#}");
+    assert_eq!(second["result"], "succeeded", "{second:#}");
+    assert_eq!(second["trigger"], "manual", "{second:#}");
     assert_eq!(results(&second, "long"), ["succeeded"], "{second:#}");
-    let ended = first["run"]["ended_us"].as_i64().expect("first run's end");
-    let began = second["run"]["started_us"]
-        .as_i64()
-        .expect("second run's start");
+    let ended = common::us(&first["ended"]).expect("first run's end");
+    let began = common::us(&second["started"]).expect("second run's start");
     assert!(
         began >= ended,
         "the queued run began before the first ended: {began} < {ended}"
@@ -1444,7 +1450,7 @@ tasks:
         wait_activating(&sb, "flow-gone--long.service");
         sh(&sb, how).ok();
         let v = wait_run(&sb, "gone", run, Duration::from_secs(20));
-        assert_eq!(v["run"]["result"], "canceled", "{how}: {v:#}");
+        assert_eq!(v["result"], "canceled", "{how}: {v:#}");
         // The supervisor's pin goes once it has seen the reload.
         let left = wait_until("no unit left", Duration::from_secs(10), || {
             let out = sh(&sb, "systemctl list-units --all --no-legend 'flow-gone*'").stdout;
@@ -1486,11 +1492,11 @@ tasks:
     assert!(replaced.stdout.contains("overlap: replace"), "{replaced:?}");
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     let first = wait_run(&sb, "ov", 1, Duration::from_secs(20));
-    assert_eq!(first["run"]["result"], "canceled", "{first:#}");
+    assert_eq!(first["result"], "canceled", "{first:#}");
     assert_eq!(results(&first, "after"), ["canceled"], "{first:#}");
     let second = wait_run(&sb, "ov", 2, Duration::from_secs(20));
-    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
-    assert_eq!(second["run"]["trigger"], "manual", "{second:#}");
+    assert_eq!(second["result"], "succeeded", "{second:#}");
+    assert_eq!(second["trigger"], "manual", "{second:#}");
     assert_eq!(results(&second, "slow"), ["succeeded"], "{second:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/after").ok().stdout, "after\n");
 }
@@ -1537,7 +1543,8 @@ fn triggers_are_told_apart() {
                     &sb,
                     &format!("flow history {wf} --json --db {DB} 2>/dev/null"),
                 );
-                let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
+                let history: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+                let runs = history["runs"].as_array()?.clone();
                 let mut done: Vec<_> = runs
                     .into_iter()
                     .filter(|r| !r["result"].is_null())
@@ -1575,18 +1582,17 @@ fn triggers_are_told_apart() {
     sh(&sb, "flow apply").ok();
     wait_activating(&sb, "flow-busy--a.service");
     let ran = sh(&sb, "flow run busy --wait --json").ok();
-    let v: serde_json::Value = serde_json::from_str(&ran.stdout).expect("JSON");
+    let v = common::schema_checked("run-wait", &ran.stdout);
     let id = v["run"].as_i64().expect("a run number");
     let run = wait_run(&sb, "busy", id, Duration::from_secs(20));
-    assert_eq!(run["run"]["trigger"], "manual", "{run:#}");
+    assert_eq!(run["trigger"], "manual", "{run:#}");
 }
 
 /// Every run of `wf` as `flow history --json` lists them (newest first); the command must
 /// succeed and print JSON.
 fn history_json(sb: &Sandbox, wf: &str) -> serde_json::Value {
     let out = sh(sb, &format!("flow history {wf} --json --db {DB}")).ok();
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("flow history --json printed no JSON ({e}): {}", out.stdout))
+    common::schema_checked("history", &out.stdout)["runs"].take()
 }
 
 /// Finished runs of `wf` as `flow history --json` lists them (newest first); none when
@@ -1596,7 +1602,10 @@ fn history(sb: &Sandbox, wf: &str) -> Vec<serde_json::Value> {
         sb,
         &format!("flow history {wf} --json --db {DB} 2>/dev/null"),
     );
-    serde_json::from_str(&out.stdout).unwrap_or_default()
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|mut v| serde_json::from_value(v["runs"].take()).ok())
+        .unwrap_or_default()
 }
 
 /// A database locked by another process: the supervisor keeps what it learned in memory,
@@ -1633,7 +1642,7 @@ fn a_locked_database_delays_records_but_loses_none() {
     );
     assert_eq!(history(&sb, "lk").len(), 1, "written through the lock?");
     let second = wait_run(&sb, "lk", 2, Duration::from_secs(20));
-    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(second["result"], "succeeded", "{second:#}");
     assert_eq!(results(&second, "a"), ["succeeded"], "{second:#}");
     assert_eq!(results(&second, "b"), ["succeeded"], "{second:#}");
     assert_eq!(history(&sb, "lk").len(), 2);
@@ -1678,7 +1687,7 @@ fn a_full_disk_delays_records_but_loses_none() {
     sh(&sb, "rm /var/lib/flow/filler").ok();
     for id in 1..=4 {
         let v = wait_run(&sb, "full", id, Duration::from_secs(20));
-        assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+        assert_eq!(v["result"], "succeeded", "{v:#}");
         assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
     }
     assert_eq!(history(&sb, "full").len(), 4);
@@ -1748,15 +1757,15 @@ fn an_unprivileged_user_cannot_lock_the_history() {
     assert!(locker.success(), "{locker:?}");
     sh(&sb, "flow run lockme --wait").ok();
     let second = wait_run(&sb, "lockme", 2, Duration::from_secs(10));
-    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(second["result"], "succeeded", "{second:#}");
     // The copy is made anew meanwhile: nobody's own history commands see the second run.
     wait_until("nobody to see run 2", Duration::from_secs(10), || {
         let out = sh(
             &sb,
             &format!("{NOBODY} flow history lockme --json --db {DB}"),
         );
-        let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
-        (runs.len() == 2).then_some(())
+        let history: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        (history["runs"].as_array()?.len() == 2).then_some(())
     });
     assert_eq!(
         sh(&sb, "systemctl is-active copylocker").stdout.trim(),
@@ -1800,7 +1809,7 @@ fn a_start_while_the_history_is_locked_is_ready_and_waits_for_the_lock() {
     );
     sh(&sb, "systemctl start flow-lk.service").ok();
     let second = wait_run(&sb, "lk", 2, Duration::from_secs(30));
-    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(second["result"], "succeeded", "{second:#}");
     assert_eq!(
         sh(&sb, "systemctl is-active supervisor-test").stdout.trim(),
         "active"
@@ -1837,7 +1846,7 @@ fn a_start_on_a_full_disk_is_ready_at_once_and_records_the_runs_later() {
     );
     sh(&sb, "rm /var/lib/flow/filler").ok();
     let v = wait_run(&sb, "full", 1, Duration::from_secs(20));
-    assert_eq!(v["run"]["result"], "succeeded", "{v:#}");
+    assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
 }
 
@@ -1899,7 +1908,7 @@ tasks:
     };
     sh(&sb, "systemctl start --no-block flow-props.service").ok();
     let v = wait_run(&sb, "props", 1, Duration::from_secs(60));
-    assert_eq!(v["run"]["result"], "failed", "{v:#}");
+    assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(results(&v, "ok"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "bad"), ["failed (exit 3)"], "{v:#}");
     assert_eq!(results(&v, "slow"), ["timed_out"], "{v:#}");
@@ -1919,14 +1928,16 @@ tasks:
             st.invocation_id.as_deref(),
             "{task}: {v:#}"
         );
+        // To the millisecond, as `--json` tells times.
+        let ms = |us: Option<u64>| us.map(|us| (us / 1000 * 1000) as i64);
         assert_eq!(
-            last["started_us"].as_u64(),
-            st.inactive_exit_timestamp,
+            common::us(&last["started"]),
+            ms(st.inactive_exit_timestamp),
             "{task}: {v:#}"
         );
         assert_eq!(
-            last["ended_us"].as_u64(),
-            st.inactive_enter_timestamp,
+            common::us(&last["ended"]),
+            ms(st.inactive_enter_timestamp),
             "{task}: {v:#}"
         );
     }
@@ -1936,7 +1947,7 @@ tasks:
         "{v:#}"
     );
     assert!(
-        flaky[0]["ended_us"].as_i64() <= flaky[1]["started_us"].as_i64(),
+        common::us(&flaky[0]["ended"]) <= common::us(&flaky[1]["started"]),
         "{v:#}"
     );
 }
@@ -1963,15 +1974,15 @@ fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
                  flow history pub --json --db /var/tmp/alone/history.db 2>/dev/null"
                 ),
             );
-            let runs: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
-            (runs.len() == 1).then_some(())
+            let history: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+            (history["runs"].as_array()?.len() == 1).then_some(())
         },
     );
     let nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
     let out = sh(&sb, &format!("{nobody} flow history pub --json --db {DB}"));
     assert!(out.success(), "{out:?}");
-    let runs: serde_json::Value = serde_json::from_str(&out.stdout).expect("history json");
-    assert_eq!(runs[0]["result"], "succeeded", "{runs:#}");
+    let runs = common::schema_checked("history", &out.stdout);
+    assert_eq!(runs["runs"][0]["result"], "succeeded", "{runs:#}");
     assert!(!out.stderr.contains("not running"), "{out:?}");
     let status = sh(&sb, &format!("{nobody} flow status pub 1 --db {DB}"));
     assert!(status.success(), "{status:?}");
@@ -2056,7 +2067,7 @@ tasks:
     assert!(!ran.stderr.contains("note:"), "{ran:?}");
     let status = |run: i64| -> serde_json::Value {
         let out = user(&format!("flow status mine {run} --user --json"));
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+        common::schema_checked("status", &out.stdout)
     };
     let first = status(1);
     assert_eq!(
@@ -2095,17 +2106,17 @@ tasks:
     user("systemctl --user start flow-supervisor.service").ok();
     let second = wait_until("run 2 to end", Duration::from_secs(30), || {
         let v = status(2);
-        v["run"]["result"].as_str().is_some().then_some(v)
+        v["result"].as_str().is_some().then_some(v)
     });
-    assert_eq!(second["run"]["result"], "succeeded", "{second:#}");
+    assert_eq!(second["result"], "succeeded", "{second:#}");
     assert_eq!(
         results(&second, "flaky"),
         ["failed (exit 1)", "failed (exit 1)", "succeeded"],
         "{second:#}"
     );
     let history = user("flow history --user --json").ok().stdout;
-    let runs: serde_json::Value = serde_json::from_str(&history).expect("history json");
-    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
+    let runs = common::schema_checked("history", &history);
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2), "{runs:#}");
 }
 
 /// Between a failed attempt and its retry, systemd's part of the run is over, but the run
@@ -2128,8 +2139,8 @@ tasks:
     };
     sh(&sb, "flow run later").ok();
     let status = || -> serde_json::Value {
-        let out = sh(&sb, "flow status later --json").stdout;
-        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null)
+        let out = sh(&sb, "flow status later --json").ok().stdout;
+        common::schema_checked("status", &out)
     };
     let v = wait_until(
         "flaky to wait for its retry",
@@ -2139,8 +2150,12 @@ tasks:
             (v["tasks"][0]["state"] == "retry_pending").then_some(v)
         },
     );
-    assert_eq!(v["tasks"][0]["exit"], 3, "{v:#}");
+    assert_eq!(v["tasks"][0]["exit_code"], 3, "{v:#}");
     assert_eq!(v["tasks"][1]["state"], "pending", "{v:#}");
+    // The run held for the retry is going, and the history says which it is.
+    assert_eq!(v["run"], 1, "{v:#}");
+    assert_eq!(v["running"], true, "{v:#}");
+    assert!(v["result"].is_null(), "{v:#}");
     let text = sh(&sb, "flow status later").ok().stdout;
     assert!(
         text.contains("failed (exit 3), to be tried again"),
@@ -2150,7 +2165,7 @@ tasks:
     common::schema_checked("list", &list);
     assert!(list.contains(r#""running":true"#), "{list}");
     let run = wait_run(&sb, "later", 1, Duration::from_secs(30));
-    assert_eq!(run["run"]["result"], "succeeded", "{run:#}");
+    assert_eq!(run["result"], "succeeded", "{run:#}");
     let v = wait_until(
         "the run's end in flow status",
         Duration::from_secs(10),

@@ -135,17 +135,17 @@ impl FlowBox {
         }
     }
 
-    /// `flow run NAME --wait --json`, parsed.
+    /// `flow run NAME --wait --json`, checked against its schema and parsed.
     pub fn run_wait(&self, name: &str) -> RunResult {
         let t = Instant::now();
         let out = self.flow(&["run", name, "--wait", "--json"]);
         let wall = t.elapsed();
-        let json: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "flow run printed no JSON ({e}):\nstdout:\n{}\nstderr:\n{}",
-                out.stdout, out.stderr
-            )
-        });
+        assert!(
+            !out.stdout.trim().is_empty(),
+            "flow run printed no JSON:\nstderr:\n{}",
+            out.stderr
+        );
+        let json = super::schema_checked("run-wait", &out.stdout);
         let tasks = json["tasks"]
             .as_array()
             .unwrap_or_else(|| panic!("no tasks in {json}"))
@@ -158,7 +158,7 @@ impl FlowBox {
             .collect();
         RunResult {
             exit: out.status.code(),
-            succeeded: json["succeeded"].as_bool().unwrap_or(false),
+            succeeded: json["result"] == "succeeded",
             tasks,
             wall,
             stderr: out.stderr,

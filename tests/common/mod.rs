@@ -226,6 +226,14 @@ pub fn schema_checked(schema: &str, json: &str) -> serde_json::Value {
     v
 }
 
+/// A time a `--json` output gave (RFC 3339, to the millisecond) as µs since the epoch;
+/// `None` for `null` or anything else.
+pub fn us(time: &serde_json::Value) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(time.as_str()?)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
 /// Directories with this name in the host's cgroup hierarchies (a sandbox's, left behind or
 /// not).
 pub fn host_cgroups_named(name: &str) -> Vec<String> {
