@@ -3,11 +3,31 @@
 //! each command's object and docs/schema/ holds its JSON Schema; tests hold real outputs to
 //! them.
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::compiler::Diagnostic;
 
 /// Prints `v` as one line of JSON on stdout.
 pub fn json_line(v: &Value) {
     println!("{v}");
+}
+
+/// One problem found in workflow file `file`, for `--json`: its stable code, where it is
+/// (from line:column up to the column after its end; a problem of the whole file at 1:1),
+/// and what to do. The texts are as for a person, unescaped: JSON quotes what it must.
+pub fn diagnostic(d: &Diagnostic, file: &str) -> Value {
+    let (start, end) = d.range();
+    json!({
+        "code": d.code.as_str(),
+        "severity": d.code.severity().as_str(),
+        "file": file,
+        "line": start.line,
+        "column": start.col,
+        "end_line": end.line,
+        "end_column": end.col,
+        "message": d.message,
+        "help": d.help,
+    })
 }
 
 /// A point in time given in microseconds since the epoch (systemd's and the history's

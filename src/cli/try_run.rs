@@ -36,8 +36,8 @@ pub fn run(file: Option<&Path>, keep: bool, host_network: bool) -> Result<Exit, 
             path.display().to_string(),
             // As `flow validate` reads it: a FIFO or device is refused, not waited on.
             workflows::read_text(path).map_err(|e| match e {
-                workflows::ReadError::Invalid(rendered) => {
-                    eprintln!("{rendered}");
+                workflows::ReadError::Invalid(u) => {
+                    eprintln!("{}", u.render(path));
                     CliError::Invalid("the workflow is invalid: nothing was run".into())
                 }
                 workflows::ReadError::Io(e) => e,

@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 
+use super::diagnostic::{Code, Diagnostic};
+
 /// Longest workflow or task name: keeps unit names far below systemd's 255-byte limit.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -31,7 +33,8 @@ pub const RESERVED_WORKFLOWS: &[(&str, &str)] = &[
     ),
 ];
 
-fn check(kind: &str, name: &str) -> Result<(), (String, String)> {
+/// Why a name is refused, without a place: the caller knows where the name is written.
+fn check(kind: &str, name: &str) -> Result<(), Diagnostic> {
     let rule =
         "use letters, digits, `_` and `-`, starting with a letter or digit (e.g. `nightly-backup`)";
     let problem = if name.is_empty() {
@@ -55,24 +58,31 @@ fn check(kind: &str, name: &str) -> Result<(), (String, String)> {
     };
     match problem {
         None => Ok(()),
-        Some(p) => Err((format!("{kind} name `{name}` {p}"), rule.to_string())),
+        Some(p) => {
+            Err(
+                Diagnostic::new(Code::InvalidName, None, format!("{kind} name `{name}` {p}"))
+                    .help(rule),
+            )
+        }
     }
 }
 
-pub fn check_workflow(name: &str) -> Result<(), (String, String)> {
+pub fn check_workflow(name: &str) -> Result<(), Diagnostic> {
     check("workflow", name)?;
     if let Some((_, shadowed)) = RESERVED_WORKFLOWS.iter().find(|(r, _)| *r == name) {
-        return Err((
+        return Err(Diagnostic::new(
+            Code::ReservedName,
+            None,
             format!(
                 "workflow name `{name}` is reserved: its units would take the place of {shadowed}"
             ),
-            format!("choose another name, e.g. `my-{name}`"),
-        ));
+        )
+        .help(format!("choose another name, e.g. `my-{name}`")));
     }
     Ok(())
 }
 
-pub fn check_task(name: &str) -> Result<(), (String, String)> {
+pub fn check_task(name: &str) -> Result<(), Diagnostic> {
     check("task", name)
 }
 
@@ -229,8 +239,9 @@ mod tests {
     #[test]
     fn flows_own_names_are_reserved() {
         for (name, _) in RESERVED_WORKFLOWS {
-            let (message, _) = check_workflow(name).expect_err("reserved");
-            assert!(message.contains("reserved"), "{message}");
+            let d = check_workflow(name).expect_err("reserved");
+            assert_eq!(d.code, Code::ReservedName);
+            assert!(d.message.contains("reserved"), "{}", d.message);
             // A task may have the name: its unit is `flow-<wf>--supervisor.service`.
             assert!(check_task(name).is_ok());
         }
