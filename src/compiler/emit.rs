@@ -41,7 +41,7 @@
 use super::duration::push_systemd;
 use super::escape::{self, push_env_assignment, push_exec_word, push_raw, push_raw_joined, raw};
 use super::model::{Command, Hardening, Schedule, Task, When, Workflow, upstream_first};
-use super::names;
+use super::names::{self, x_flow};
 use super::unit_file::UnitWriter;
 
 /// A file flow installs beside the units.
@@ -198,14 +198,14 @@ fn run_unit(wf: &Workflow, opts: &Shared) -> String {
     u.section("Service")
         .set("Type", "oneshot")
         .set("ExecStart", "/bin/true");
-    u.section("X-Flow")
-        .set("Workflow", &wf.name)
-        .set("Overlap", wf.overlap.as_str());
+    u.section(x_flow::SECTION)
+        .set(x_flow::WORKFLOW, &wf.name)
+        .set(x_flow::OVERLAP, wf.overlap.as_str());
     if let Some(t) = wf.timeout {
-        u.set_with("Timeout", |out| push_systemd(out, t));
+        u.set_with(x_flow::TIMEOUT, |out| push_systemd(out, t));
     }
     if let Some(n) = wf.max_parallel {
-        u.set_with("MaxParallel", |out| push_display(out, n));
+        u.set_with(x_flow::MAX_PARALLEL, |out| push_display(out, n));
     }
     u.finish()
 }
@@ -244,7 +244,7 @@ fn begin_unit(wf: &Workflow, opts: &Shared) -> String {
         out.push_str(dir);
         out.push_str(" -mindepth 1 -delete");
     });
-    u.section("X-Flow").set("Workflow", &wf.name);
+    u.section(x_flow::SECTION).set(x_flow::WORKFLOW, &wf.name);
     u.finish()
 }
 
@@ -272,7 +272,7 @@ fn trigger_unit(wf: &Workflow, opts: &Shared) -> String {
             out.push(' ');
             out.push_str(&wf.name);
         });
-    u.section("X-Flow").set("Workflow", &wf.name);
+    u.section(x_flow::SECTION).set(x_flow::WORKFLOW, &wf.name);
     u.finish()
 }
 
@@ -287,7 +287,7 @@ fn slice_unit(wf: &Workflow, opts: &Shared) -> String {
             u.set("CPUQuota", v);
         }
     }
-    u.section("X-Flow").set("Workflow", &wf.name);
+    u.section(x_flow::SECTION).set(x_flow::WORKFLOW, &wf.name);
     u.finish()
 }
 
@@ -336,12 +336,12 @@ fn timer_unit(wf: &Workflow, schedule: &Schedule, opts: &Shared) -> String {
     u.set("AccuracySec", accuracy)
         .set("Unit", &names::trigger_unit(&wf.name));
     u.section("Install").set("WantedBy", "timers.target");
-    u.section("X-Flow").set("Workflow", &wf.name);
+    u.section(x_flow::SECTION).set(x_flow::WORKFLOW, &wf.name);
     match schedule {
-        Schedule::Cron { expr, .. } => u.set_with("Cron", |out| push_raw(out, expr)),
-        Schedule::Reboot => u.set("Cron", "@reboot"),
-        Schedule::Calendar(cal) => u.set_with("Calendar", |out| push_raw(out, cal)),
-        Schedule::Every(d) => u.set_with("Every", |out| push_systemd(out, *d)),
+        Schedule::Cron { expr, .. } => u.set_with(x_flow::CRON, |out| push_raw(out, expr)),
+        Schedule::Reboot => u.set(x_flow::CRON, "@reboot"),
+        Schedule::Calendar(cal) => u.set_with(x_flow::CALENDAR, |out| push_raw(out, cal)),
+        Schedule::Every(d) => u.set_with(x_flow::EVERY, |out| push_systemd(out, *d)),
     };
     u.finish()
 }
@@ -616,14 +616,16 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
         out.push_str(&task.name);
     });
 
-    u.section("X-Flow")
-        .set("Workflow", &wf.name)
-        .set("Task", &task.name)
-        .set("When", task.when.as_str());
+    u.section(x_flow::SECTION)
+        .set(x_flow::WORKFLOW, &wf.name)
+        .set(x_flow::TASK, &task.name)
+        .set(x_flow::WHEN, task.when.as_str());
     if task.retries > 0 {
-        u.set_with("Retries", |out| push_display(out, task.retries))
-            .set_with("RetryDelay", |out| push_systemd(out, task.retry_delay))
-            .set("Backoff", task.backoff.as_str());
+        u.set_with(x_flow::RETRIES, |out| push_display(out, task.retries))
+            .set_with(x_flow::RETRY_DELAY, |out| {
+                push_systemd(out, task.retry_delay)
+            })
+            .set(x_flow::BACKOFF, task.backoff.as_str());
     }
     u.finish()
 }

@@ -204,6 +204,29 @@ pub fn workflow_of_run_unit(unit: &str) -> Option<&str> {
     (!rest.contains("--") && !rest.contains('.')).then_some(rest)
 }
 
+/// The `[X-Flow]` section of generated units: what flow reads back from its own units (the
+/// supervisor, `flow status`, `flow list`). Named once, for the emitter and the reader.
+pub mod x_flow {
+    pub const SECTION: &str = "X-Flow";
+    /// Every unit: the workflow it belongs to.
+    pub const WORKFLOW: &str = "Workflow";
+    /// A task's unit: its name and `when:`.
+    pub const TASK: &str = "Task";
+    pub const WHEN: &str = "When";
+    /// A task's unit: its retry policy.
+    pub const RETRIES: &str = "Retries";
+    pub const RETRY_DELAY: &str = "RetryDelay";
+    pub const BACKOFF: &str = "Backoff";
+    /// The run unit: the overlap rule, the deadline, the cap on parallel tasks.
+    pub const OVERLAP: &str = "Overlap";
+    pub const TIMEOUT: &str = "Timeout";
+    pub const MAX_PARALLEL: &str = "MaxParallel";
+    /// The timer unit: the schedule as written (one of these).
+    pub const CRON: &str = "Cron";
+    pub const CALENDAR: &str = "Calendar";
+    pub const EVERY: &str = "Every";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
