@@ -157,9 +157,9 @@ pub fn run(file: Option<&Path>, keep: bool, host_network: bool) -> Result<Exit, 
     // The last lines: a task may write thousands, and its end says most.
     println!("\nLogs:");
     flow(&["logs", &wf.name, "--lines", TRY_LOG_LINES])?;
-    if let Some(schedule) = &wf.schedule {
+    if let Some(timer) = wf.timer() {
         println!();
-        print_next_fires(&sb, schedule, wf.timezone.as_deref());
+        print_next_fires(&sb, &timer.schedule, timer.timezone.as_deref());
     }
     if keep {
         println!(

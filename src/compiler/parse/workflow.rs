@@ -7,7 +7,7 @@ use super::keys::{Fields, SCHEDULE_KEYS, SETTINGS_KEYS, TASK_ONLY_KEYS, WORKFLOW
 use super::settings::{Settings, merge};
 use super::{Decoder, Parsed};
 use crate::compiler::diagnostic::{Code, Diagnostic};
-use crate::compiler::model::{Overlap, Schedule, Workflow};
+use crate::compiler::model::{Overlap, Schedule, Timer, Trigger, Workflow};
 use crate::compiler::names;
 use crate::compiler::schedule::{self, ScheduleError};
 use crate::compiler::yaml::{Node, Pos, Scalar, Span};
@@ -220,10 +220,17 @@ impl Decoder<'_> {
             workflow: Workflow {
                 name: name?,
                 description,
-                schedule,
-                timezone,
-                catch_up,
-                jitter,
+                triggers: schedule
+                    .map(|schedule| {
+                        Trigger::Timer(Timer {
+                            schedule,
+                            timezone,
+                            catch_up,
+                            jitter,
+                        })
+                    })
+                    .into_iter()
+                    .collect(),
                 overlap,
                 timeout,
                 max_parallel,
