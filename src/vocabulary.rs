@@ -69,6 +69,17 @@ impl RunResult {
         }
     }
 
+    /// What the word means, for the manual.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            RunResult::Succeeded => "every task succeeded or was not needed",
+            RunResult::Failed => "a task failed (after its retries), so the run did",
+            RunResult::TimedOut => "the run reached its timeout and was stopped",
+            RunResult::Canceled => "stopped by flow cancel, systemctl stop or overlap: replace",
+            RunResult::Skipped => "its trigger came while a run was going, and overlap: skip",
+        }
+    }
+
     /// Whether the run did not do what it was for (what `history --failed` lists).
     pub fn is_failure(self) -> bool {
         matches!(
@@ -134,6 +145,22 @@ impl AttemptResult {
             AttemptResult::UpstreamFailed => "upstream_failed",
             AttemptResult::Skipped => "skipped",
             AttemptResult::Canceled => "canceled",
+        }
+    }
+
+    /// What the word means, for the manual.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            AttemptResult::Succeeded => "the command exited 0",
+            AttemptResult::Failed => {
+                "the command exited non-zero (exit_code), or systemd could not start it (start_error)"
+            }
+            AttemptResult::TimedOut => "the task reached its timeout and was stopped",
+            AttemptResult::OutOfMemory => "killed for going over its memory_max",
+            AttemptResult::Killed => "ended by a signal (signal) nobody sent to stop it",
+            AttemptResult::UpstreamFailed => "not run: a task it needs failed",
+            AttemptResult::Skipped => "not run: not needed (its when: did not hold)",
+            AttemptResult::Canceled => "stopped, or never started, because the run was stopped",
         }
     }
 
@@ -325,6 +352,19 @@ impl TriggerKind {
         }
     }
 
+    /// What the word means, for the manual.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            TriggerKind::Timer => "the workflow's schedule",
+            TriggerKind::CatchUp => "a scheduled run missed while the machine was off (catch_up)",
+            TriggerKind::Manual => "flow run",
+            TriggerKind::Retry => "flow retry",
+            TriggerKind::Systemctl => {
+                "anything else that started it: systemctl start, a dependency"
+            }
+        }
+    }
+
     /// For people: `catch-up` rather than `catch_up`.
     pub fn label(self) -> &'static str {
         match self {
@@ -481,6 +521,23 @@ mod tests {
             of(&JobResult::Dependency, &unit("success", 0)).result,
             AttemptResult::UpstreamFailed
         );
+    }
+
+    /// Every word is in the documentation's table, as it is spelled.
+    #[test]
+    fn every_word_is_documented() {
+        let doc = include_str!("../docs/format.md");
+        let words = RunResult::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain(AttemptResult::ALL.iter().map(|r| r.as_str()))
+            .chain(TriggerKind::ALL.iter().map(|k| k.as_str()));
+        for w in words {
+            assert!(
+                doc.contains(&format!("| `{w}` |")),
+                "{w} is not in docs/format.md"
+            );
+        }
     }
 
     #[test]

@@ -506,7 +506,8 @@ tasks:
 }
 
 /// A task waits for a slot for a bounded time, then fails saying why (here the bound is
-/// shortened with FLOW_SLOT_WAIT; by default it is a day).
+/// shortened with FLOW_SLOT_WAIT; by default it is a day). The two tasks are alike, so
+/// whichever gets the slot first, the other one gives up.
 #[test]
 fn a_task_waiting_for_a_slot_gives_up_after_its_bound() {
     let Some(fb) = FlowBox::new() else { return };
@@ -514,16 +515,18 @@ fn a_task_waiting_for_a_slot_gives_up_after_its_bound() {
         "stuck",
         "max_parallel: 1
 tasks:
-  hog: {run: 'sleep 20'}
-  late: {run: 'true', env: {FLOW_SLOT_WAIT: 2s}}
+  one: {run: 'sleep 20', env: {FLOW_SLOT_WAIT: 2s}}
+  two: {run: 'sleep 20', env: {FLOW_SLOT_WAIT: 2s}}
 ",
     );
-    fb.pin("stuck", &["late"]);
+    fb.pin("stuck", &["one", "two"]);
     fb.flow(&["run", "stuck"]).ok();
-    let unit = task_unit("stuck", "late");
-    let ended = common::wait_until("late to give up", Duration::from_secs(15), || {
-        let out = fb.sh(&format!("systemctl show -p Result,ActiveState {unit}"));
-        (out.contains("ActiveState=failed")).then_some(out)
+    let (unit, ended) = common::wait_until("a task to give up", Duration::from_secs(15), || {
+        ["one", "two"].into_iter().find_map(|t| {
+            let unit = task_unit("stuck", t);
+            let out = fb.sh(&format!("systemctl show -p Result,ActiveState {unit}"));
+            out.contains("ActiveState=failed").then_some((unit, out))
+        })
     });
     assert!(ended.contains("Result=exit-code"), "{ended}");
     let logs = fb.sh(&format!("journalctl -u {unit} --no-pager -o cat"));

@@ -404,3 +404,256 @@ fn every_schema_is_valid_and_documented() {
         );
     }
 }
+
+/// The files of the broken-file corpus, sorted.
+fn broken_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/data/errors"))
+        .expect("tests/data/errors")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "the error corpus went missing");
+    files
+}
+
+/// A code each broken file must be reported with (one of its problems, at least).
+const EXPECTED_CODES: &[(&str, &str)] = &[
+    ("bad name!.yaml", "invalid_name"),
+    ("control_characters.yaml", "invalid_env_name"),
+    ("cron_unquoted.yaml", "cron_unquoted"),
+    ("empty.yaml", "empty_file"),
+    ("empty_tasks.yaml", "no_tasks"),
+    ("exec_semicolon.yaml", "invalid_program"),
+    ("graph.yaml", "cycle"),
+    ("not_utf8.yaml", "not_utf8"),
+    ("reserved_name.yaml", "reserved_name"),
+    ("run_and_exec.yaml", "run_and_exec"),
+    ("service_hatch.yaml", "owned_service_key"),
+    ("supervisor.yaml", "reserved_name"),
+    ("syntax.yaml", "yaml_syntax"),
+    ("types.yaml", "wrong_type"),
+    ("unknown_keys.yaml", "unknown_key"),
+    ("values.yaml", "invalid_choice"),
+    ("when_without_needs.yaml", "when_without_needs"),
+];
+
+/// `flow validate --json` of every broken file: exit 1, its schema's object, one diagnostic
+/// per problem the compiler finds, each with a known code and a line and column.
+#[test]
+fn validate_reports_each_problem_of_the_broken_corpus_with_a_code_and_a_place() {
+    let codes: Vec<&str> = flow::compiler::Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    for path in broken_files() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("file name")
+            .to_string();
+        let out = flow()
+            .args(["validate", "--json"])
+            .arg(&path)
+            .output()
+            .expect("flow validate");
+        assert_eq!(out.status.code(), Some(1), "{name}: {out:?}");
+        let v = checked("validate", &out);
+        assert_eq!(v["valid"], false, "{name}");
+        assert_eq!(v["files"][0]["valid"], false, "{name}");
+        assert!(v["files"][0]["workflow"].is_null(), "{name}");
+        let diags = v["diagnostics"].as_array().expect("diagnostics");
+        // As many as the compiler finds (a file that is not UTF-8 has one, from `decode`).
+        let bytes = std::fs::read(&path).expect("read");
+        let found = match flow::compiler::decode(&bytes) {
+            Ok(text) => flow::compiler::check(&name, text)
+                .expect_err("invalid")
+                .len(),
+            Err(_) => 1,
+        };
+        assert_eq!(diags.len(), found, "{name}: {v:#}");
+        for d in diags {
+            let code = d["code"].as_str().unwrap_or_default();
+            assert!(codes.contains(&code), "{name}: unknown code {d}");
+            assert_eq!(d["severity"], "error", "{name}: {d}");
+            assert_eq!(d["file"], path.display().to_string(), "{name}: {d}");
+            for place in ["line", "column", "end_line", "end_column"] {
+                assert!(d[place].as_u64().is_some_and(|n| n >= 1), "{name}: {d}");
+            }
+            assert!(!d["message"].as_str().unwrap_or_default().is_empty());
+        }
+        let expected = EXPECTED_CODES
+            .iter()
+            .find(|(file, _)| *file == name)
+            .map(|(_, code)| *code)
+            .unwrap_or_else(|| panic!("{name}: add the code it must get to EXPECTED_CODES"));
+        assert!(
+            diags.iter().any(|d| d["code"] == expected),
+            "{name}: no `{expected}` in {v:#}"
+        );
+    }
+}
+
+/// Valid files, a workflow defined twice, and a file that is no file: each file says whether
+/// it is valid, and what is not is a diagnostic.
+#[test]
+fn validate_json_says_which_files_are_valid() {
+    let out = flow()
+        .args(["validate", "--json"])
+        .arg(root().join("examples"))
+        .output()
+        .expect("flow validate");
+    assert!(out.status.success(), "{out:?}");
+    let v = checked("validate", &out);
+    assert_eq!(v["valid"], true);
+    let files = v["files"].as_array().expect("files");
+    assert!(files.len() >= 2, "{v:#}");
+    for f in files {
+        assert_eq!(f["valid"], true, "{f}");
+        assert!(
+            f["workflow"].is_string() && f["tasks"].as_u64() >= Some(1),
+            "{f}"
+        );
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = "tasks:\n  a: echo a\n";
+    std::fs::write(dir.path().join("a.yaml"), good).expect("write");
+    // Others may change it: valid, with a warning (`flow apply` refuses it).
+    std::fs::set_permissions(
+        dir.path().join("a.yaml"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod");
+    std::fs::write(dir.path().join("b.yaml"), format!("name: a\n{good}")).expect("write");
+    let fifo = dir.path().join("pipe.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let out = flow()
+        .args(["validate", "--json"])
+        .arg(dir.path().join("a.yaml"))
+        .arg(dir.path().join("b.yaml"))
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .expect("flow validate");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = checked("validate", &out);
+    let valid: Vec<&Value> = v["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| &f["valid"])
+        .collect();
+    assert_eq!(
+        valid,
+        [&Value::Bool(true), &Value::Bool(false), &Value::Bool(false)]
+    );
+    assert_eq!(v["files"][0]["workflow"], "a");
+    let codes: Vec<(&str, &str, u64, u64)> = v["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap_or_default(),
+                d["severity"].as_str().unwrap_or_default(),
+                d["line"].as_u64().unwrap_or_default(),
+                d["column"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("untrusted_file", "warning", 1, 1),
+            ("duplicate_workflow", "error", 1, 1),
+            ("not_a_file", "error", 1, 1)
+        ]
+    );
+}
+
+/// `flow compile --json`: the units whole, written nowhere without `--out`; with it, the
+/// same files as written.
+#[test]
+fn compile_json_prints_the_units() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backup = root().join("examples/backup.yaml");
+    let out = flow()
+        .current_dir(dir.path())
+        .args(["compile", "--json"])
+        .arg(&backup)
+        .output()
+        .expect("flow compile");
+    assert!(out.status.success(), "{out:?}");
+    let v = checked("compile", &out);
+    assert_eq!(v["written"], false);
+    assert_eq!(v["unit_dir"], "/etc/systemd/system");
+    assert_eq!(v["workflows"][0]["workflow"], "backup");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "wrote without --out"
+    );
+
+    let units = dir.path().join("units");
+    let out = flow()
+        .args(["compile", "--json", "--out"])
+        .arg(&units)
+        .arg(&backup)
+        .output()
+        .expect("flow compile");
+    assert!(out.status.success(), "{out:?}");
+    let v = checked("compile", &out);
+    assert_eq!(v["written"], true);
+    let files = v["workflows"][0]["files"].as_array().expect("files");
+    assert!(files.iter().any(|f| f["name"] == "flow-backup.service"));
+    for f in files {
+        let name = f["name"].as_str().expect("name");
+        let written = std::fs::read_to_string(units.join(name)).expect("written");
+        assert_eq!(f["content"], written, "{name}");
+    }
+
+    // An invalid workflow: nothing on stdout, exit 1.
+    let out = flow()
+        .args(["compile", "--json"])
+        .arg(root().join("tests/data/errors/graph.yaml"))
+        .output()
+        .expect("flow compile");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+/// Each diagnostic code is listed in docs/json.md with its severity, and in the schema of
+/// `validate --json`; neither lists a code the compiler does not have.
+#[test]
+fn every_diagnostic_code_is_documented() {
+    use flow::compiler::Code;
+    let page = std::fs::read_to_string(root().join("docs/json.md")).expect("docs/json.md");
+    let documented: Vec<(String, String)> = page
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let severity = cells.get(2)?;
+            matches!(*severity, "error" | "warning")
+                .then(|| (code.to_string(), severity.to_string()))
+        })
+        .collect();
+    let ours: Vec<(String, String)> = Code::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), c.severity().as_str().to_string()))
+        .collect();
+    assert_eq!(documented, ours, "docs/json.md's table of codes");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/schema/validate.json")).expect("schema"),
+    )
+    .expect("JSON");
+    let in_schema: Vec<&str> =
+        schema["properties"]["diagnostics"]["items"]["properties"]["code"]["enum"]
+            .as_array()
+            .expect("the codes in the schema")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+    let names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(in_schema, names, "docs/schema/validate.json's codes");
+}

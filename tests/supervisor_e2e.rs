@@ -86,6 +86,9 @@ fn results(v: &serde_json::Value, task: &str) -> Vec<String> {
         .iter()
         .map(|a| {
             let word = a["result"].as_str().unwrap_or("");
+            if let Some(why) = a["start_error"].as_str() {
+                return format!("{word} ({why})");
+            }
             match (a["exit_code"].as_i64(), a["signal"].as_i64()) {
                 (Some(code), _) if word == "failed" => format!("{word} (exit {code})"),
                 (_, Some(sig)) => format!("{word} (signal {sig})"),
@@ -793,7 +796,11 @@ tasks:
     );
     let v = wait_run(&sb, "noenv", 1, Duration::from_secs(10));
     assert_eq!(v["result"], "failed", "{v:#}");
-    assert_eq!(results(&v, "a"), ["resources", "resources"], "{v:#}");
+    assert_eq!(
+        results(&v, "a"),
+        ["failed (resources)", "failed (resources)"],
+        "{v:#}"
+    );
     assert_eq!(results(&v, "b"), ["upstream_failed"], "{v:#}");
     // Two starts, and still two a while later: nothing starts it again.
     std::thread::sleep(Duration::from_secs(2));
@@ -826,7 +833,11 @@ tasks:
     });
     start_supervisor(&sb);
     let v = wait_run(&sb, "noenv", 2, Duration::from_secs(10));
-    assert_eq!(results(&v, "a"), ["resources", "resources"], "{v:#}");
+    assert_eq!(
+        results(&v, "a"),
+        ["failed (resources)", "failed (resources)"],
+        "{v:#}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(failed_starts(), 4);
 }

@@ -1,15 +1,33 @@
 //! `flow compile FILE... --out DIR`: the pure compiler's output written to a directory.
+//! With `--json`, the units as one object on stdout (docs/json.md), written only with `--out`.
 
 use std::path::{Path, PathBuf};
 
+use serde_json::{Value, json};
+
 use super::exit::{CliError, Exit};
-use super::workflows;
+use super::output;
+use super::workflows::{self, Compiled};
 use crate::install::files::{Dir, Entry};
 
-pub fn run(paths: &[PathBuf], out: &Path) -> Result<Exit, CliError> {
+pub fn run(paths: &[PathBuf], out: Option<&Path>, json: bool) -> Result<Exit, CliError> {
     let files = workflows::expand(paths)?;
     // Units will be read from `out` if installed from there; large scripts point at it.
-    let compiled = workflows::compile_all(&files, out)?;
+    // Without it (only with `--json`), they are made for the system's unit directory, as
+    // `flow apply` installs them.
+    let unit_dir = out.map_or_else(|| PathBuf::from(workflows::SYSTEM_UNITS), Path::to_path_buf);
+    let compiled = workflows::compile_all(&files, &unit_dir)?;
+    if let Some(out) = out {
+        write(&compiled, out)?;
+    }
+    if json {
+        output::json_line(&units_json(&compiled, &unit_dir, out.is_some()));
+    }
+    Ok(Exit::Success)
+}
+
+/// Writes every workflow's files into `out`, or none of them.
+fn write(compiled: &[Compiled], out: &Path) -> Result<(), CliError> {
     let cannot_write = |e| CliError::io(format!("cannot write units in {}", out.display()), e);
     // The directory and every file written without following a link (a link there is
     // refused, not written through), each file atomically with mode 0644.
@@ -32,6 +50,29 @@ pub fn run(paths: &[PathBuf], out: &Path) -> Result<Exit, CliError> {
             CliError::io(format!("cannot write {}", out.join(&f.name).display()), e)
         })?;
     }
-    dir.sync().map_err(cannot_write)?;
-    Ok(Exit::Success)
+    dir.sync().map_err(cannot_write)
+}
+
+/// `compile --json`: per workflow, its file and the files it compiles to, whole.
+fn units_json(compiled: &[Compiled], unit_dir: &Path, written: bool) -> Value {
+    let workflows: Vec<Value> = compiled
+        .iter()
+        .map(|c| {
+            let files: Vec<Value> = c
+                .files
+                .iter()
+                .map(|f| json!({"name": f.name, "content": f.contents}))
+                .collect();
+            json!({
+                "workflow": c.workflow.name,
+                "file": c.path.display().to_string(),
+                "files": files,
+            })
+        })
+        .collect();
+    json!({
+        "unit_dir": workflows::absolute(unit_dir).display().to_string(),
+        "written": written,
+        "workflows": workflows,
+    })
 }

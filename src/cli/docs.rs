@@ -160,8 +160,48 @@ pub fn render_manpage() -> std::io::Result<Vec<u8>> {
             writeln!(page, ".TP\n.B {code}\n{}", escape(meaning.trim()))?;
         }
     }
+    write_vocabulary(&mut page)?;
     page.extend_from_slice(TRAILER.as_bytes());
     Ok(page)
+}
+
+/// The words of runs, attempts and triggers, from their one definition: what `flow
+/// history`, `flow status`, every `--json` and the journal events say.
+fn write_vocabulary(page: &mut Vec<u8>) -> std::io::Result<()> {
+    use crate::vocabulary::{AttemptResult, RunResult, TriggerKind};
+    writeln!(page, ".SH RESULTS")?;
+    writeln!(
+        page,
+        "The same words in every table, every \\fB--json\\fR output, the history and the journal events."
+    )?;
+    let mut list = |title: &str, words: Vec<(&str, &str)>| -> std::io::Result<()> {
+        writeln!(page, ".SS \"{title}\"")?;
+        for (word, meaning) in words {
+            writeln!(page, ".TP\n.B {word}\n{}", escape(meaning))?;
+        }
+        Ok(())
+    };
+    list(
+        "How a run ends",
+        RunResult::ALL
+            .iter()
+            .map(|r| (r.as_str(), r.meaning()))
+            .collect(),
+    )?;
+    list(
+        "How an attempt of a task ends",
+        AttemptResult::ALL
+            .iter()
+            .map(|r| (r.as_str(), r.meaning()))
+            .collect(),
+    )?;
+    list(
+        "What started a run",
+        TriggerKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), k.meaning()))
+            .collect(),
+    )
 }
 
 /// A command's sections become paragraphs inside its `.SS`: the synopsis and description
@@ -240,6 +280,7 @@ mod tests {
                 ".SH OPTIONS",
                 ".SH COMMANDS",
                 ".SH \"EXIT STATUS\"",
+                ".SH RESULTS",
                 ".SH FILES",
                 ".SH EXAMPLES",
                 ".SH \"SEE ALSO\"",

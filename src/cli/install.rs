@@ -113,10 +113,12 @@ fn prepare(args: &InstallArgs, verb: &str) -> Result<Prepared, CliError> {
     let timers = compiled
         .iter()
         .filter_map(|c| {
-            c.workflow
-                .schedule
-                .as_ref()
-                .map(|s| (names::timer_unit(&c.workflow.name), *s != Schedule::Reboot))
+            c.workflow.timer().map(|t| {
+                (
+                    names::timer_unit(&c.workflow.name),
+                    t.schedule != Schedule::Reboot,
+                )
+            })
         })
         .collect();
     // `--no-host-check`: not even looked for.

@@ -63,16 +63,25 @@ pub enum Command {
     Validate {
         /// Files or directories (default: the workflows directory).
         paths: Vec<PathBuf>,
+        /// Print one JSON object for scripts and editors: each file, and each problem with
+        /// its code, file, line and column (see docs/json.md).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         scope: Scope,
     },
-    /// Write the unit files workflows compile to into a directory, and nothing else.
+    /// Write the unit files workflows compile to into a directory, or print them with --json;
+    /// nothing else.
     Compile {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Directory to write the units into.
-        #[arg(long, short)]
-        out: PathBuf,
+        #[arg(long, short, required_unless_present = "json")]
+        out: Option<PathBuf>,
+        /// Print the units as one JSON object (see docs/json.md); without --out, write
+        /// nothing, and make the units for /etc/systemd/system.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what `apply` would change: workflows added, changed, removed, and a diff per unit.
     Plan(install::InstallArgs),
@@ -288,8 +297,8 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(user_after_command(args));
     let result = match cli.command {
-        Command::Validate { paths, scope } => validate::run(&paths, &scope),
-        Command::Compile { paths, out } => compile::run(&paths, &out),
+        Command::Validate { paths, json, scope } => validate::run(&paths, &scope, json),
+        Command::Compile { paths, out, json } => compile::run(&paths, out.as_deref(), json),
         Command::Plan(args) => install::plan(&args),
         Command::Apply(args) => install::apply(&args),
         Command::Remove { name, target } => install::remove(&name, &target),

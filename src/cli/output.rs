@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::{Value, json};
 
+use crate::compiler::Diagnostic;
 use crate::runs::TaskState;
 use crate::store::{Attempt, Run};
 use crate::vocabulary::{AttemptResult, Outcome, RunResult, TriggerKind};
@@ -22,6 +24,24 @@ pub fn json_text(v: &impl Serialize) -> String {
     // Serializing these types cannot fail (string keys, finite numbers); were it to, the
     // line would be `null` rather than half an object.
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// One problem found in workflow file `file`, for `--json`: its stable code, where it is
+/// (from line:column up to the column after its end; a problem of the whole file at 1:1),
+/// and what to do. The texts are as for a person, unescaped: JSON quotes what it must.
+pub fn diagnostic(d: &Diagnostic, file: &str) -> Value {
+    let (start, end) = d.range();
+    json!({
+        "code": d.code.as_str(),
+        "severity": d.code.severity().as_str(),
+        "file": file,
+        "line": start.line,
+        "column": start.col,
+        "end_line": end.line,
+        "end_column": end.col,
+        "message": d.message,
+        "help": d.help,
+    })
 }
 
 /// A point in time given in microseconds since the epoch (systemd's and the history's

@@ -36,8 +36,8 @@ pub fn run(file: Option<&Path>, keep: bool, host_network: bool) -> Result<Exit, 
             path.display().to_string(),
             // As `flow validate` reads it: a FIFO or device is refused, not waited on.
             workflows::read_text(path).map_err(|e| match e {
-                workflows::ReadError::Invalid(rendered) => {
-                    eprintln!("{rendered}");
+                workflows::ReadError::Invalid(u) => {
+                    eprintln!("{}", u.render(path));
                     CliError::Invalid("the workflow is invalid: nothing was run".into())
                 }
                 workflows::ReadError::Io(e) => e,
@@ -157,9 +157,9 @@ pub fn run(file: Option<&Path>, keep: bool, host_network: bool) -> Result<Exit, 
     // The last lines: a task may write thousands, and its end says most.
     println!("\nLogs:");
     flow(&["logs", &wf.name, "--lines", TRY_LOG_LINES])?;
-    if let Some(schedule) = &wf.schedule {
+    if let Some(timer) = wf.timer() {
         println!();
-        print_next_fires(&sb, schedule, wf.timezone.as_deref());
+        print_next_fires(&sb, &timer.schedule, timer.timezone.as_deref());
     }
     if keep {
         println!(

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::exit::CliError;
-use crate::compiler::{self, GeneratedFile, Workflow, diagnostic};
+use crate::compiler::{self, Code, Diagnostic, GeneratedFile, Workflow, diagnostic};
 
 pub const SYSTEM_WORKFLOWS: &str = "/etc/flow/workflows";
 pub const SYSTEM_UNITS: &str = "/etc/systemd/system";
@@ -92,9 +92,34 @@ pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 pub enum ReadError {
     /// Not a workflow: a FIFO, a device, over the size limit, not UTF-8. Reported like
     /// a diagnostic; the other files are still checked.
-    Invalid(String),
+    Invalid(Box<Unreadable>),
     /// The system refused (not found, permissions).
     Io(CliError),
+}
+
+/// A file that is no workflow's, and why.
+pub struct Unreadable {
+    pub diagnostic: Diagnostic,
+    /// The text the diagnostic quotes (the bytes read, made UTF-8), if any.
+    pub source: String,
+}
+
+impl ReadError {
+    /// A file that is no workflow's, for a reason that quotes none of it.
+    fn invalid(diagnostic: Diagnostic) -> ReadError {
+        ReadError::Invalid(Box::new(Unreadable {
+            diagnostic,
+            source: String::new(),
+        }))
+    }
+}
+
+impl Unreadable {
+    /// As printed for a person, `path` as given.
+    pub fn render(&self, path: &Path) -> String {
+        self.diagnostic
+            .render(&path.to_string_lossy(), &self.source)
+    }
 }
 
 /// Read a workflow file: a regular file (a FIFO would block forever, `/dev/zero` never
@@ -126,24 +151,45 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
         } else {
             "not a regular file"
         };
-        return Err(ReadError::Invalid(format!(
-            "error: {shown} is {what}, not a workflow file\n  --> {shown}\n   = help: name a regular YAML file\n"
-        )));
+        return Err(ReadError::invalid(
+            Diagnostic::new(
+                Code::NotAFile,
+                None,
+                format!("{} is {what}, not a workflow file", path.to_string_lossy()),
+            )
+            .help("name a regular YAML file"),
+        ));
     }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| ReadError::Io(CliError::io(format!("cannot read {shown}"), e)))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(ReadError::Invalid(format!(
-            "error: {shown} is larger than {} MiB, the most a workflow file may hold\n  --> {shown}\n   = help: keep large scripts and data in files of their own and run or read them from the workflow\n",
-            MAX_FILE_BYTES >> 20
-        )));
+        return Err(ReadError::invalid(
+            Diagnostic::new(
+                Code::FileTooLarge,
+                None,
+                format!(
+                    "{} is larger than {} MiB, the most a workflow file may hold",
+                    path.to_string_lossy(),
+                    MAX_FILE_BYTES >> 20
+                ),
+            )
+            .help("keep large scripts and data in files of their own and run or read them from the workflow"),
+        ));
     }
     match compiler::decode(&bytes) {
-        Ok(_) => String::from_utf8(bytes)
-            .map_err(|_| ReadError::Invalid(format!("error: {shown} is not UTF-8 text\n"))),
-        Err((diagnostic, lossy)) => Err(ReadError::Invalid(diagnostic.render(&shown, &lossy))),
+        Ok(_) => String::from_utf8(bytes).map_err(|e| {
+            let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            ReadError::Invalid(Box::new(Unreadable {
+                diagnostic: Diagnostic::new(Code::NotUtf8, None, "the file is not UTF-8 text"),
+                source: lossy,
+            }))
+        }),
+        Err((diagnostic, source)) => Err(ReadError::Invalid(Box::new(Unreadable {
+            diagnostic,
+            source,
+        }))),
     }
 }
 
@@ -158,71 +204,114 @@ pub struct Compiled {
 
 /// `path` made absolute without `..`: resolved when it exists, else joined to the current
 /// directory.
-fn absolute(path: &Path) -> PathBuf {
+pub fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path)
         .or_else(|_| std::path::absolute(path))
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// One file checked: what it compiles to, or its problems.
+pub struct Checked {
+    pub path: PathBuf,
+    pub outcome: Result<Compiled, Vec<Diagnostic>>,
+}
+
 /// Compile every file; print every problem of every file to stderr. Fails if any file
 /// is invalid, or two files define the same workflow.
 pub fn compile_all(paths: &[PathBuf], unit_dir: &Path) -> Result<Vec<Compiled>, CliError> {
-    let mut compiled: Vec<Compiled> = Vec::new();
-    let mut invalid = 0;
+    let checked = check_all(paths, unit_dir)?;
+    let invalid = checked.iter().filter(|c| c.outcome.is_err()).count();
+    if invalid > 0 {
+        return Err(invalid_files(invalid));
+    }
+    Ok(checked.into_iter().filter_map(|c| c.outcome.ok()).collect())
+}
+
+/// The error that ends a command when `count` files are invalid (their problems printed).
+pub fn invalid_files(count: usize) -> CliError {
+    let noun = if count == 1 { "file is" } else { "files are" };
+    CliError::Invalid(format!("{count} workflow {noun} invalid"))
+}
+
+/// Compile every file, and print every problem of every file to stderr as it is found;
+/// the problems are also returned, file by file. Only a file that cannot be read at all
+/// (not found, permissions) ends the check.
+pub fn check_all(paths: &[PathBuf], unit_dir: &Path) -> Result<Vec<Checked>, CliError> {
+    let mut checked: Vec<Checked> = Vec::with_capacity(paths.len());
     for path in paths {
-        let loaded = match read_text(path) {
-            Ok(text) => Loaded {
-                path: path.clone(),
-                text,
-            },
-            Err(ReadError::Io(e)) => return Err(e),
-            Err(ReadError::Invalid(rendered)) => {
-                // Reported like the problems of a file; the other files are still checked.
-                eprintln!("{rendered}");
-                invalid += 1;
-                continue;
-            }
-        };
-        let shown = path.display().to_string();
-        let opts = compiler::EmitOptions {
-            // Units name their source in `SourcePath=`, which systemd wants absolute and
-            // normalized; errors below still show the path as the user wrote it.
-            source_path: absolute(path).display().to_string(),
-            unit_dir: absolute(unit_dir).display().to_string(),
-            flow_bin: flow_bin(),
-        };
-        match compiler::compile_with(&loaded.text, &opts) {
-            Ok((workflow, files)) => {
-                if let Some(other) = compiled.iter().find(|c| c.workflow.name == workflow.name) {
-                    eprintln!(
-                        "error: workflow `{}` is defined twice\n  --> {}\n  --> {}\n   = help: workflow names come from the file name or `name:`; rename one\n",
+        let outcome = check_one(path, unit_dir, &checked)?;
+        checked.push(Checked {
+            path: path.clone(),
+            outcome,
+        });
+    }
+    Ok(checked)
+}
+
+/// [`check_all`] of one file, after the files in `before` (a workflow name may be taken).
+fn check_one(
+    path: &Path,
+    unit_dir: &Path,
+    before: &[Checked],
+) -> Result<Result<Compiled, Vec<Diagnostic>>, CliError> {
+    let loaded = match read_text(path) {
+        Ok(text) => Loaded {
+            path: path.to_path_buf(),
+            text,
+        },
+        Err(ReadError::Io(e)) => return Err(e),
+        Err(ReadError::Invalid(u)) => {
+            // Reported like the problems of a file; the other files are still checked.
+            eprintln!("{}", u.render(path));
+            return Ok(Err(vec![u.diagnostic]));
+        }
+    };
+    let shown = path.display().to_string();
+    let opts = compiler::EmitOptions {
+        // Units name their source in `SourcePath=`, which systemd wants absolute and
+        // normalized; errors below still show the path as the user wrote it.
+        source_path: absolute(path).display().to_string(),
+        unit_dir: absolute(unit_dir).display().to_string(),
+        flow_bin: flow_bin(),
+    };
+    match compiler::compile_with(&loaded.text, &opts) {
+        Ok((workflow, files)) => {
+            let taken = before
+                .iter()
+                .filter_map(|c| c.outcome.as_ref().ok())
+                .find(|c| c.workflow.name == workflow.name);
+            if let Some(other) = taken {
+                let help = "workflow names come from the file name or `name:`; rename one";
+                eprintln!(
+                    "error: workflow `{}` is defined twice\n  --> {}\n  --> {}\n   = help: {help}\n",
+                    workflow.name,
+                    other.path.display(),
+                    shown
+                );
+                let d = Diagnostic::new(
+                    Code::DuplicateWorkflow,
+                    None,
+                    format!(
+                        "workflow `{}` is defined twice: {} defines it too",
                         workflow.name,
-                        other.path.display(),
-                        shown
-                    );
-                    invalid += 1;
-                    continue;
-                }
-                compiled.push(Compiled {
-                    path: path.clone(),
-                    text: loaded.text,
-                    workflow,
-                    files,
-                });
+                        other.path.display()
+                    ),
+                )
+                .help(help);
+                return Ok(Err(vec![d]));
             }
-            Err(diags) => {
-                eprintln!("{}", diagnostic::render_all(&diags, &shown, &loaded.text));
-                invalid += 1;
-            }
+            Ok(Ok(Compiled {
+                path: loaded.path,
+                text: loaded.text,
+                workflow,
+                files,
+            }))
+        }
+        Err(diags) => {
+            eprintln!("{}", diagnostic::render_all(&diags, &shown, &loaded.text));
+            Ok(Err(diags))
         }
     }
-    if invalid > 0 {
-        let noun = if invalid == 1 { "file is" } else { "files are" };
-        return Err(CliError::Invalid(format!(
-            "{invalid} workflow {noun} invalid"
-        )));
-    }
-    Ok(compiled)
 }
 
 /// Resolve a workflow given by name (in the workflows directory) or by path.

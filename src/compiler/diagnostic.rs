@@ -12,10 +12,14 @@
 use std::fmt::Write;
 
 use super::escape;
-use super::yaml::Span;
+use super::yaml::{Pos, Span};
+
+pub use super::code::{Code, Severity};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// What kind of problem: its stable name for scripts, and its severity.
+    pub code: Code,
     /// What is wrong, lowercase, identifiers in backticks.
     pub message: String,
     /// Where; `None` for problems of the file as a whole (e.g. its name).
@@ -25,8 +29,13 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(span: impl Into<Option<Span>>, message: impl Into<String>) -> Diagnostic {
+    pub fn new(
+        code: Code,
+        span: impl Into<Option<Span>>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
+            code,
             message: message.into(),
             span: span.into(),
             help: None,
@@ -41,6 +50,19 @@ impl Diagnostic {
     pub fn help_opt(mut self, help: Option<String>) -> Diagnostic {
         self.help = help;
         self
+    }
+
+    /// Where this problem starts and ends, for scripts and editors: a problem of the file
+    /// as a whole (its name, its path) is placed at its start, line 1, column 1, where
+    /// editors show such problems.
+    pub fn range(&self) -> (Pos, Pos) {
+        match self.span {
+            Some(span) => (span.start, span.end.max(span.start)),
+            None => {
+                let start = Pos { line: 1, col: 1 };
+                (start, start)
+            }
+        }
     }
 
     /// `file:line:col` of this problem (just `file` when it has no position).
@@ -196,19 +218,24 @@ impl<'a> Lines<'a> {
 /// Render every diagnostic of one file, in source order, separated by blank lines.
 pub fn render_all(diagnostics: &[Diagnostic], path: &str, source: &str) -> String {
     let lines = Lines::new(source);
-    let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
-    sorted.sort_by_key(|d| d.span.map(|s| s.start));
-    sorted
+    in_file_order(diagnostics)
         .iter()
         .map(|d| d.render_as("error", path, &lines))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
+/// The diagnostics of one file as they are reported: problems of the file as a whole
+/// first, then in source order.
+pub fn in_file_order(diagnostics: &[Diagnostic]) -> Vec<&Diagnostic> {
+    let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
+    sorted.sort_by_key(|d| d.span.map(|s| s.start));
+    sorted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compiler::yaml::Pos;
 
     #[test]
     fn lines_break_at_cr_lf_and_crlf() {
@@ -229,14 +256,27 @@ mod tests {
     }
 
     #[test]
+    fn a_problem_of_the_whole_file_is_placed_at_its_start() {
+        let d = Diagnostic::new(Code::InvalidName, None, "bad name");
+        let start = Pos { line: 1, col: 1 };
+        assert_eq!(d.range(), (start, start));
+        let span = Span {
+            start: Pos { line: 3, col: 5 },
+            end: Pos { line: 3, col: 9 },
+        };
+        let d = Diagnostic::new(Code::UnknownKey, span, "x");
+        assert_eq!(d.range(), (span.start, span.end));
+    }
+
+    #[test]
     fn renders_line_caret_and_help() {
         let src = "tasks:\n  a:\n    need: [b]\n";
         let span = Span {
             start: Pos { line: 3, col: 5 },
             end: Pos { line: 3, col: 9 },
         };
-        let d =
-            Diagnostic::new(span, "unknown key `need` in task `a`").help("did you mean `needs`?");
+        let d = Diagnostic::new(Code::UnknownKey, span, "unknown key `need` in task `a`")
+            .help("did you mean `needs`?");
         assert_eq!(
             d.render("w.yaml", src),
             "error: unknown key `need` in task `a`\n --> w.yaml:3:5\n  |\n3 |     need: [b]\n  |     ^^^^\n  = help: did you mean `needs`?\n"

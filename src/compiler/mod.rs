@@ -5,7 +5,9 @@
 //! - `parse`: tree → `model::Workflow`, checking keys, types and values.
 //! - `validate`: resolves `needs` and checks the task graph.
 //! - `emit`: workflow → unit files (`unit_file` lays them out, `escape` quotes values).
+//! - `diagnostic`: every problem, located, rendered for people; `code` names its kind.
 
+pub mod code;
 pub mod diagnostic;
 pub mod duration;
 pub mod emit;
@@ -22,7 +24,7 @@ pub mod yaml;
 
 use std::path::Path;
 
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Code, Diagnostic};
 pub use emit::{EmitOptions, GeneratedFile};
 pub use model::Workflow;
 
@@ -68,6 +70,7 @@ fn limit(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diags.truncate(MAX_DIAGNOSTICS);
     diags.push(
         Diagnostic::new(
+            Code::TooManyProblems,
             at,
             format!("{more} more problems from here on are not shown"),
         )
@@ -104,8 +107,12 @@ pub fn decode(bytes: &[u8]) -> Result<&str, (Diagnostic, String)> {
                 start,
                 end: yaml::Pos { line, col: col + 1 },
             };
-            let diagnostic = Diagnostic::new(span, format!("the file is not UTF-8 text{bad}"))
-                .help("save the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)");
+            let diagnostic = Diagnostic::new(
+                Code::NotUtf8,
+                span,
+                format!("the file is not UTF-8 text{bad}"),
+            )
+            .help("save the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)");
             Err((diagnostic, String::from_utf8_lossy(bytes).into_owned()))
         }
     }
@@ -120,6 +127,7 @@ fn check_unclamped(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> 
         escape::push_visible(&mut shown, c);
         return Err(vec![
             Diagnostic::new(
+                Code::UnprintablePath,
                 None,
                 format!(
                     "the path of this file contains `{shown}`, a control or invisible character"
@@ -133,9 +141,11 @@ fn check_unclamped(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> 
         Ok(None) => {
             let start = yaml::Pos { line: 1, col: 1 };
             let span = yaml::Span { start, end: start };
-            return Err(vec![Diagnostic::new(span, "the file is empty").help(
-                "a workflow needs at least `tasks:`, e.g. `tasks: {hello: {run: echo hello}}`",
-            )]);
+            return Err(vec![
+                Diagnostic::new(Code::EmptyFile, span, "the file is empty").help(
+                    "a workflow needs at least `tasks:`, e.g. `tasks: {hello: {run: echo hello}}`",
+                ),
+            ]);
         }
         Err(e) => {
             let span = yaml::Span {
@@ -149,8 +159,12 @@ fn check_unclamped(path: &str, text: &str) -> Result<Workflow, Vec<Diagnostic>> 
                 return Err(vec![d]);
             }
             return Err(vec![
-                Diagnostic::new(span, format!("invalid YAML: {}", e.message))
-                    .help("check indentation, quotes and brackets around this point"),
+                Diagnostic::new(
+                    Code::YamlSyntax,
+                    span,
+                    format!("invalid YAML: {}", e.message),
+                )
+                .help("check indentation, quotes and brackets around this point"),
             ]);
         }
     };
@@ -209,12 +223,14 @@ fn unquoted_star(text: &str, e: &yaml::SyntaxError, span: yaml::Span) -> Option<
     let quoted = value.replace('"', "\\\"");
     Some(if matches!(key, "schedule" | "cron") {
         Diagnostic::new(
+            Code::CronUnquoted,
             span,
             "this cron expression must be quoted: unquoted, YAML reads `*` as an alias",
         )
         .help(format!("write `{key}: \"{quoted}\"`"))
     } else {
         Diagnostic::new(
+            Code::StarUnquoted,
             span,
             "a value that starts with `*` must be quoted: unquoted, YAML reads `*` as an alias",
         )

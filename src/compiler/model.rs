@@ -12,10 +12,8 @@ use super::yaml::Span;
 pub struct Workflow {
     pub name: String,
     pub description: Option<String>,
-    pub schedule: Option<Schedule>,
-    pub timezone: Option<String>,
-    pub catch_up: bool,
-    pub jitter: Option<Duration>,
+    /// What starts its runs besides `flow run` and `systemctl start`.
+    pub triggers: Vec<Trigger>,
     pub overlap: Overlap,
     /// Deadline for a whole run (enforced by the supervisor).
     pub timeout: Option<Duration>,
@@ -44,6 +42,37 @@ pub enum HostKind {
     WorkingDir,
     User,
     Group,
+}
+
+impl Workflow {
+    /// Its timer, when it has a schedule.
+    pub fn timer(&self) -> Option<&Timer> {
+        self.triggers
+            .iter()
+            .map(|t| match t {
+                Trigger::Timer(timer) => timer,
+            })
+            .next()
+    }
+}
+
+/// A source of runs: each kind compiles to units of its own (`emit::trigger_sources`) that
+/// start the workflow's trigger unit, so the overlap rule applies to every source alike.
+/// A new kind (a watched path, another workflow's end) is a variant here, its keys in the
+/// parser, and its units in the emitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// `schedule:`, with `timezone`, `catch_up` and `jitter`: a `.timer` unit.
+    Timer(Timer),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub schedule: Schedule,
+    pub timezone: Option<String>,
+    /// Run once after boot when a scheduled time was missed (`Persistent=`).
+    pub catch_up: bool,
+    pub jitter: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

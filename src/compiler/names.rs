@@ -13,6 +13,8 @@
 
 use std::borrow::Cow;
 
+use super::diagnostic::{Code, Diagnostic};
+
 /// Longest workflow or task name: keeps unit names far below systemd's 255-byte limit.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -31,7 +33,8 @@ pub const RESERVED_WORKFLOWS: &[(&str, &str)] = &[
     ),
 ];
 
-fn check(kind: &str, name: &str) -> Result<(), (String, String)> {
+/// Why a name is refused, without a place: the caller knows where the name is written.
+fn check(kind: &str, name: &str) -> Result<(), Diagnostic> {
     let rule =
         "use letters, digits, `_` and `-`, starting with a letter or digit (e.g. `nightly-backup`)";
     let problem = if name.is_empty() {
@@ -55,24 +58,31 @@ fn check(kind: &str, name: &str) -> Result<(), (String, String)> {
     };
     match problem {
         None => Ok(()),
-        Some(p) => Err((format!("{kind} name `{name}` {p}"), rule.to_string())),
+        Some(p) => {
+            Err(
+                Diagnostic::new(Code::InvalidName, None, format!("{kind} name `{name}` {p}"))
+                    .help(rule),
+            )
+        }
     }
 }
 
-pub fn check_workflow(name: &str) -> Result<(), (String, String)> {
+pub fn check_workflow(name: &str) -> Result<(), Diagnostic> {
     check("workflow", name)?;
     if let Some((_, shadowed)) = RESERVED_WORKFLOWS.iter().find(|(r, _)| *r == name) {
-        return Err((
+        return Err(Diagnostic::new(
+            Code::ReservedName,
+            None,
             format!(
                 "workflow name `{name}` is reserved: its units would take the place of {shadowed}"
             ),
-            format!("choose another name, e.g. `my-{name}`"),
-        ));
+        )
+        .help(format!("choose another name, e.g. `my-{name}`")));
     }
     Ok(())
 }
 
-pub fn check_task(name: &str) -> Result<(), (String, String)> {
+pub fn check_task(name: &str) -> Result<(), Diagnostic> {
     check("task", name)
 }
 
@@ -194,6 +204,29 @@ pub fn workflow_of_run_unit(unit: &str) -> Option<&str> {
     (!rest.contains("--") && !rest.contains('.')).then_some(rest)
 }
 
+/// The `[X-Flow]` section of generated units: what flow reads back from its own units (the
+/// supervisor, `flow status`, `flow list`). Named once, for the emitter and the reader.
+pub mod x_flow {
+    pub const SECTION: &str = "X-Flow";
+    /// Every unit: the workflow it belongs to.
+    pub const WORKFLOW: &str = "Workflow";
+    /// A task's unit: its name and `when:`.
+    pub const TASK: &str = "Task";
+    pub const WHEN: &str = "When";
+    /// A task's unit: its retry policy.
+    pub const RETRIES: &str = "Retries";
+    pub const RETRY_DELAY: &str = "RetryDelay";
+    pub const BACKOFF: &str = "Backoff";
+    /// The run unit: the overlap rule, the deadline, the cap on parallel tasks.
+    pub const OVERLAP: &str = "Overlap";
+    pub const TIMEOUT: &str = "Timeout";
+    pub const MAX_PARALLEL: &str = "MaxParallel";
+    /// The timer unit: the schedule as written (one of these).
+    pub const CRON: &str = "Cron";
+    pub const CALENDAR: &str = "Calendar";
+    pub const EVERY: &str = "Every";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,8 +262,9 @@ mod tests {
     #[test]
     fn flows_own_names_are_reserved() {
         for (name, _) in RESERVED_WORKFLOWS {
-            let (message, _) = check_workflow(name).expect_err("reserved");
-            assert!(message.contains("reserved"), "{message}");
+            let d = check_workflow(name).expect_err("reserved");
+            assert_eq!(d.code, Code::ReservedName);
+            assert!(d.message.contains("reserved"), "{}", d.message);
             // A task may have the name: its unit is `flow-<wf>--supervisor.service`.
             assert!(check_task(name).is_ok());
         }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::diagnostic::Diagnostic;
+use super::diagnostic::{Code, Diagnostic};
 use super::model::{Command, Hardening, Task, When};
 use super::parse::Parsed;
 use super::suggest;
@@ -37,12 +37,20 @@ pub fn resolve(parsed: &mut Parsed, diags: &mut Vec<Diagnostic>) {
         for (name, span) in needs {
             match index.get(name) {
                 Some(&j) if j == i => diags.push(
-                    Diagnostic::new(*span, format!("task `{me}` needs itself"))
-                        .help("remove it from its own `needs`"),
+                    Diagnostic::new(
+                        Code::NeedsItself,
+                        *span,
+                        format!("task `{me}` needs itself"),
+                    )
+                    .help("remove it from its own `needs`"),
                 ),
                 Some(&j) if needed_by[j] == i + 1 => diags.push(
-                    Diagnostic::new(*span, format!("task `{me}` needs `{name}` twice"))
-                        .help("list each task once"),
+                    Diagnostic::new(
+                        Code::DuplicateNeed,
+                        *span,
+                        format!("task `{me}` needs `{name}` twice"),
+                    )
+                    .help("list each task once"),
                 ),
                 Some(&j) => {
                     needed_by[j] = i + 1;
@@ -82,6 +90,7 @@ pub fn resolve(parsed: &mut Parsed, diags: &mut Vec<Diagnostic>) {
                     };
                     diags.push(
                         Diagnostic::new(
+                            Code::UnknownTask,
                             *span,
                             format!(
                                 "task `{me}` needs `{name}`, which is not a task of this workflow"
@@ -138,6 +147,7 @@ fn check_sizes(parsed: &Parsed, diags: &mut Vec<Diagnostic>) {
             if args > MAX_CONDITION_BYTES {
                 diags.push(
                     Diagnostic::new(
+                        Code::TooLarge,
                         span,
                         format!(
                             "task `{}` needs {} tasks whose names add up to {} KiB: an `on_failure` task can wait for at most {} KiB of names",
@@ -178,6 +188,7 @@ fn check_sizes(parsed: &Parsed, diags: &mut Vec<Diagnostic>) {
             reported_total = true;
             diags.push(
                 Diagnostic::new(
+                    Code::TooLarge,
                     span,
                     format!(
                         "the units of this workflow would be larger than {} MiB from this task on",
@@ -265,6 +276,7 @@ fn report_cycles(parsed: &Parsed, diags: &mut Vec<Diagnostic>) {
             .or_else(|| parsed.task_spans.get(cycle[0]).copied());
         diags.push(
             Diagnostic::new(
+                Code::Cycle,
                 span,
                 format!("the tasks need each other in a cycle: {path}"),
             )

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::compiler::diagnostic::Diagnostic;
+use crate::compiler::diagnostic::{Code, Diagnostic};
 use crate::compiler::model::{HostKind, HostRef};
 
 /// The machine as far as these checks look at it.
@@ -43,6 +43,7 @@ pub fn in_a_user_manager(
                 "group"
             };
             Diagnostic::new(
+                Code::NotInUserManager,
                 r.span,
                 format!(
                     "`{key}: {}` cannot take effect in your own manager (--user): it runs tasks as you alone",
@@ -114,7 +115,11 @@ pub fn missing(refs: &[HostRef], machine: &Machine) -> Vec<Diagnostic> {
                     ),
                 ),
             };
-            Diagnostic::new(r.span, format!("{what} `{v}` does not exist on this machine"))
+            Diagnostic::new(
+                Code::MissingOnHost,
+                r.span,
+                format!("{what} `{v}` does not exist on this machine"),
+            )
                 .help(help)
         })
         .collect()

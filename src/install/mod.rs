@@ -14,6 +14,7 @@
 pub mod files;
 pub mod host;
 pub mod trust;
+pub mod unit_text;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};

@@ -17,7 +17,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::compiler::diagnostic::Diagnostic;
+use crate::compiler::diagnostic::{Code, Diagnostic};
 use crate::compiler::model::{HostKind, HostRef};
 
 const S_IFMT: u32 = 0o170000;
@@ -100,21 +100,26 @@ pub struct Untrusted {
     pub who: String,
 }
 
-impl std::fmt::Display for Untrusted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Untrusted {
+    /// What is wrong, without the fix.
+    pub fn message(&self) -> String {
         let at = if self.at == self.file {
             "it".to_string()
         } else {
             self.at.display().to_string()
         };
-        write!(
-            f,
-            "workflow file {} cannot be trusted: {at} {}, and whoever can change it could run commands as {} through flow\n  = help: {}",
+        format!(
+            "workflow file {} cannot be trusted: {at} {}, and whoever can change it could run commands as {} through flow",
             self.file.display(),
             self.why,
             self.who,
-            self.fix
         )
+    }
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\n  = help: {}", self.message(), self.fix)
     }
 }
 
@@ -234,6 +239,7 @@ pub fn readable_env_files(
             let mode = readable(&r.value)?;
             Some(
                 Diagnostic::new(
+                    Code::EnvFileReadable,
                     r.span,
                     format!(
                         "env_file `{}` is readable by every user (mode {:04o})",

@@ -12,10 +12,10 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::TaskState;
-use crate::systemd::JobResult;
+use crate::systemd::{JobResult, journal};
 use crate::vocabulary::Outcome;
 
 /// `MESSAGE_ID`s of the manager's messages (systemd's `sd-messages.h`).
@@ -55,16 +55,15 @@ pub struct LastRun {
 /// Reads the last run of the units from the journal (`journalctl`): `begin` opens each
 /// run, `tasks` are the task units. `user`: the calling user's manager.
 pub fn last_run(user: bool, begin: &str, tasks: &[String]) -> std::io::Result<LastRun> {
-    let field = if user { "USER_UNIT" } else { "UNIT" };
-    let mut cmd = Command::new("journalctl");
-    cmd.args(["--no-pager", "-o", "json", "-r"]);
+    let (field, _) = journal::unit_fields(user);
+    let mut cmd = journal::json();
+    cmd.arg("-r");
+    // The user's manager runs as the user, and logs no `_COMM=systemd` on every line (its
+    // unit's output would not match either): the user's entries, with the unit fields.
     if user {
-        // The user's manager runs as the user. (Not `--user`: that reads only per-user
-        // journal files, which exist with a persistent journal alone.)
         cmd.arg(format!("_UID={}", nix::unistd::getuid()));
     } else {
-        // Only the manager's own messages: a task cannot forge them.
-        cmd.arg("_PID=1");
+        journal::manager_messages(&mut cmd, false);
     }
     cmd.arg(format!("{field}={begin}"));
     for t in tasks {
@@ -98,36 +97,13 @@ pub fn last_run(user: bool, begin: &str, tasks: &[String]) -> std::io::Result<La
     }
     let status = child.wait()?;
     if !status.success() {
-        return Err(unreadable(complaint.trim()));
+        return Err(journal::unreadable(complaint.trim()));
     }
     Ok(out)
 }
 
-/// Makes journald write what it has received before the journal is read (needs root;
-/// harmless without: then a line sent in the last moment may be missing).
-pub fn sync() {
-    let _ = Command::new("journalctl")
-        .arg("--sync")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// journalctl's complaint as an error; `PermissionDenied` when the journal is not the
-/// caller's to read, which otherwise would look like a workflow that never ran.
-fn unreadable(complaint: &str) -> std::io::Error {
-    let kind = if complaint.contains("permission") {
-        std::io::ErrorKind::PermissionDenied
-    } else {
-        std::io::ErrorKind::Other
-    };
-    let text = if complaint.is_empty() {
-        "journalctl failed".to_string()
-    } else {
-        complaint.to_string()
-    };
-    std::io::Error::new(kind, text)
-}
+/// Makes journald write what it has received before the journal is read.
+pub use crate::systemd::journal::sync;
 
 /// Folds one entry (newest first) into `run`; true once the run's start was reached.
 fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str) -> bool {
@@ -240,14 +216,6 @@ fn apply(run: &mut LastRun, entry: &serde_json::Value, field: &str, begin: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_journal_not_ours_to_read_is_told_apart() {
-        let denied = unreadable("No journal files were opened due to insufficient permissions.");
-        assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
-        assert_eq!(unreadable("").to_string(), "journalctl failed");
-        assert_eq!(unreadable("boom").kind(), std::io::ErrorKind::Other);
-    }
 
     fn entry(unit: &str, t: u64, fields: &[(&str, &str)]) -> serde_json::Value {
         entry_in("UNIT", unit, t, fields)

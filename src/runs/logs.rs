@@ -12,7 +12,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+use crate::systemd::journal;
 
 use super::journal::STARTING;
 use crate::compiler::names;
@@ -153,22 +155,21 @@ pub fn read(
     select: &Select,
     mut each: impl FnMut(Line) -> bool,
 ) -> std::io::Result<Option<String>> {
-    let mut cmd = Command::new("journalctl");
-    cmd.args(["-o", "json", "--no-pager"]);
+    let mut cmd = journal::json();
     match select {
         Select::Since(since) => {
-            cmd.arg(since_arg("--since", *since));
+            cmd.arg(journal::time_arg("--since", *since));
         }
         Select::Activations { since, until, .. } => {
-            cmd.arg(since_arg("--since", *since));
+            cmd.arg(journal::time_arg("--since", *since));
             if let Some(until) = until {
-                cmd.arg(since_arg("--until", *until));
+                cmd.arg(journal::time_arg("--until", *until));
             }
         }
         Select::Follow(since) => {
             cmd.arg("-f");
             match since {
-                Some(since) => cmd.arg(since_arg("--since", *since)),
+                Some(since) => cmd.arg(journal::time_arg("--since", *since)),
                 None => cmd.args(["-n", "0"]),
             };
         }
@@ -309,10 +310,6 @@ impl<'a> Picker<'a> {
 }
 
 /// `--since=@S.UUUUUU` for realtime µs.
-fn since_arg(flag: &str, us: u64) -> String {
-    format!("{flag}=@{}.{:06}", us / 1_000_000, us % 1_000_000)
-}
-
 /// The text of a line: journald stores non-UTF-8 lines as byte arrays.
 fn message(entry: &serde_json::Value) -> Option<String> {
     match &entry["MESSAGE"] {

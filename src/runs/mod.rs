@@ -12,8 +12,8 @@ pub mod journal;
 pub mod logs;
 pub mod trigger;
 
-use crate::compiler::names;
-use crate::install::InstalledFile;
+use crate::compiler::names::{self, x_flow};
+use crate::install::{InstalledFile, unit_text};
 use crate::systemd::watch::{Event, unit_path};
 use crate::systemd::{JobResult, Systemd, SystemdError, UnitState};
 use crate::vocabulary::{AttemptResult, Outcome, RunResult};
@@ -96,13 +96,14 @@ pub fn installed_workflow(
     let prefix = format!("flow-{name}--");
     // Task order: as the begin unit (which pulls them in) lists them, the YAML's order.
     let begin = files.get(&names::begin_unit(name))?;
-    let units: Vec<String> = values(&begin.contents, "Wants")
+    let units: Vec<String> = unit_text::values(&begin.contents, "Unit", "Wants")
         .filter(|u| u.starts_with(&prefix))
+        .map(str::to_string)
         .collect();
     // A limit on the workflow as a whole (its slice) binds each task too.
     let slice_memory_max = files
         .get(&names::slice_unit(name))
-        .is_some_and(|s| values(&s.contents, "MemoryMax").next().is_some());
+        .is_some_and(|s| unit_text::value(&s.contents, "Slice", "MemoryMax").is_some());
     let tasks = units
         .iter()
         .filter_map(|unit| {
@@ -111,21 +112,21 @@ pub fn installed_workflow(
                 .strip_prefix(&prefix)?
                 .strip_suffix(".service")?
                 .to_string();
-            let needs = values(&file.contents, "Requires")
-                .chain(values(&file.contents, "Wants"))
+            let text = file.contents.as_str();
+            let needs = unit_text::values(text, "Unit", "Requires")
+                .chain(unit_text::values(text, "Unit", "Wants"))
                 .filter_map(|u| {
                     u.strip_prefix(&prefix)?
                         .strip_suffix(".service")
                         .map(str::to_string)
                 })
                 .collect();
-            let when = values(&file.contents, "When")
-                .next()
-                .unwrap_or_else(|| "all_success".into());
+            let when = unit_text::value(text, x_flow::SECTION, x_flow::WHEN)
+                .unwrap_or("all_success")
+                .to_string();
             let memory_max =
-                slice_memory_max || values(&file.contents, "MemoryMax").next().is_some();
-            let retries = values(&file.contents, "Retries")
-                .next()
+                slice_memory_max || unit_text::value(text, "Service", "MemoryMax").is_some();
+            let retries = unit_text::value(text, x_flow::SECTION, x_flow::RETRIES)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             Some(TaskInfo {
@@ -139,34 +140,29 @@ pub fn installed_workflow(
         })
         .collect();
     let timer = files.get(&names::timer_unit(name)).map(|t| {
-        let schedule = values(&t.contents, "Cron")
-            .chain(values(&t.contents, "Calendar"))
-            .chain(values(&t.contents, "Every").map(|e| format!("every {e}")))
-            .next()
+        let x = |key| unit_text::value(&t.contents, x_flow::SECTION, key);
+        let schedule = x(x_flow::CRON)
+            .or(x(x_flow::CALENDAR))
+            .map(str::to_string)
+            .or_else(|| x(x_flow::EVERY).map(|e| format!("every {e}")))
             .unwrap_or_default();
         (names::timer_unit(name), schedule)
     });
     let catch_up = files
         .get(&names::timer_unit(name))
-        .is_some_and(|t| values(&t.contents, "Persistent").any(|v| v == "yes"));
+        .is_some_and(|t| unit_text::boolean(&t.contents, "Timer", "Persistent") == Some(true));
     Some(InstalledWorkflow {
         name: name.to_string(),
         source: run.source.clone(),
         tasks,
         timer,
-        overlap: values(&run.contents, "Overlap")
-            .next()
-            .unwrap_or_else(|| "skip".into()),
+        overlap: unit_text::value(&run.contents, x_flow::SECTION, x_flow::OVERLAP)
+            .unwrap_or("skip")
+            .to_string(),
         catch_up,
-        timeout: values(&run.contents, "Timeout").next(),
+        timeout: unit_text::value(&run.contents, x_flow::SECTION, x_flow::TIMEOUT)
+            .map(str::to_string),
     })
-}
-
-/// The values of `key=` lines in a unit file.
-fn values<'a>(contents: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
-    contents
-        .lines()
-        .filter_map(move |l| l.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
 }
 
 /// What became of a task in a run.

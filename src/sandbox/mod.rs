@@ -656,15 +656,22 @@ fn make_state_dir(
         }
     })?;
     let made = (|| {
-        let lock = File::create(state.join("lock")).map_err(|e| SandboxError::Io {
-            what: format!("create {}", state.join("lock").display()),
+        // Locked before it is named `lock`: another program's sweep that found an unlocked
+        // `lock` would take this directory for a dead sandbox's and remove it.
+        let unnamed = state.join("lock.new");
+        let lock = File::create(&unnamed).map_err(|e| SandboxError::Io {
+            what: format!("create {}", unnamed.display()),
             error: e,
         })?;
         let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
             SandboxError::Io {
-                what: format!("lock {}", state.join("lock").display()),
+                what: format!("lock {}", unnamed.display()),
                 error: e.into(),
             }
+        })?;
+        std::fs::rename(&unnamed, state.join("lock")).map_err(|e| SandboxError::Io {
+            what: format!("rename {}", unnamed.display()),
+            error: e,
         })?;
         for dir in ["ov", "root", "cg"] {
             std::fs::create_dir(state.join(dir)).map_err(|e| SandboxError::Io {

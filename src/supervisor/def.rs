@@ -9,8 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::compiler::{duration, names};
-use crate::install::InstalledFile;
+use crate::compiler::duration;
+use crate::compiler::names::{self, x_flow};
+use crate::install::{InstalledFile, unit_text};
 use crate::runs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,65 +124,28 @@ pub fn from_files(files: &BTreeMap<String, InstalledFile>) -> Vec<WorkflowDef> {
                             _ => When::AllSuccess,
                         },
                         retries: t.retries,
-                        retry_delay: x_flow(text, "RetryDelay")
-                            .and_then(|v| duration::parse(&v).ok())
+                        retry_delay: unit_text::value(text, x_flow::SECTION, x_flow::RETRY_DELAY)
+                            .and_then(|v| duration::parse(v).ok())
                             .unwrap_or(Duration::ZERO),
-                        backoff: match x_flow(text, "Backoff").as_deref() {
+                        backoff: match unit_text::value(text, x_flow::SECTION, x_flow::BACKOFF) {
                             Some("exponential") => Backoff::Exponential,
                             _ => Backoff::Fixed,
                         },
-                        cpu_accounting: service_bool(text, "CPUAccounting"),
-                        memory_accounting: service_bool(text, "MemoryAccounting"),
+                        cpu_accounting: unit_text::boolean(text, "Service", "CPUAccounting"),
+                        memory_accounting: unit_text::boolean(text, "Service", "MemoryAccounting"),
                     }
                 })
                 .collect();
             WorkflowDef {
                 timeout: run
-                    .and_then(|r| x_flow(r, "Timeout"))
-                    .and_then(|v| duration::parse(&v).ok()),
+                    .and_then(|r| unit_text::value(r, x_flow::SECTION, x_flow::TIMEOUT))
+                    .and_then(|v| duration::parse(v).ok()),
                 timer: wf.timer.as_ref().map(|(unit, _)| unit.clone()),
                 name: wf.name,
                 tasks,
             }
         })
         .collect()
-}
-
-/// A boolean key of the `[Service]` section (the last one set wins, as in systemd).
-fn service_bool(contents: &str, key: &str) -> Option<bool> {
-    let mut in_section = false;
-    let mut value = None;
-    for line in contents.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_section = line == "[Service]";
-        } else if in_section
-            && let Some(v) = line.strip_prefix(key).and_then(|r| r.strip_prefix('='))
-        {
-            value = match v.trim() {
-                "1" | "yes" | "y" | "true" | "t" | "on" => Some(true),
-                "0" | "no" | "n" | "false" | "f" | "off" => Some(false),
-                _ => value,
-            };
-        }
-    }
-    value
-}
-
-/// A key of the `[X-Flow]` section.
-fn x_flow(contents: &str, key: &str) -> Option<String> {
-    let mut in_section = false;
-    for line in contents.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_section = line == "[X-Flow]";
-        } else if in_section
-            && let Some(v) = line.strip_prefix(key).and_then(|r| r.strip_prefix('='))
-        {
-            return Some(v.to_string());
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -200,18 +164,6 @@ mod tests {
             cpu_accounting: None,
             memory_accounting: None,
         }
-    }
-
-    #[test]
-    fn accounting_keys_of_the_service_section() {
-        let text = "[Unit]\nCPUAccounting=yes\n[Service]\nCPUAccounting=no\nCPUAccounting=on\n\
-                    MemoryAccounting=false\n[X-Flow]\nMemoryAccounting=yes\n";
-        assert_eq!(service_bool(text, "CPUAccounting"), Some(true));
-        assert_eq!(service_bool(text, "MemoryAccounting"), Some(false));
-        assert_eq!(
-            service_bool("[Service]\nType=oneshot\n", "CPUAccounting"),
-            None
-        );
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! the resource message (ae8f7b86…) `CPU_USAGE_NSEC=`. That is enough to rebuild every job
 //! end the supervisor missed while it was down.
 
+use crate::systemd::journal;
 use std::collections::HashMap;
-use std::process::Command;
 
 use crate::systemd::UnitState;
 use crate::vocabulary::start_failed;
@@ -32,44 +32,18 @@ pub struct JobEnd {
     pub state: UnitState,
 }
 
-/// The fields a manager names a unit and its activation with: a user's manager writes
-/// `USER_UNIT=` and `USER_INVOCATION_ID=` where the system's writes `UNIT=` and
-/// `INVOCATION_ID=`.
-fn fields(user: bool) -> (&'static str, &'static str) {
-    if user {
-        ("USER_UNIT", "USER_INVOCATION_ID")
-    } else {
-        ("UNIT", "INVOCATION_ID")
-    }
-}
-
 /// Job ends of `units` since `since_us`, oldest first, as the system's manager or (`user`)
 /// the calling user's logged them.
 pub fn job_ends(units: &[String], since_us: u64, user: bool) -> std::io::Result<Vec<JobEnd>> {
-    let (unit_field, inv_field) = fields(user);
+    let (unit_field, inv_field) = journal::unit_fields(user);
     // Have journald write what it has received, so a job that ended a moment ago is there.
-    let _ = Command::new("journalctl")
-        .arg("--sync")
-        .stderr(std::process::Stdio::null())
-        .status();
-    let mut cmd = Command::new("journalctl");
-    cmd.args(["--no-pager", "-o", "json"])
-        .arg(format!("--output-fields=MESSAGE_ID,{unit_field},{inv_field},JOB_RESULT,EXIT_CODE,EXIT_STATUS,UNIT_RESULT,CPU_USAGE_NSEC"))
-        .arg(format!(
-            "--since=@{}.{:06}",
-            since_us / 1_000_000,
-            since_us % 1_000_000
-        ));
+    journal::sync();
+    let mut cmd = journal::json();
+    cmd.arg(format!("--output-fields=MESSAGE_ID,{unit_field},{inv_field},JOB_RESULT,EXIT_CODE,EXIT_STATUS,UNIT_RESULT,CPU_USAGE_NSEC"))
+        .arg(journal::time_arg("--since", since_us));
     // Manager messages about these units only (not their output): matches of one field
-    // are ORed, of different fields ANDed. A user's manager is the user's `systemd`
-    // process. (Not `journalctl --user`: that reads the per-user journal files alone,
-    // which exist only with a persistent journal.)
-    if user {
-        cmd.arg(format!("_UID={}", nix::unistd::getuid()));
-        cmd.arg("_COMM=systemd");
-    } else {
-        cmd.arg("_PID=1");
-    }
+    // are ORed, of different fields ANDed.
+    journal::manager_messages(&mut cmd, user);
     for u in units {
         cmd.arg(format!("{unit_field}={u}"));
     }
@@ -87,7 +61,7 @@ struct Activation {
 }
 
 pub fn parse(text: &str, user: bool) -> Vec<JobEnd> {
-    let (unit_field, inv_field) = fields(user);
+    let (unit_field, inv_field) = journal::unit_fields(user);
     let mut acts: HashMap<String, Activation> = HashMap::new();
     let mut out = Vec::new();
     for line in text.lines() {

@@ -14,6 +14,7 @@
 //! client therefore pins it first (`RefUnit`); the pin lasts as long as the connection, or
 //! until [`Systemd::unref_unit`].
 
+pub mod journal;
 pub mod private;
 mod proxy;
 pub mod watch;

@@ -33,16 +33,21 @@
 //! - `flow-<wf>.slice` (each `-` of the name written `\x2d`): every task runs in it, so
 //!   `systemd-cgtop` shows the workflow's use, and the workflow's `memory_max`/`cpu_quota`
 //!   limit all its tasks together.
-//! - `flow-<wf>.timer`: the schedule, starting the trigger unit (starting the run unit
-//!   straight away would join a run that is going instead of applying the overlap rule).
+//! - The trigger sources (`model::Trigger`), one module each: `flow-<wf>.timer` (`timer`),
+//!   the schedule. A source starts the trigger unit (starting the run unit straight away
+//!   would join a run that is going instead of applying the overlap rule).
 //! - `[X-Flow]` sections carry what the supervisor honours (retries, deadline, overlap);
 //!   systemd ignores sections whose names start with `X-`.
 
 use super::duration::push_systemd;
 use super::escape::{self, push_env_assignment, push_exec_word, push_raw, push_raw_joined, raw};
-use super::model::{Command, Hardening, Schedule, Task, When, Workflow, upstream_first};
-use super::names;
+use super::model::{
+    Command, Hardening, Schedule, Task, Timer, Trigger, When, Workflow, upstream_first,
+};
+use super::names::{self, x_flow};
 use super::unit_file::UnitWriter;
+
+mod timer;
 
 /// A file flow installs beside the units.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,12 +131,7 @@ pub fn emit(wf: &Workflow, opts: &EmitOptions) -> Vec<GeneratedFile> {
         name: shared.slice.clone(),
         contents: slice_unit(wf, &shared),
     });
-    if let Some(schedule) = &wf.schedule {
-        files.push(GeneratedFile {
-            name: names::timer_unit(&wf.name),
-            contents: timer_unit(wf, schedule, &shared),
-        });
-    }
+    files.extend(trigger_sources(wf, &shared));
     // Where each task's unit is in `files`: its name is moved in at the end, once no other
     // unit needs to name it.
     let mut task_files = Vec::with_capacity(wf.tasks.len());
@@ -198,14 +198,14 @@ fn run_unit(wf: &Workflow, opts: &Shared) -> String {
     u.section("Service")
         .set("Type", "oneshot")
         .set("ExecStart", "/bin/true");
-    u.section("X-Flow")
-        .set("Workflow", &wf.name)
-        .set("Overlap", wf.overlap.as_str());
+    u.section(x_flow::SECTION)
+        .set(x_flow::WORKFLOW, &wf.name)
+        .set(x_flow::OVERLAP, wf.overlap.as_str());
     if let Some(t) = wf.timeout {
-        u.set_with("Timeout", |out| push_systemd(out, t));
+        u.set_with(x_flow::TIMEOUT, |out| push_systemd(out, t));
     }
     if let Some(n) = wf.max_parallel {
-        u.set_with("MaxParallel", |out| push_display(out, n));
+        u.set_with(x_flow::MAX_PARALLEL, |out| push_display(out, n));
     }
     u.finish()
 }
@@ -244,7 +244,7 @@ fn begin_unit(wf: &Workflow, opts: &Shared) -> String {
         out.push_str(dir);
         out.push_str(" -mindepth 1 -delete");
     });
-    u.section("X-Flow").set("Workflow", &wf.name);
+    u.section(x_flow::SECTION).set(x_flow::WORKFLOW, &wf.name);
     u.finish()
 }
 
@@ -272,7 +272,7 @@ fn trigger_unit(wf: &Workflow, opts: &Shared) -> String {
             out.push(' ');
             out.push_str(&wf.name);
         });
-    u.section("X-Flow").set("Workflow", &wf.name);
+    u.section(x_flow::SECTION).set(x_flow::WORKFLOW, &wf.name);
     u.finish()
 }
 
@@ -287,63 +287,21 @@ fn slice_unit(wf: &Workflow, opts: &Shared) -> String {
             u.set("CPUQuota", v);
         }
     }
-    u.section("X-Flow").set("Workflow", &wf.name);
+    u.section(x_flow::SECTION).set(x_flow::WORKFLOW, &wf.name);
     u.finish()
 }
 
-fn timer_unit(wf: &Workflow, schedule: &Schedule, opts: &Shared) -> String {
-    let mut u = new_unit(opts, 0, &["Schedule of flow workflow ", &wf.name]);
-    let calendar = |out: &mut String, cal: &str| {
-        push_raw(out, cal);
-        if let Some(tz) = wf.timezone.as_deref() {
-            out.push(' ');
-            push_raw(out, tz);
-        }
-    };
-    u.section("Timer");
-    match schedule {
-        Schedule::Cron { calendars, .. } => {
-            for cal in calendars {
-                u.set_with("OnCalendar", |out| calendar(out, cal));
-            }
-        }
-        Schedule::Calendar(cal) => {
-            u.set_with("OnCalendar", |out| calendar(out, cal));
-        }
-        Schedule::Every(every) => {
-            // First run one interval after the timer starts, then one interval after each
-            // run started.
-            u.set_with("OnActiveSec", |out| push_systemd(out, *every))
-                .set_with("OnUnitActiveSec", |out| push_systemd(out, *every));
-        }
-        Schedule::Reboot => {
-            u.set("OnBootSec", "0");
-        }
-    }
-    if wf.catch_up {
-        u.set("Persistent", "yes");
-    }
-    if let Some(j) = wf.jitter {
-        u.set_with("RandomizedDelaySec", |out| push_systemd(out, j));
-    }
-    // The default accuracy of one minute would start runs up to a minute late. An `every`
-    // schedule counts from the last run's start, so any lateness adds up run after run (at
-    // 1s, `every: 2s` fired every 3s): it gets 1ms.
-    let accuracy = match schedule {
-        Schedule::Every(_) => "1ms",
-        _ => "1s",
-    };
-    u.set("AccuracySec", accuracy)
-        .set("Unit", &names::trigger_unit(&wf.name));
-    u.section("Install").set("WantedBy", "timers.target");
-    u.section("X-Flow").set("Workflow", &wf.name);
-    match schedule {
-        Schedule::Cron { expr, .. } => u.set_with("Cron", |out| push_raw(out, expr)),
-        Schedule::Reboot => u.set("Cron", "@reboot"),
-        Schedule::Calendar(cal) => u.set_with("Calendar", |out| push_raw(out, cal)),
-        Schedule::Every(d) => u.set_with("Every", |out| push_systemd(out, *d)),
-    };
-    u.finish()
+/// The units of the workflow's trigger sources, one kind per module.
+fn trigger_sources(wf: &Workflow, shared: &Shared) -> Vec<GeneratedFile> {
+    wf.triggers
+        .iter()
+        .map(|t| match t {
+            Trigger::Timer(timer) => GeneratedFile {
+                name: names::timer_unit(&wf.name),
+                contents: timer::timer_unit(wf, timer, shared),
+            },
+        })
+        .collect()
 }
 
 /// Which tasks write their success marker: one more process per task, so only where
@@ -616,14 +574,16 @@ fn task_unit(wf: &Workflow, index: usize, script_file: Option<&str>, opts: &Shar
         out.push_str(&task.name);
     });
 
-    u.section("X-Flow")
-        .set("Workflow", &wf.name)
-        .set("Task", &task.name)
-        .set("When", task.when.as_str());
+    u.section(x_flow::SECTION)
+        .set(x_flow::WORKFLOW, &wf.name)
+        .set(x_flow::TASK, &task.name)
+        .set(x_flow::WHEN, task.when.as_str());
     if task.retries > 0 {
-        u.set_with("Retries", |out| push_display(out, task.retries))
-            .set_with("RetryDelay", |out| push_systemd(out, task.retry_delay))
-            .set("Backoff", task.backoff.as_str());
+        u.set_with(x_flow::RETRIES, |out| push_display(out, task.retries))
+            .set_with(x_flow::RETRY_DELAY, |out| {
+                push_systemd(out, task.retry_delay)
+            })
+            .set(x_flow::BACKOFF, task.backoff.as_str());
     }
     u.finish()
 }
