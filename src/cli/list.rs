@@ -61,7 +61,15 @@ pub fn list(w: &Where) -> Result<Exit, CliError> {
         let last = match (&sd, &recorded) {
             (_, Some(r)) => shown::progress(Some(r), &[]),
             (Some(sd), None) => match runs::last_run(sd, wf, w.user) {
-                Ok(tasks) => shown::progress(None, &tasks),
+                Ok(tasks) => match shown::progress(None, &tasks) {
+                    Progress::Unknown => {
+                        unknown_why.get_or_insert(
+                            "could not tell how every task of the last run ended".into(),
+                        );
+                        Progress::Unknown
+                    }
+                    known => known,
+                },
                 Err(e) => {
                     unknown_why.get_or_insert(e.to_string());
                     Progress::Unknown
