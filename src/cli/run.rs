@@ -252,11 +252,7 @@ fn print_waited(
         .as_ref()
         .zip(followed.run)
         .and_then(|(h, id)| h.run(&wf.name, id).ok().flatten());
-    let attempts = history
-        .as_ref()
-        .zip(recorded.as_ref())
-        .and_then(|(h, r)| h.attempts(r.id).ok())
-        .unwrap_or_default();
+    let attempts = shown::recorded_attempts(history.as_ref(), recorded.as_ref());
     let live = shown::Live {
         wf,
         source,

@@ -24,6 +24,14 @@ pub fn recorded_run(history: &Store, sd: &Systemd, wf: &InstalledWorkflow) -> Op
 
 /// Where the shown run stands: the history's result when it has the run, else what its
 /// tasks' states say.
+/// The attempts the history has of a run it recorded; none when it has not.
+pub fn recorded_attempts(history: Option<&Store>, recorded: Option<&Run>) -> Vec<Attempt> {
+    history
+        .zip(recorded)
+        .and_then(|(h, r)| h.attempts(r.id).ok())
+        .unwrap_or_default()
+}
+
 pub fn progress(recorded: Option<&Run>, tasks: &[TaskRun]) -> Progress {
     match recorded {
         Some(r) => r.result.map_or(Progress::Going, Progress::Ended),

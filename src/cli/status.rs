@@ -32,11 +32,7 @@ fn current(name: &str, w: &Where, db: &DbArgs) -> Result<Exit, CliError> {
         .and_then(|h| shown::recorded_run(h, &sd, &wf));
     let progress = shown::progress(recorded.as_ref(), &seen.tasks);
     if w.json {
-        let attempts = history
-            .as_ref()
-            .zip(recorded.as_ref())
-            .and_then(|(h, r)| h.attempts(r.id).ok())
-            .unwrap_or_default();
+        let attempts = shown::recorded_attempts(history.as_ref(), recorded.as_ref());
         let live = shown::Live {
             wf: &wf,
             source,
