@@ -5,7 +5,7 @@
 //! (`Supervisor::handle`) into a real SQLite store. PID 1 is not involved: a stand-in
 //! `Manager` answers, and counts, every call the supervisor makes.
 //!
-//! Not part of flow's interface; public for `tests/supervisor_bench.rs`.
+//! Not part of flow's interface; public for `tests/e2e/supervisor_bench.rs`.
 #![doc(hidden)]
 
 use std::cell::Cell;

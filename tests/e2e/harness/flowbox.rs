@@ -1,30 +1,129 @@
-//! A sandbox with this build of `flow` installed, for end-to-end tests of workflows: write a
-//! workflow, apply it, run it, and read what happened from systemd, the journal and the files
-//! the tasks wrote.
+//! A sandbox with this build of `flow` installed, for end-to-end tests of workflows: write
+//! workflows, apply them, start the supervisor, run, and read what happened from systemd,
+//! the history, the journal and the files the tasks wrote.
 //!
-//! The tests of one binary run one at a time ([`FlowBox::new`] holds a lock): several
-//! sandboxes at once on a small machine would make the timing checks meaningless.
+//! One builder boots them all: `Boot::new().workflow("name", yaml).supervisor().boot()`.
 
+use std::ops::Deref;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use flow::sandbox::Sandbox;
+use flow::sandbox::{Sandbox, SandboxOptions};
 use flow::systemd::{Systemd, UnitState};
 
-use super::{Run, run};
-
-static SERIAL: Mutex<()> = Mutex::new(());
+use super::{Hold, Run, run, wait_until};
 
 /// Where the workflows go inside.
 pub const WORKFLOWS: &str = "/etc/flow/workflows";
 pub const FLOW: &str = "/usr/local/bin/flow";
+/// The supervisor's history inside.
+pub const DB: &str = "/var/lib/flow/history.db";
+/// The unit [`Boot::supervisor`] runs `flow supervise` as.
+pub const SUPERVISOR: &str = "supervisor-test.service";
+
+/// How to boot a test's sandbox: what goes in before the test begins.
+#[must_use]
+pub struct Boot {
+    opts: SandboxOptions,
+    flow: bool,
+    alone: bool,
+    workflows: Vec<(String, String)>,
+    supervisor: Option<String>,
+}
+
+impl Boot {
+    /// A sandbox with flow installed at [`FLOW`], and nothing else.
+    pub fn new() -> Boot {
+        Boot {
+            opts: SandboxOptions::default(),
+            flow: true,
+            alone: false,
+            workflows: Vec::new(),
+            supervisor: None,
+        }
+    }
+
+    /// Without flow (the package's test installs its own).
+    pub fn bare(mut self) -> Boot {
+        self.flow = false;
+        self
+    }
+
+    /// With these sandbox options.
+    pub fn options(mut self, opts: SandboxOptions) -> Boot {
+        self.opts = opts;
+        self
+    }
+
+    /// The only sandbox on the machine while the test runs: for tests that time what they
+    /// run (see the harness's doc).
+    pub fn alone(mut self) -> Boot {
+        self.alone = true;
+        self
+    }
+
+    /// With the workflow file `NAME.yaml` in [`WORKFLOWS`], applied (`flow apply`).
+    pub fn workflow(mut self, name: &str, yaml: &str) -> Boot {
+        self.workflows.push((name.to_string(), yaml.to_string()));
+        self
+    }
+
+    /// With `flow supervise` running as [`SUPERVISOR`], started after the workflows were
+    /// applied.
+    pub fn supervisor(self) -> Boot {
+        self.supervisor_args("")
+    }
+
+    /// The same, with these arguments to `flow supervise`.
+    pub fn supervisor_args(mut self, args: &str) -> Boot {
+        self.supervisor = Some(args.to_string());
+        self
+    }
+
+    /// Boots it; `None` (after a loud skip) when not root. A boot failure as root is a
+    /// test failure.
+    pub fn boot(self) -> Option<FlowBox> {
+        if !crate::common::require_root() {
+            return None;
+        }
+        let hold = Hold::take(self.alone);
+        let sb = Sandbox::boot_with(self.opts)
+            .unwrap_or_else(|e| panic!("could not boot a sandbox: {e}"));
+        if self.flow {
+            super::install_flow(&sb);
+        }
+        let fb = FlowBox {
+            sd: super::systemd(&sb),
+            sb,
+            _hold: hold,
+        };
+        for (name, yaml) in &self.workflows {
+            fb.write_workflow(name, yaml);
+        }
+        if !self.workflows.is_empty() {
+            fb.flow(&["apply"]).ok();
+        }
+        if let Some(args) = &self.supervisor {
+            fb.start_supervisor_with(args);
+        }
+        Some(fb)
+    }
+}
 
 pub struct FlowBox {
-    // Field order is drop order: the client first, then the sandbox, then the lock.
+    // Field order is drop order: the client first, then the sandbox, then the hold.
     pub sd: Systemd,
     pub sb: Sandbox,
-    _serial: MutexGuard<'static, ()>,
+    _hold: Hold,
+}
+
+/// The sandbox's own methods, and the harness's functions that take one (`sh(&fb, ...)`).
+impl Deref for FlowBox {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        &self.sb
+    }
 }
 
 /// One task in the JSON that `flow run --wait --json` prints.
@@ -65,17 +164,12 @@ impl RunResult {
 }
 
 impl FlowBox {
-    /// Boots a sandbox with flow installed; `None` (after a loud skip) when not root.
-    pub fn new() -> Option<FlowBox> {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let sb = super::sandbox()?;
-        super::install_flow(&sb);
-        let sd = super::systemd(&sb);
-        Some(FlowBox {
-            sd,
-            sb,
-            _serial: serial,
-        })
+    /// Kills the sandbox and waits until it is gone, as dropping it does: for a test that
+    /// looks at the host afterwards.
+    pub fn shutdown(self) {
+        let FlowBox { sd, sb, _hold } = self;
+        drop(sd);
+        sb.shutdown();
     }
 
     /// Runs `flow ARGS` inside.
@@ -109,7 +203,7 @@ impl FlowBox {
     }
 
     pub fn exists(&self, path: &str) -> bool {
-        super::run(&self.sb, "test", &["-e", path]).success()
+        run(&self.sb, "test", &["-e", path]).success()
     }
 
     pub fn write(&self, path: &str, contents: impl AsRef<[u8]>) {
@@ -118,9 +212,14 @@ impl FlowBox {
             .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
     }
 
+    /// Writes (or rewrites) `/etc/flow/workflows/NAME.yaml`.
+    pub fn write_workflow(&self, name: &str, yaml: &str) {
+        self.write(&format!("{WORKFLOWS}/{name}.yaml"), yaml);
+    }
+
     /// Writes `/etc/flow/workflows/NAME.yaml` and runs `flow apply`; returns its output.
     pub fn apply(&self, name: &str, yaml: &str) -> Run {
-        self.write(&format!("{WORKFLOWS}/{name}.yaml"), yaml);
+        self.write_workflow(name, yaml);
         self.flow(&["apply"]).ok()
     }
 
@@ -196,6 +295,101 @@ impl FlowBox {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// Starts `flow supervise ARGS` as [`SUPERVISOR`] (`Type=notify`: returns once it is
+    /// ready), after a failed one before it.
+    pub fn start_supervisor_with(&self, args: &str) {
+        super::sh(
+            &self.sb,
+            &format!(
+                "systemctl reset-failed {SUPERVISOR} 2>/dev/null; \
+                 systemd-run --unit={SUPERVISOR} -p Type=notify {FLOW} supervise {args}"
+            ),
+        )
+        .ok();
+    }
+
+    pub fn start_supervisor(&self) {
+        self.start_supervisor_with("");
+    }
+
+    /// Starts the supervisor as [`FlowBox::start_supervisor`] does, giving it `secs`
+    /// seconds to say it is ready; returns whether it did, and how long it took.
+    pub fn start_supervisor_within(&self, secs: u32) -> (bool, Duration) {
+        let t = Instant::now();
+        let out = super::sh(
+            &self.sb,
+            &format!(
+                "systemctl reset-failed {SUPERVISOR} 2>/dev/null; \
+                 timeout {secs} systemd-run --unit={SUPERVISOR} -p Type=notify {FLOW} supervise; echo rc=$?"
+            ),
+        );
+        (out.stdout.contains("rc=0"), t.elapsed())
+    }
+
+    /// Waits for the run of `wf` numbered `run` to end in the history; returns its
+    /// `flow status WF RUN --json`.
+    pub fn wait_run(&self, wf: &str, run: i64, timeout: Duration) -> serde_json::Value {
+        wait_until(&format!("run {run} of {wf} to end"), timeout, || {
+            let out = super::sh(
+                &self.sb,
+                &format!("flow status {wf} {run} --json --db {DB} 2>/dev/null"),
+            );
+            let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+            v["run"]["result"].as_str().is_some().then_some(v)
+        })
+    }
+
+    /// Every run of `wf` as `flow history --json` lists them (newest first); the command
+    /// must succeed and print JSON.
+    pub fn history_json(&self, wf: &str) -> serde_json::Value {
+        let out = super::sh(&self.sb, &format!("flow history {wf} --json --db {DB}")).ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("flow history --json printed no JSON ({e}): {}", out.stdout))
+    }
+
+    /// Runs of `wf` as `flow history --json` lists them (newest first); none when the
+    /// command fails.
+    pub fn history(&self, wf: &str) -> Vec<serde_json::Value> {
+        let out = super::sh(
+            &self.sb,
+            &format!("flow history {wf} --json --db {DB} 2>/dev/null"),
+        );
+        serde_json::from_str(&out.stdout).unwrap_or_default()
+    }
+
+    /// How many times systemd started `unit` (its "Starting" lines in the journal).
+    pub fn starts(&self, unit: &str) -> usize {
+        super::sh(
+            &self.sb,
+            &format!("journalctl --sync; journalctl -q -o cat -u {unit}"),
+        )
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Starting "))
+        .count()
+    }
+
+    /// Waits for `unit` to be activating: a task (or trigger) running.
+    pub fn wait_activating(&self, unit: &str) {
+        wait_until(&format!("{unit} to run"), Duration::from_secs(20), || {
+            let out = super::sh(&self.sb, &format!("systemctl is-active {unit}")).stdout;
+            (out.trim() == "activating").then_some(())
+        });
+    }
+
+    /// Another process (the unit `locker`) holds the history's write lock for `secs`
+    /// seconds from a second after this returns.
+    pub fn lock_history(&self, secs: u32) {
+        let locker = super::sh(
+            &self.sb,
+            &format!(
+                "systemd-run --unit=locker sh -c \
+                 '(echo \"BEGIN EXCLUSIVE;\"; echo \"SELECT 1;\"; sleep {secs}; echo \"ROLLBACK;\") | sqlite3 {DB}' && sleep 1"
+            ),
+        );
+        assert!(locker.success(), "{locker:?}");
     }
 }
 
