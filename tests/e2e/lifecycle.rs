@@ -201,8 +201,7 @@ fn apply_reapply_edit_and_remove() {
 fn a_users_own_manager_runs_workflows() {
     let Some(fb) = Boot::new().boot() else { return };
     fb.sh("systemctl start user@0.service");
-    let env = "export XDG_RUNTIME_DIR=/run/user/0 \
-               DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root;";
+    let env = harness::AS_ROOTS_OWN_MANAGER;
     fb.write(
         "/root/.config/flow/workflows/mine.yaml",
         "schedule: {every: 1h}\ntasks:\n  hello: {run: 'echo hello from $(id -un)'}\n  bye: {needs: [hello], run: 'echo bye'}\n",

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common;
-use crate::harness::{Boot, Run, run, sh, wait_until};
+use crate::harness::{AS_ROOTS_OWN_MANAGER, Boot, Run, run, sh, wait_until};
 use flow::sandbox::Sandbox;
 
 /// The example the test applies: it appends a line to a CSV file, needs nothing but a shell,
@@ -287,8 +287,7 @@ fn apt_install_use_upgrade_remove_purge() {
         "tasks:\n  hello: {run: 'echo hello'}\n",
     )
     .expect("write a user workflow");
-    let user = "export XDG_RUNTIME_DIR=/run/user/0 \
-                DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root;";
+    let user = AS_ROOTS_OWN_MANAGER;
     let applied = sh(&sb, &format!("{user} flow apply --user")).ok();
     assert!(
         applied.stdout.contains("Started your supervisor"),

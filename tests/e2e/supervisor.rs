@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crate::common;
-use crate::harness::{Boot, DB, FlowBox, attempts, now_us, results, sh, wait_until};
+use crate::harness::{
+    AS_ROOTS_OWN_MANAGER, Boot, DB, FlowBox, attempts, now_us, results, sh, wait_until,
+};
 use flow::sandbox::Sandbox;
 
 /// How many match rules dbus-daemon holds for the bus connection of the process whose PID
@@ -1895,15 +1897,7 @@ tasks:
             .contains("is it running? (`systemctl --user status flow-supervisor`)"),
         "{nothing:?}"
     );
-    let user = |cmd: &str| {
-        sh(
-            &sb,
-            &format!(
-                "export XDG_RUNTIME_DIR=/run/user/0 \
-                 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root; {cmd}"
-            ),
-        )
-    };
+    let user = |cmd: &str| sh(&sb, &format!("{AS_ROOTS_OWN_MANAGER} {cmd}"));
     let applied = user("flow apply --user").ok();
     assert!(
         applied.stdout.contains("Started your supervisor"),

@@ -61,6 +61,11 @@ pub fn root() -> Option<Hold> {
     common::require_root().then(|| Hold::take(false))
 }
 
+/// What a shell command inside starts with to reach root's own manager (`user@0.service`,
+/// which the test starts) with `systemctl --user` and `flow --user`, from root's home.
+pub const AS_ROOTS_OWN_MANAGER: &str = "export XDG_RUNTIME_DIR=/run/user/0 \
+     DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root;";
+
 /// A D-Bus client for the sandbox's manager.
 pub fn systemd(sb: &Sandbox) -> Systemd {
     sb.systemd()
