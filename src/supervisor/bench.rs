@@ -1,3 +1,7 @@
+//! The supervisor's test double: the supervisor without systemd, fed the signals systemd
+//! 252 sends, for its benchmark (below) and for fast tests of its run semantics
+//! ([`Double`], `tests/supervisor_double.rs`).
+//!
 //! The supervisor's ingest capacity, measured without systemd: a stream of the signals
 //! systemd 252 sends for a run (each task's `JobNew`, `JobRemoved` and the
 //! `PropertiesChanged` pairs between them, as real D-Bus messages) goes through the same
@@ -5,10 +9,15 @@
 //! (`Supervisor::handle`) into a real SQLite store. PID 1 is not involved: a stand-in
 //! `Manager` answers, and counts, every call the supervisor makes.
 //!
-//! Not part of flow's interface; public for `tests/supervisor_bench.rs`.
+//! Not part of flow's interface; public for `tests/e2e/supervisor_bench.rs` and
+//! `tests/supervisor_double.rs`.
 #![doc(hidden)]
 
-use std::cell::Cell;
+mod double;
+
+pub use double::{Double, DoubleError};
+
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::rc::Rc;
@@ -42,64 +51,98 @@ pub struct Report {
     pub attempts: usize,
 }
 
-/// The stand-in for PID 1.
+/// A call the supervisor made to the stand-in for PID 1, with the unit it named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `RefUnit`: keeps the unit loaded.
+    Ref(String),
+    /// `UnrefUnit`.
+    Unref(String),
+    /// A start job queued, not waited for.
+    Start(String),
+    /// A stop job queued, not waited for.
+    Stop(String),
+    /// The unit's state read (the begin unit's when a run opens; a task's when its signals
+    /// did not tell).
+    State(String),
+    /// A task's resource use read.
+    Accounting(String),
+    /// The manager's jobs listed.
+    ListJobs,
+}
+
+/// The stand-in for PID 1: answers every call, counts them, and keeps them in order.
 #[derive(Default)]
 pub(super) struct Counting {
     pub(super) task_state: Cell<u64>,
     pub(super) other: Cell<u64>,
     /// The begin unit's InvocationID for the run being opened.
     pub(super) begin_inv: Cell<u64>,
+    /// When the begin unit's main process started, µs since the epoch; 0: now.
+    pub(super) begin_us: Cell<u64>,
+    pub(super) calls: RefCell<Vec<Call>>,
 }
 
 fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
+impl Counting {
+    fn call(&self, counter: &Cell<u64>, call: Call) {
+        bump(counter);
+        self.calls.borrow_mut().push(call);
+    }
+}
+
 impl Manager for Rc<Counting> {
-    fn ref_unit(&self, _: &str) -> Result<(), SystemdError> {
-        bump(&self.other);
+    fn ref_unit(&self, name: &str) -> Result<(), SystemdError> {
+        self.call(&self.other, Call::Ref(name.into()));
         Ok(())
     }
-    fn unref_unit(&self, _: &str) -> Result<(), SystemdError> {
-        bump(&self.other);
+    fn unref_unit(&self, name: &str) -> Result<(), SystemdError> {
+        self.call(&self.other, Call::Unref(name.into()));
         Ok(())
     }
-    fn queue_start(&self, _: &str) -> Result<(), SystemdError> {
-        bump(&self.other);
+    fn queue_start(&self, name: &str) -> Result<(), SystemdError> {
+        self.call(&self.other, Call::Start(name.into()));
         Ok(())
     }
-    fn stop_unit_no_wait(&self, _: &str) -> Result<(), SystemdError> {
-        bump(&self.other);
+    fn stop_unit_no_wait(&self, name: &str) -> Result<(), SystemdError> {
+        self.call(&self.other, Call::Stop(name.into()));
         Ok(())
     }
     fn unit_state(&self, name: &str) -> Result<UnitState, SystemdError> {
-        bump(&self.other);
+        self.call(&self.other, Call::State(name.into()));
+        let began = match self.begin_us.get() {
+            0 => store::now_us() as u64,
+            us => us,
+        };
         Ok(UnitState {
             name: name.to_string(),
             load_state: "loaded".into(),
             active_state: "inactive".into(),
             invocation_id: Some(format!("{:032x}", self.begin_inv.get())),
-            exec_main_start_timestamp: Some(store::now_us() as u64),
+            exec_main_start_timestamp: Some(began),
             ..UnitState::default()
         })
     }
     fn unit_state_in_one_call(&self, name: &str) -> Result<UnitState, SystemdError> {
-        bump(&self.task_state);
+        self.call(&self.task_state, Call::State(name.into()));
         Err(SystemdError::NoSuchUnit {
             name: name.to_string(),
         })
     }
     fn accounting(
         &self,
-        _: &str,
+        name: &str,
         _: bool,
         _: bool,
     ) -> Result<(Option<u64>, Option<u64>), SystemdError> {
-        bump(&self.task_state);
+        self.call(&self.task_state, Call::Accounting(name.into()));
         Ok((None, None))
     }
     fn list_jobs(&self) -> Result<Vec<JobSummary>, SystemdError> {
-        bump(&self.other);
+        self.call(&self.other, Call::ListJobs);
         Ok(Vec::new())
     }
 }

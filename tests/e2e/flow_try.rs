@@ -1,13 +1,11 @@
 //! End-to-end: `flow try` as a user runs it, on the ways a try ends other than success
-//! (every example's success is in `e2e_examples`): a failed run, Ctrl-C, a signal to its
+//! (every example's success is in `examples`): a failed run, Ctrl-C, a signal to its
 //! PID, `SIGKILL`, `--keep`. Each leaves nothing behind: `flow try` runs with its own
 //! temporary directory, where the sandbox keeps its state until it is gone. And what the
 //! sandbox isolates, probed by a workflow's tasks from inside a run: `/dev`, the network,
 //! `/dev/shm`, capabilities, the terminal `flow try` runs in.
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -18,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::harness::{self, Hold, pid_alive};
+
 /// `flow try FILE ARGS` with a temporary directory of its own.
 fn flow_try(tmp: &Path, file: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flow"));
@@ -26,17 +26,17 @@ fn flow_try(tmp: &Path, file: &Path, args: &[&str]) -> Command {
 }
 
 /// A workflow file, and a temporary directory for `flow try` alone; `None` (after a loud
-/// skip) when not root. Both directories go when dropped.
+/// skip) when not root. Both directories go when dropped, and the test's hold on the
+/// machine with them.
 struct Try {
     dir: tempfile::TempDir,
     tmp: tempfile::TempDir,
     file: PathBuf,
+    _machine: Hold,
 }
 
 fn setup(name: &str, yaml: &str) -> Option<Try> {
-    if !common::require_root() {
-        return None;
-    }
+    let machine = harness::root()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join(name);
     std::fs::write(&file, yaml).expect("write workflow");
@@ -44,6 +44,7 @@ fn setup(name: &str, yaml: &str) -> Option<Try> {
         dir,
         tmp: tempfile::tempdir().expect("tempdir"),
         file,
+        _machine: machine,
     })
 }
 
@@ -52,10 +53,6 @@ fn left_in(tmp: &Path) -> Vec<String> {
         .expect("read tmp")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect()
-}
-
-fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[test]
@@ -147,7 +144,7 @@ fn stops_at(signal: nix::sys::signal::Signal, group: bool) {
     let target = nix::unistd::Pid::from_raw(if group { -pid } else { pid });
     nix::sys::signal::kill(target, signal).expect("send the signal");
     let interrupted = Instant::now();
-    let status = common::wait_until("flow try to end", Duration::from_secs(15), || {
+    let status = harness::wait_until("flow try to end", Duration::from_secs(15), || {
         child.try_wait().expect("wait")
     });
     let took = interrupted.elapsed();
@@ -191,7 +188,7 @@ fn after_sigkill_the_next_try_removes_what_it_left() {
     assert_eq!(left.len(), 1, "{left:?}");
     let name = left[0].clone();
     assert!(
-        !common::host_cgroups_named(&name).is_empty(),
+        !harness::host_cgroups_named(&name).is_empty(),
         "no cgroups named {name}"
     );
     // SIGKILL runs no cleanup: the sandbox dies with its program, its state stays.
@@ -212,7 +209,7 @@ fn after_sigkill_the_next_try_removes_what_it_left() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(left_in(t.tmp.path()), Vec::<String>::new());
-    assert_eq!(common::host_cgroups_named(&name), Vec::<String>::new());
+    assert_eq!(harness::host_cgroups_named(&name), Vec::<String>::new());
 }
 
 /// A name no other test or run uses.
@@ -307,7 +304,7 @@ fn probe_workflow(port: u16, abstract_name: &str, host_shm: &str, inside_shm: &s
 
 #[test]
 fn isolation_holds_from_inside_a_run() {
-    if !common::require_root() {
+    if !crate::common::require_root() {
         return;
     }
     // A service listening on the host's loopback, as databases and admin APIs do.
@@ -371,7 +368,7 @@ fn isolation_holds_from_inside_a_run() {
 
 #[test]
 fn network_host_shares_the_host_network_without_net_admin() {
-    if !common::require_root() {
+    if !crate::common::require_root() {
         return;
     }
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen on the host's loopback");
@@ -405,7 +402,7 @@ fn network_host_shares_the_host_network_without_net_admin() {
 
 #[test]
 fn a_task_cannot_type_into_the_terminal_flow_try_runs_in() {
-    if !common::require_root() {
+    if !crate::common::require_root() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -485,7 +482,7 @@ fn a_task_cannot_type_into_the_terminal_flow_try_runs_in() {
         let _ = file.read_to_end(&mut seen);
         String::from_utf8_lossy(&seen).into_owned()
     });
-    let status = common::wait_until("the shell to end", Duration::from_secs(120), || {
+    let status = harness::wait_until("the shell to end", Duration::from_secs(120), || {
         shell.try_wait().expect("wait")
     });
     let seen = reader.join().expect("reader");
@@ -546,7 +543,7 @@ fn keep_leaves_the_sandbox_up_and_says_how_to_enter_and_stop_it() {
         .status()
         .expect("stop");
     assert!(stopped.success());
-    common::wait_until("the kept sandbox to go", Duration::from_secs(10), || {
+    harness::wait_until("the kept sandbox to go", Duration::from_secs(10), || {
         (!pid_alive(pid)).then_some(())
     });
     assert_eq!(left_in(tmp.path()), Vec::<String>::new());

@@ -4,15 +4,14 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
-use common::flowbox::FlowBox;
+use crate::harness::{self, Boot};
 
 #[test]
 fn commands_env_and_paths_arrive_byte_for_byte() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.sh("mkdir -p '/srv/out' '/srv/dir with space'");
     fb.write(
         "/srv/env file.env",
@@ -70,7 +69,7 @@ fn commands_env_and_paths_arrive_byte_for_byte() {
         "has  two  spaces\n100%\n$HOME and ${X}\nit's \"quoted\"\na\\b\\\\c\nfile value with $dollar and 100%\n/srv/dir with space\n"
     );
     // An exec argv goes to the program untouched; its output is in the journal.
-    let lines = common::journal_messages(&fb.sb, "flow-exact--argv.service", 1);
+    let lines = harness::journal_messages(&fb.sb, "flow-exact--argv.service", 1);
     assert!(
         lines
             .iter()
@@ -81,7 +80,7 @@ fn commands_env_and_paths_arrive_byte_for_byte() {
 
 #[test]
 fn user_working_dir_env_and_env_file_take_effect_and_secrets_stay_out_of_units() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.sh("mkdir -p /srv/work /srv/id && chmod 777 /srv/id");
     fb.write(
         "/etc/flow/secret.env",
@@ -110,7 +109,7 @@ tasks:
         "/srv/work\nhello task-level from-file 17\n1174-nekot-t3rc3s"
     );
     // The secret is read at run time: no unit file, nor what systemd shows of a unit, has it.
-    let grep = common::sh(
+    let grep = harness::sh(
         &fb.sb,
         "grep -rl s3cr3t-token-4711 /etc/systemd /run/systemd",
     );
@@ -127,7 +126,7 @@ tasks:
 
 #[test]
 fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "talk",
         "tasks:
@@ -139,8 +138,8 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     let r = fb.run_wait("talk");
     assert!(first.succeeded && r.succeeded, "{r:?}");
     let messages = |args: &[&str]| -> Vec<String> {
-        common::wait_until("journal lines", std::time::Duration::from_secs(10), || {
-            let m: Vec<String> = common::journal(&fb.sb, args)
+        harness::wait_until("journal lines", std::time::Duration::from_secs(10), || {
+            let m: Vec<String> = harness::journal(&fb.sb, args)
                 .iter()
                 .filter_map(|e| e["MESSAGE"].as_str().map(str::to_string))
                 .collect();
@@ -222,7 +221,7 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
     fb.sh("timeout 30 /usr/local/bin/flow logs talk -f > /tmp/follow.out 2>&1 & echo $! > /tmp/follow.pid");
     fb.sh("timeout 30 /usr/local/bin/flow logs talk -f -n 1 > /tmp/tail.out 2>&1 & echo $! >> /tmp/follow.pid");
     let followed = |file: &str, n: usize| {
-        common::wait_until("followed lines", Duration::from_secs(10), || {
+        harness::wait_until("followed lines", Duration::from_secs(10), || {
             let out = fb.read_string(file);
             (out.lines().count() >= n).then_some(out)
         })
@@ -251,7 +250,7 @@ fn task_output_is_in_the_journal_by_workflow_task_and_invocation() {
 /// the run before's (journald may not have the new run's start yet when `logs` asks).
 #[test]
 fn logs_followed_right_after_flow_run_are_the_new_runs() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "cnt",
         "tasks:\n  t: {run: 'n=$(cat /srv/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /srv/n; sleep 0.5; echo line-$n'}\n",

@@ -1,14 +1,13 @@
 //! Supervisor benchmarks (figures in docs/benchmarks.md, `## Supervisor`). Ignored by
 //! default; run with
-//! `cargo test --release --test supervisor_bench -- --ignored --nocapture --test-threads=1`.
+//! `cargo test --release --test e2e -- --ignored --nocapture --test-threads=1 supervisor_bench::`.
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common;
 use std::time::{Duration, Instant};
 
-use common::{install_flow, sh, wait_until};
+use crate::harness::{Boot, sh};
 use flow::store::{Attempt, Store};
 
 /// Sum of voluntary + involuntary context switches over all threads of a process inside
@@ -37,19 +36,17 @@ fn probe(sb: &flow::sandbox::Sandbox, pid: &str) -> (u64, u64) {
 #[test]
 #[ignore = "benchmark"]
 fn idle_memory_and_wakeups() {
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/idle.yaml"),
-        b"schedule: '@daily'\ntasks:\n  a:\n    run: 'true'\n",
-    )
-    .expect("write");
-    sh(&sb, "flow apply").ok();
-    sh(
-        &sb,
-        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise",
-    )
-    .ok();
+    let Some(sb) = Boot::new()
+        .alone()
+        .workflow(
+            "idle",
+            "schedule: '@daily'\ntasks:\n  a:\n    run: 'true'\n",
+        )
+        .supervisor()
+        .boot()
+    else {
+        return;
+    };
     // One run first, so the idle figure is after real work, not a fresh process.
     sh(&sb, "systemctl start flow-idle.service").ok();
     std::thread::sleep(Duration::from_secs(2));
@@ -76,34 +73,24 @@ fn idle_memory_and_wakeups() {
 #[test]
 #[ignore = "benchmark"]
 fn ingest_a_thousand_task_workflow() {
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
     let n = 1000;
     let mut yaml = String::from("tasks:\n");
     for i in 0..n {
         yaml.push_str(&format!("  t{i}:\n    run: 'true'\n"));
     }
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/big.yaml"),
-        yaml.as_bytes(),
-    )
-    .expect("write");
-    sh(&sb, "flow apply").ok();
-    sh(
-        &sb,
-        "systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise",
-    )
-    .ok();
+    let Some(sb) = Boot::new()
+        .alone()
+        .workflow("big", &yaml)
+        .supervisor()
+        .boot()
+    else {
+        return;
+    };
     let start = Instant::now();
     sh(&sb, "systemctl start flow-big.service").ok();
     let systemd_done = start.elapsed();
-    let v: String = wait_until("the run recorded", Duration::from_secs(300), || {
-        let out = sh(&sb, "flow status big 1 --json 2>/dev/null");
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-        v["result"].as_str().is_some().then_some(out.stdout)
-    });
+    let v = sb.wait_run("big", 1, Duration::from_secs(300));
     let recorded = start.elapsed();
-    let v = common::schema_checked("status", &v);
     let all: Vec<&serde_json::Value> = v["tasks"]
         .as_array()
         .iter()

@@ -5,9 +5,8 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::flowbox::{FlowBox, parse_spans, task_unit};
+use crate::common;
+use crate::harness::{self, Boot, FlowBox, parse_spans, task_unit};
 use std::time::Duration;
 
 /// A task is not started before each task it needs has ended.
@@ -25,7 +24,9 @@ fn assert_after(fb: &FlowBox, wf: &str, task: &str, needs: &[&str]) {
 
 #[test]
 fn diamond_and_chain_run_in_dependency_order() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().alone().boot() else {
+        return;
+    };
     fb.apply(
         "diamond",
         "tasks:
@@ -69,7 +70,9 @@ fn diamond_and_chain_run_in_dependency_order() {
 
 #[test]
 fn independent_tasks_run_in_parallel() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().alone().boot() else {
+        return;
+    };
     fb.apply(
         "par",
         "tasks:
@@ -98,7 +101,7 @@ fn independent_tasks_run_in_parallel() {
 
 #[test]
 fn failure_skips_downstream_and_runs_always_and_on_failure() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.sh("mkdir -p /srv/marks && chmod 777 /srv/marks");
     fb.apply(
         "fails",
@@ -173,7 +176,9 @@ fn failure_skips_downstream_and_runs_always_and_on_failure() {
 
 #[test]
 fn a_task_over_its_timeout_is_killed_and_recorded() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().alone().boot() else {
+        return;
+    };
     fb.apply(
         "slow",
         "tasks:
@@ -202,7 +207,7 @@ fn a_task_over_its_timeout_is_killed_and_recorded() {
 
 #[test]
 fn a_second_run_reruns_every_task_by_flow_run_and_by_systemctl() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "again",
         "tasks:
@@ -243,18 +248,18 @@ fn a_second_run_reruns_every_task_by_flow_run_and_by_systemctl() {
 /// --wait` says so, and how to stop it.
 #[test]
 fn ctrl_c_stops_following_not_the_run() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "bg",
         "tasks:\n  slow: {run: 'touch /srv/began; sleep 6; touch /srv/ended'}\n",
     );
     // At a terminal (`script` gives it one), as a person runs it.
     fb.sh("script -qfec 'flow run bg --wait' /dev/null > /tmp/wait.out 2>&1 < /dev/null &");
-    common::wait_until("the task to begin", Duration::from_secs(20), || {
+    harness::wait_until("the task to begin", Duration::from_secs(20), || {
         fb.exists("/srv/began").then_some(())
     });
     fb.sh("pkill -INT -f '^flow run bg --wait'");
-    let out = common::wait_until("flow run to stop", Duration::from_secs(10), || {
+    let out = harness::wait_until("flow run to stop", Duration::from_secs(10), || {
         let out = fb.read_string("/tmp/wait.out");
         out.contains("Stopped following").then_some(out)
     });
@@ -263,7 +268,7 @@ fn ctrl_c_stops_following_not_the_run() {
         "{out}"
     );
     assert!(!fb.exists("/srv/ended"), "{out}");
-    common::wait_until(
+    harness::wait_until(
         "the run to go on to its end",
         Duration::from_secs(20),
         || fb.exists("/srv/ended").then_some(()),
@@ -272,7 +277,7 @@ fn ctrl_c_stops_following_not_the_run() {
 
 #[test]
 fn a_start_during_a_run_changes_nothing() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "busy",
         "tasks:
@@ -282,7 +287,7 @@ fn a_start_during_a_run_changes_nothing() {
 ",
     );
     fb.sh("systemctl start --no-block flow-busy.service");
-    common::wait_until("the slow task to begin", Duration::from_secs(20), || {
+    harness::wait_until("the slow task to begin", Duration::from_secs(20), || {
         fb.exists("/srv/slow-began").then_some(())
     });
     // quick and bad have ended by now; start the run unit again, twice.
@@ -302,7 +307,7 @@ fn a_start_during_a_run_changes_nothing() {
 /// ones a task made read-only) and keeps what the last run left once it ended.
 #[test]
 fn each_run_starts_with_an_empty_run_directory() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "pass",
         "tasks:
@@ -336,7 +341,7 @@ fn each_run_starts_with_an_empty_run_directory() {
 /// starts in 10 s) does not apply to flow's units.
 #[test]
 fn eight_runs_in_a_row_all_run() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "often",
         "tasks:\n  a: {run: 'echo a >> /srv/often.log'}\n  b: {needs: [a], run: 'true'}\n",
@@ -352,7 +357,7 @@ fn eight_runs_in_a_row_all_run() {
 
 #[test]
 fn memory_max_kills_a_task_that_allocates_past_it() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "mem",
         "tasks:
@@ -376,7 +381,7 @@ fn memory_max_kills_a_task_that_allocates_past_it() {
 /// name with `-`, which a slice's name must escape to stay one level deep).
 #[test]
 fn a_workflows_memory_max_limits_all_its_tasks_together() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "mem-all",
         "memory_max: 48M
@@ -412,7 +417,9 @@ tasks:
 
 #[test]
 fn max_parallel_caps_the_tasks_running_at_once() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().alone().boot() else {
+        return;
+    };
     let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
     let mut yaml = String::from("max_parallel: 2\ntasks:\n");
     for n in &names {
@@ -456,7 +463,9 @@ fn max_parallel_caps_the_tasks_running_at_once() {
 /// take and give back their slots, and the limit holds.
 #[test]
 fn max_parallel_slots_cannot_be_touched_by_other_users() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().alone().boot() else {
+        return;
+    };
     let names: Vec<String> = (0..6).map(|i| format!("p{i}")).collect();
     let mut yaml = String::from(
         "max_parallel: 2
@@ -510,7 +519,7 @@ tasks:
 /// whichever gets the slot first, the other one gives up.
 #[test]
 fn a_task_waiting_for_a_slot_gives_up_after_its_bound() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "stuck",
         "max_parallel: 1
@@ -521,7 +530,7 @@ tasks:
     );
     fb.pin("stuck", &["one", "two"]);
     fb.flow(&["run", "stuck"]).ok();
-    let (unit, ended) = common::wait_until("a task to give up", Duration::from_secs(15), || {
+    let (unit, ended) = harness::wait_until("a task to give up", Duration::from_secs(15), || {
         ["one", "two"].into_iter().find_map(|t| {
             let unit = task_unit("stuck", t);
             let out = fb.sh(&format!("systemctl show -p Result,ActiveState {unit}"));
@@ -541,7 +550,7 @@ tasks:
 /// and the run then gets no retry. With the supervisor up, no note, and the retries happen.
 #[test]
 fn flow_run_says_when_no_supervisor_will_retry() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "flaky",
         "timeout: 10m

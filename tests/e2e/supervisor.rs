@@ -3,100 +3,13 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{install_flow, sh, wait_until};
+use crate::common;
+use crate::harness::{
+    AS_ROOTS_OWN_MANAGER, Boot, DB, FlowBox, attempts, now_us, results, sh, wait_until,
+};
 use flow::sandbox::Sandbox;
-
-const DB: &str = "/var/lib/flow/history.db";
-
-fn setup(workflows: &[(&str, &str)]) -> Option<Sandbox> {
-    setup_with(workflows, "")
-}
-
-/// Like [`setup`], with these arguments to `flow supervise`.
-fn setup_with(workflows: &[(&str, &str)], supervise_args: &str) -> Option<Sandbox> {
-    let sb = common::sandbox()?;
-    install_flow(&sb);
-    for (name, yaml) in workflows {
-        write_workflow(&sb, name, yaml);
-    }
-    sh(&sb, "flow apply").ok();
-    start_supervisor_with(&sb, supervise_args);
-    Some(sb)
-}
-
-fn write_workflow(sb: &Sandbox, name: &str, yaml: &str) {
-    sb.write_file(
-        std::path::Path::new(&format!("/etc/flow/workflows/{name}.yaml")),
-        yaml.as_bytes(),
-    )
-    .expect("write the workflow");
-}
-
-/// Writes (or rewrites) the workflow `name` and applies it.
-fn write_and_apply(sb: &Sandbox, name: &str, yaml: &str) {
-    write_workflow(sb, name, yaml);
-    sh(sb, "flow apply").ok();
-}
-
-fn start_supervisor(sb: &Sandbox) {
-    start_supervisor_with(sb, "");
-}
-
-fn start_supervisor_with(sb: &Sandbox, args: &str) {
-    sh(
-        sb,
-        &format!(
-            "systemctl reset-failed supervisor-test.service 2>/dev/null; \
-             systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise {args}"
-        ),
-    )
-    .ok();
-}
-
-/// Waits for the run of `wf` numbered `run` to end; returns `flow status` JSON (checked
-/// against its schema).
-fn wait_run(sb: &Sandbox, wf: &str, run: i64, timeout: Duration) -> serde_json::Value {
-    let out = wait_until(&format!("run {run} of {wf} to end"), timeout, || {
-        let out = sh(
-            sb,
-            &format!("flow status {wf} {run} --json --db {DB} 2>/dev/null"),
-        );
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-        v["result"].as_str().is_some().then_some(out.stdout)
-    });
-    common::schema_checked("status", &out)
-}
-
-/// A task's attempts in `flow status` JSON.
-fn attempts<'a>(v: &'a serde_json::Value, task: &str) -> Vec<&'a serde_json::Value> {
-    v["tasks"]
-        .as_array()
-        .and_then(|tasks| tasks.iter().find(|t| t["task"] == task))
-        .and_then(|t| t["attempts"].as_array())
-        .map(|a| a.iter().collect())
-        .unwrap_or_default()
-}
-
-fn results(v: &serde_json::Value, task: &str) -> Vec<String> {
-    attempts(v, task)
-        .iter()
-        .map(|a| {
-            let word = a["result"].as_str().unwrap_or("");
-            if let Some(why) = a["start_error"].as_str() {
-                return format!("{word} ({why})");
-            }
-            match (a["exit_code"].as_i64(), a["signal"].as_i64()) {
-                (Some(code), _) if word == "failed" => format!("{word} (exit {code})"),
-                (_, Some(sig)) => format!("{word} (signal {sig})"),
-                _ => word.to_string(),
-            }
-        })
-        .collect()
-}
 
 /// How many match rules dbus-daemon holds for the bus connection of the process whose PID
 /// the shell command `pid` prints (its debug statistics, which Debian's dbus-daemon has).
@@ -159,9 +72,9 @@ tasks:
 
 /// Runs RETRY3 once: it succeeds on the third attempt of `flaky`, then `down` runs.
 /// Returns the run's `flow status` JSON.
-fn run_retry3(sb: &Sandbox) -> serde_json::Value {
+fn run_retry3(sb: &FlowBox) -> serde_json::Value {
     sh(sb, "systemctl start flow-retry3.service").ok();
-    let v = wait_run(sb, "retry3", 1, Duration::from_secs(30));
+    let v = sb.wait_run("retry3", 1, Duration::from_secs(30));
     assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
@@ -174,7 +87,7 @@ fn run_retry3(sb: &Sandbox) -> serde_json::Value {
 
 #[test]
 fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
-    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
+    let Some(sb) = Boot::new().workflow("retry3", RETRY3).supervisor().boot() else {
         return;
     };
     let v = run_retry3(&sb);
@@ -232,7 +145,7 @@ fn retries_succeed_on_the_third_attempt_and_downstream_runs_once() {
 /// retries, to the run's recorded end, and with the run's number in the history.
 #[test]
 fn run_wait_follows_the_retries_to_the_recorded_end() {
-    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
+    let Some(sb) = Boot::new().workflow("retry3", RETRY3).supervisor().boot() else {
         return;
     };
     let t0 = std::time::Instant::now();
@@ -292,7 +205,11 @@ fn run_wait_follows_the_retries_to_the_recorded_end() {
 /// supervisor, `flow run --wait` has to subscribe itself.
 #[test]
 fn nobody_asks_the_bus_for_signals_while_the_supervisor_runs() {
-    let Some(sb) = setup(&[("slp", "tasks:\n  s: {run: sleep 2}\n")]) else {
+    let Some(sb) = Boot::new()
+        .workflow("slp", "tasks:\n  s: {run: sleep 2}\n")
+        .supervisor()
+        .boot()
+    else {
         return;
     };
     // The match rules dbus-daemon holds for the `flow run --wait` client, while it waits.
@@ -365,7 +282,7 @@ tasks:
     needs: [slow]
     run: exit 3
 ";
-    let Some(sb) = setup(&[("gone", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("gone", yaml).supervisor().boot() else {
         return;
     };
     run_wait_until_running(&sb, "gone", "slow");
@@ -402,7 +319,7 @@ tasks:
     needs: [work]
     run: echo after
 ";
-    let Some(sb) = setup(&[("restarted", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("restarted", yaml).supervisor().boot() else {
         return;
     };
     run_wait_until_running(&sb, "restarted", "work");
@@ -416,7 +333,7 @@ tasks:
         .filter(|l| l.contains("work") && l.contains("tried again"))
         .count();
     assert_eq!(told_again, 1, "the failed attempt told once:\n{out}");
-    let v = wait_run(&sb, "restarted", 1, Duration::from_secs(10));
+    let v = sb.wait_run("restarted", 1, Duration::from_secs(10));
     assert_eq!(
         results(&v, "work"),
         ["failed (exit 1)", "succeeded"],
@@ -428,7 +345,11 @@ tasks:
 /// from the bus: the same run, retries and all, recorded the same way.
 #[test]
 fn retries_are_driven_with_the_signals_from_the_bus_too() {
-    let Some(sb) = setup_with(&[("retry3", RETRY3)], "--bus-signals") else {
+    let Some(sb) = Boot::new()
+        .workflow("retry3", RETRY3)
+        .supervisor_args("--bus-signals")
+        .boot()
+    else {
         return;
     };
     run_retry3(&sb);
@@ -439,11 +360,11 @@ fn retries_are_driven_with_the_signals_from_the_bus_too() {
 
 #[test]
 fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
-    let Some(sb) = setup(&[("exhaust", EXHAUST)]) else {
+    let Some(sb) = Boot::new().workflow("exhaust", EXHAUST).supervisor().boot() else {
         return;
     };
     sh(&sb, "systemctl start flow-exhaust.service").ok();
-    let v = wait_run(&sb, "exhaust", 1, Duration::from_secs(30));
+    let v = sb.wait_run("exhaust", 1, Duration::from_secs(30));
     assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(
         results(&v, "broken"),
@@ -456,7 +377,7 @@ fn exhausted_retries_fail_downstream_and_run_on_failure_once() {
     assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
     assert_eq!(sh(&sb, "cat /var/tmp/alert").ok().stdout, "alert\n");
     // Starting `alert`, which `Wants=` broken, did not run broken a fourth time.
-    assert_eq!(starts(&sb, "flow-exhaust--broken.service"), 3);
+    assert_eq!(sb.starts("flow-exhaust--broken.service"), 3);
     // Exponential backoff: 1 s, then 2 s (+ up to 10 % jitter).
     let starts: Vec<i64> = attempts(&v, "broken")
         .iter()
@@ -488,11 +409,16 @@ tasks:
         )
     };
     // The retry succeeds: no alert, and the cleanup after `b`.
-    let Some(sb) = setup(&[("late", &yaml(1)), ("never", &yaml(9))]) else {
+    let Some(sb) = Boot::new()
+        .workflow("late", &yaml(1))
+        .workflow("never", &yaml(9))
+        .supervisor()
+        .boot()
+    else {
         return;
     };
     sh(&sb, "systemctl start flow-late.service").ok();
-    let v = wait_run(&sb, "late", 1, Duration::from_secs(30));
+    let v = sb.wait_run("late", 1, Duration::from_secs(30));
     assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "a"), ["failed (exit 1)", "succeeded"], "{v:#}");
     assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
@@ -505,7 +431,7 @@ tasks:
         "rm /var/tmp/n /var/tmp/order; systemctl start flow-never.service",
     )
     .ok();
-    let v = wait_run(&sb, "never", 2, Duration::from_secs(30));
+    let v = sb.wait_run("never", 2, Duration::from_secs(30));
     assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(
         results(&v, "a"),
@@ -546,7 +472,12 @@ tasks:
 "
         )
     };
-    let Some(sb) = setup(&[("cx", &yaml("")), ("dl", &yaml("timeout: 2s"))]) else {
+    let Some(sb) = Boot::new()
+        .workflow("cx", &yaml(""))
+        .workflow("dl", &yaml("timeout: 2s"))
+        .supervisor()
+        .boot()
+    else {
         return;
     };
     let check = |v: &serde_json::Value| {
@@ -571,7 +502,7 @@ tasks:
                 .then_some(())
         });
         sh(&sb, "flow cancel cx").ok();
-        let v = wait_run(&sb, "cx", run, Duration::from_secs(20));
+        let v = sb.wait_run("cx", run, Duration::from_secs(20));
         assert_eq!(v["result"], "canceled", "{v:#}");
         check(&v);
     }
@@ -585,7 +516,7 @@ tasks:
         "{}",
         waited.stdout
     );
-    let v = wait_run(&sb, "dl", 4, Duration::from_secs(20));
+    let v = sb.wait_run("dl", 4, Duration::from_secs(20));
     assert_eq!(v["result"], "timed_out", "{v:#}");
     check(&v);
     let json = sh(
@@ -612,7 +543,7 @@ tasks:
     retries: 1
     retry_delay: 4s
 ";
-    let Some(sb) = setup(&[("due", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("due", yaml).supervisor().boot() else {
         return;
     };
     // Returns when systemd's part is over: the first attempt failed.
@@ -620,8 +551,8 @@ tasks:
     sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
     std::thread::sleep(Duration::from_secs(5));
     let back = std::time::Instant::now();
-    start_supervisor(&sb);
-    let v = wait_run(&sb, "due", 1, Duration::from_secs(20));
+    sb.start_supervisor();
+    let v = sb.wait_run("due", 1, Duration::from_secs(20));
     let waited = back.elapsed();
     assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(
@@ -648,7 +579,7 @@ tasks:
     needs: [a]
     run: 'sleep 0.3'
 ";
-    let Some(sb) = setup(&[("down", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("down", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
@@ -656,8 +587,8 @@ tasks:
     sh(&sb, "systemctl start flow-down.service").ok();
     let over_us = now_us();
     std::thread::sleep(Duration::from_secs(3));
-    start_supervisor(&sb);
-    let v = wait_run(&sb, "down", 1, Duration::from_secs(20));
+    sb.start_supervisor();
+    let v = sb.wait_run("down", 1, Duration::from_secs(20));
     assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "a"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
@@ -670,17 +601,11 @@ tasks:
     );
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 /// A second supervisor for the same manager refuses to start: it would retry each failed
 /// task a second time, and used to take the first one's socket away from `flow run --wait`.
 #[test]
 fn a_second_supervisor_refuses_to_run_beside_the_first() {
-    let Some(sb) = setup(&[("retry3", RETRY3)]) else {
+    let Some(sb) = Boot::new().workflow("retry3", RETRY3).supervisor().boot() else {
         return;
     };
     let second = sh(&sb, "timeout 10 flow supervise --db /var/tmp/other.db");
@@ -702,7 +627,7 @@ fn a_second_supervisor_refuses_to_run_beside_the_first() {
         waited.stderr
     );
     assert_eq!(waited.status.code(), Some(0), "{}", waited.stdout);
-    let v = wait_run(&sb, "retry3", 1, Duration::from_secs(30));
+    let v = sb.wait_run("retry3", 1, Duration::from_secs(30));
     assert_eq!(
         results(&v, "flaky"),
         ["failed (exit 1)", "failed (exit 1)", "succeeded"],
@@ -720,16 +645,16 @@ timeout: 2s
 tasks:
   s: {run: 'sleep 10'}
 ";
-    let Some(sb) = setup(&[("dq", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("dq", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run dq").ok();
-    wait_activating(&sb, "flow-dq--s.service");
+    sb.wait_activating("flow-dq--s.service");
     let waited = sh(&sb, "timeout 30 flow run dq --wait --json 2>/dev/null");
     let v = common::schema_checked("run-wait", &waited.stdout);
     assert_eq!(v["run"], 2, "{v}");
     assert_eq!(v["result"], "timed_out", "{v}");
-    let first = wait_run(&sb, "dq", 1, Duration::from_secs(10));
+    let first = sb.wait_run("dq", 1, Duration::from_secs(10));
     assert_eq!(first["result"], "timed_out", "{first:#}");
 }
 
@@ -744,11 +669,11 @@ tasks:
     needs: [slow]
     run: echo never
 ";
-    let Some(sb) = setup(&[("slow", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("slow", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "systemctl start --no-block flow-slow.service").ok();
-    let v = wait_run(&sb, "slow", 1, Duration::from_secs(20));
+    let v = sb.wait_run("slow", 1, Duration::from_secs(20));
     assert_eq!(v["result"], "timed_out", "{v:#}");
     assert_eq!(results(&v, "slow"), ["canceled"], "{v:#}");
     assert_eq!(results(&v, "later"), ["canceled"], "{v:#}");
@@ -765,7 +690,7 @@ tasks:
     common::schema_checked("list", &list);
     assert!(list.contains(r#""last_result":"timed_out""#), "{list}");
     sh(&sb, "systemctl start --no-block flow-slow.service").ok();
-    wait_activating(&sb, "flow-slow--slow.service");
+    sb.wait_activating("flow-slow--slow.service");
 }
 
 /// A task systemd cannot start (its `env_file` does not exist): each start is one failed
@@ -784,7 +709,7 @@ tasks:
     needs: [a]
     run: echo never
 ";
-    let Some(sb) = setup(&[("noenv", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("noenv", yaml).supervisor().boot() else {
         return;
     };
     let out = sh(&sb, "timeout 30 flow run noenv --wait");
@@ -794,7 +719,7 @@ tasks:
         "{}",
         out.stdout
     );
-    let v = wait_run(&sb, "noenv", 1, Duration::from_secs(10));
+    let v = sb.wait_run("noenv", 1, Duration::from_secs(10));
     assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(
         results(&v, "a"),
@@ -831,8 +756,8 @@ tasks:
     wait_until("the run's failed start", Duration::from_secs(10), || {
         (failed_starts() == 3).then_some(())
     });
-    start_supervisor(&sb);
-    let v = wait_run(&sb, "noenv", 2, Duration::from_secs(10));
+    sb.start_supervisor();
+    let v = sb.wait_run("noenv", 2, Duration::from_secs(10));
     assert_eq!(
         results(&v, "a"),
         ["failed (resources)", "failed (resources)"],
@@ -857,14 +782,14 @@ tasks:
     needs: [a]
     run: echo b
 ";
-    let Some(sb) = setup(&[("ren", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("ren", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run ren").ok();
     wait_until("the first attempt", Duration::from_secs(20), || {
         sh(&sb, "test -e /var/tmp/ok").success().then_some(())
     });
-    write_workflow(&sb, "ren", &yaml.replace("  b:", "  c:"));
+    sb.write_workflow("ren", &yaml.replace("  b:", "  c:"));
     // `flow apply` says what becomes of the run going.
     let applied = sh(&sb, "flow apply");
     assert!(
@@ -877,7 +802,7 @@ tasks:
         "{}",
         applied.stderr
     );
-    let v = wait_run(&sb, "ren", 1, Duration::from_secs(30));
+    let v = sb.wait_run("ren", 1, Duration::from_secs(30));
     assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "a"), ["failed (exit 1)", "succeeded"], "{v:#}");
     assert_eq!(results(&v, "b"), ["canceled"], "{v:#}");
@@ -886,28 +811,8 @@ tasks:
     // The next run is the new definition's, recorded as usual.
     let next = sh(&sb, "flow run ren --wait");
     assert!(next.success(), "{next:?}");
-    let v = wait_run(&sb, "ren", 2, Duration::from_secs(30));
+    let v = sb.wait_run("ren", 2, Duration::from_secs(30));
     assert_eq!(results(&v, "c"), ["succeeded"], "{v:#}");
-}
-
-/// How many times systemd started `unit` (its "Starting" lines in the journal).
-fn starts(sb: &Sandbox, unit: &str) -> usize {
-    sh(
-        sb,
-        &format!("journalctl --sync; journalctl -q -o cat -u {unit}"),
-    )
-    .stdout
-    .lines()
-    .filter(|l| l.starts_with("Starting "))
-    .count()
-}
-
-/// Waits for `unit` to be activating: a task (or trigger) running.
-fn wait_activating(sb: &Sandbox, unit: &str) {
-    wait_until(&format!("{unit} to run"), Duration::from_secs(20), || {
-        let out = sh(sb, &format!("systemctl is-active {unit}")).stdout;
-        (out.trim() == "activating").then_some(())
-    });
 }
 
 /// `flow cancel` mid-run: what runs is stopped, nothing of the run starts again (an
@@ -928,11 +833,11 @@ tasks:
     when: always
     run: echo report >> /var/tmp/report
 ";
-    let Some(sb) = setup(&[("cx", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("cx", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run cx").ok();
-    wait_activating(&sb, "flow-cx--long.service");
+    sb.wait_activating("flow-cx--long.service");
     // `flow cancel` returns once the tasks stopped; meanwhile `flow status` says so.
     sh(&sb, "flow cancel cx > /tmp/cancel.out 2>&1 < /dev/null &").ok();
     let task_line = |state: &str| {
@@ -960,7 +865,7 @@ tasks:
     assert!(task_line("canceled").is_some(), "{:?}", task_line(""));
     let list = sh(&sb, "flow list --json").ok().stdout;
     assert!(list.contains(r#""last_result":"canceled""#), "{list}");
-    let v = wait_run(&sb, "cx", 1, Duration::from_secs(20));
+    let v = sb.wait_run("cx", 1, Duration::from_secs(20));
     assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(results(&v, "long"), ["canceled"], "{v:#}");
     assert!(
@@ -971,18 +876,18 @@ tasks:
     assert_eq!(results(&v, "report"), ["canceled"], "{v:#}");
     // Time for anything the supervisor would start.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(starts(&sb, "flow-cx--long.service"), 1);
-    assert_eq!(starts(&sb, "flow-cx--report.service"), 0);
+    assert_eq!(sb.starts("flow-cx--long.service"), 1);
+    assert_eq!(sb.starts("flow-cx--report.service"), 0);
     assert!(sh(&sb, "test -e /var/tmp/report").status.code() == Some(1));
     // A supervisor started afresh reads the canceled run back from the journal: it is
     // over in the history, and nothing of it starts again.
     sh(&sb, "systemctl stop supervisor-test.service").ok();
-    start_supervisor(&sb);
+    sb.start_supervisor();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(starts(&sb, "flow-cx--long.service"), 1);
-    assert_eq!(starts(&sb, "flow-cx--next.service"), 0);
-    assert_eq!(starts(&sb, "flow-cx--report.service"), 0);
-    let again = wait_run(&sb, "cx", 1, Duration::from_secs(5));
+    assert_eq!(sb.starts("flow-cx--long.service"), 1);
+    assert_eq!(sb.starts("flow-cx--next.service"), 0);
+    assert_eq!(sb.starts("flow-cx--report.service"), 0);
+    let again = sb.wait_run("cx", 1, Duration::from_secs(5));
     assert_eq!(again["run"], v["run"], "the ended run was rewritten");
     // And the next run is a run, not refused as overlapping.
     let again = sh(&sb, "flow run cx").ok();
@@ -1000,7 +905,7 @@ tasks:
     retries: 3
     retry_delay: 5s
 ";
-    let Some(sb) = setup(&[("between", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("between", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run between").ok();
@@ -1024,7 +929,7 @@ tasks:
         canceled,
         serde_json::json!({"workflow": "between", "run": 1, "canceled": true, "queued_canceled": false})
     );
-    let v = wait_run(&sb, "between", 1, Duration::from_secs(10));
+    let v = sb.wait_run("between", 1, Duration::from_secs(10));
     assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
@@ -1049,7 +954,7 @@ tasks:
     retries: 2
     retry_delay: 60s
 ";
-    let Some(sb) = setup(&[("waits", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("waits", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run waits").ok();
@@ -1064,7 +969,7 @@ tasks:
     );
     let removed = sh(&sb, "flow remove waits");
     assert!(removed.success(), "{removed:?}");
-    let v = wait_run(&sb, "waits", 1, Duration::from_secs(10));
+    let v = sb.wait_run("waits", 1, Duration::from_secs(10));
     assert_eq!(v["result"], "canceled", "{v:#}");
     assert_eq!(
         results(&v, "flaky"),
@@ -1100,7 +1005,7 @@ tasks:
     needs: [flaky, side]
     run: echo done
 ";
-    let Some(sb) = setup(&[("crashy", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("crashy", yaml).supervisor().boot() else {
         return;
     };
     let runs = 7;
@@ -1121,18 +1026,18 @@ tasks:
             sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
             kills += 1;
             std::thread::sleep(Duration::from_millis(50));
-            start_supervisor(&sb);
+            sb.start_supervisor();
         }
-        wait_run(&sb, "crashy", run, Duration::from_secs(60));
+        sb.wait_run("crashy", run, Duration::from_secs(60));
     }
     assert_eq!(kills, 20);
-    let hist = history_json(&sb, "crashy");
+    let hist = sb.history_json("crashy");
     let all = hist.as_array().expect("runs");
     assert_eq!(all.len(), runs as usize, "{hist:#}");
     for r in all {
         assert_eq!(r["result"], "succeeded", "{hist:#}");
         let id = r["run"].as_i64().expect("run");
-        let v = wait_run(&sb, "crashy", id, Duration::from_secs(5));
+        let v = sb.wait_run("crashy", id, Duration::from_secs(5));
         assert_eq!(results(&v, "prep"), ["succeeded"], "run {id}: {v:#}");
         assert_eq!(
             results(&v, "flaky"),
@@ -1170,7 +1075,7 @@ tasks:
   bad:
     run: test -e /var/tmp/ok || { sleep 2; exit 1; }
 ";
-    let Some(sb) = setup(&[("skipme", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("skipme", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run skipme").ok();
@@ -1181,7 +1086,7 @@ tasks:
         "the failed run and the skip",
         Duration::from_secs(20),
         || {
-            let h = history(&sb, "skipme");
+            let h = sb.history("skipme");
             let result = |r: &serde_json::Value| r["result"].as_str().map(str::to_string);
             let results: Vec<_> = h.iter().filter_map(result).collect();
             let failed = h.iter().find(|r| r["result"] == "failed")?;
@@ -1196,7 +1101,7 @@ tasks:
         retried.success() && retried.stdout.contains(&format!("of run {failed}")),
         "{retried:?}"
     );
-    let v = wait_run(&sb, "skipme", 3, Duration::from_secs(20));
+    let v = sb.wait_run("skipme", 3, Duration::from_secs(20));
     assert_eq!(v["trigger"], "retry", "{v:#}");
     assert_eq!(v["result"], "succeeded", "{v:#}");
 }
@@ -1215,11 +1120,15 @@ tasks:
     run: echo after >> /var/tmp/after
 ";
     // Keep at most 2 runs.
-    let Some(sb) = setup_with(&[("fix", yaml)], "--keep-runs 2") else {
+    let Some(sb) = Boot::new()
+        .workflow("fix", yaml)
+        .supervisor_args("--keep-runs 2")
+        .boot()
+    else {
         return;
     };
     sh(&sb, "systemctl start flow-fix.service").ok();
-    let v = wait_run(&sb, "fix", 1, Duration::from_secs(20));
+    let v = sb.wait_run("fix", 1, Duration::from_secs(20));
     assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(results(&v, "after"), ["upstream_failed"], "{v:#}");
     // Not the last run / not failed: refused with a reason.
@@ -1233,7 +1142,7 @@ tasks:
     // Without a run number: the last run.
     let retried = sh(&sb, &format!("flow retry fix --db {DB}")).ok();
     assert!(retried.stdout.contains("of run 1"), "{retried:?}");
-    let v = wait_run(&sb, "fix", 2, Duration::from_secs(20));
+    let v = sb.wait_run("fix", 2, Duration::from_secs(20));
     assert_eq!(v["trigger"], "retry", "{v:#}");
     assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "fixme"), ["succeeded"], "{v:#}");
@@ -1252,9 +1161,9 @@ tasks:
     // Two more runs: retention keeps the newest 2.
     for n in 3..=4 {
         sh(&sb, "systemctl start flow-fix.service").ok();
-        wait_run(&sb, "fix", n, Duration::from_secs(20));
+        sb.wait_run("fix", n, Duration::from_secs(20));
     }
-    let hist = history_json(&sb, "fix");
+    let hist = sb.history_json("fix");
     let ids: Vec<i64> = hist
         .as_array()
         .expect("runs")
@@ -1278,7 +1187,7 @@ tasks:
   first:
     run: echo first >> /var/tmp/first
 ";
-    let Some(sb) = setup(&[("ov", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("ov", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run ov").ok();
@@ -1293,19 +1202,19 @@ tasks:
     assert!(again.stdout.contains("overlap: skip"), "{again:?}");
     // Decided by `flow run` once: no trigger unit decides again later (it would start a
     // run if this one had ended meanwhile).
-    assert_eq!(starts(&sb, "flow-ov.trigger.service"), 0);
+    assert_eq!(sb.starts("flow-ov.trigger.service"), 0);
     // (Recorded before the next trigger: a trigger unit started while the last one is
     // still going joins its job.)
-    wait_run(&sb, "ov", 2, Duration::from_secs(20));
+    sb.wait_run("ov", 2, Duration::from_secs(20));
     sh(&sb, "systemctl start flow-ov.trigger.service").ok();
     sh(&sb, "systemctl start --no-block flow-ov.service").ok();
-    let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
+    let first = sb.wait_run("ov", 1, Duration::from_secs(30));
     assert_eq!(first["result"], "succeeded", "{first:#}");
     assert_eq!(first["trigger"], "manual", "{first:#}");
     assert_eq!(results(&first, "long"), ["succeeded"], "{first:#}");
     assert_eq!(results(&first, "first"), ["succeeded"], "{first:#}");
     for id in [2, 3] {
-        let skipped = wait_run(&sb, "ov", id, Duration::from_secs(20));
+        let skipped = sb.wait_run("ov", id, Duration::from_secs(20));
         assert_eq!(skipped["result"], "skipped", "{skipped:#}");
         assert_eq!(skipped["trigger"], "manual", "{skipped:#}");
         assert_eq!(skipped["tasks"], serde_json::json!([]), "{skipped:#}");
@@ -1316,12 +1225,12 @@ tasks:
     assert_eq!(sh(&sb, "cat /var/tmp/first").ok().stdout, "first\n");
     // Once it ended, a trigger starts a run again: number 4, not merged into a skip.
     sh(&sb, "systemctl start flow-ov.service").ok();
-    let fourth = wait_run(&sb, "ov", 4, Duration::from_secs(20));
+    let fourth = sb.wait_run("ov", 4, Duration::from_secs(20));
     assert_eq!(fourth["result"], "succeeded", "{fourth:#}");
     assert_eq!(fourth["trigger"], "systemctl", "{fourth:#}");
     assert_eq!(results(&fourth, "long"), ["succeeded"], "{fourth:#}");
     assert_eq!(sh(&sb, "cat /var/tmp/long").ok().stdout, "long\nlong\n");
-    let runs = history_json(&sb, "ov");
+    let runs = sb.history_json("ov");
     assert_eq!(runs.as_array().map(Vec::len), Some(4), "{runs:#}");
 }
 
@@ -1335,7 +1244,7 @@ tasks:
   long:
     run: date +%s.%N >> /var/tmp/starts; sleep 3
 ";
-    let Some(sb) = setup(&[("ov", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("ov", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run ov").ok();
@@ -1349,9 +1258,9 @@ tasks:
         "{queued:?}"
     );
     sh(&sb, "systemctl start --no-block flow-ov.trigger.service").ok();
-    let first = wait_run(&sb, "ov", 1, Duration::from_secs(30));
+    let first = sb.wait_run("ov", 1, Duration::from_secs(30));
     assert_eq!(first["result"], "succeeded", "{first:#}");
-    let second = wait_run(&sb, "ov", 2, Duration::from_secs(30));
+    let second = sb.wait_run("ov", 2, Duration::from_secs(30));
     assert_eq!(second["result"], "succeeded", "{second:#}");
     assert_eq!(second["trigger"], "manual", "{second:#}");
     assert_eq!(results(&second, "long"), ["succeeded"], "{second:#}");
@@ -1365,7 +1274,7 @@ tasks:
     std::thread::sleep(Duration::from_secs(4));
     let starts = sh(&sb, "cat /var/tmp/starts").ok().stdout;
     assert_eq!(starts.lines().count(), 2, "{starts}");
-    let runs = history_json(&sb, "ov");
+    let runs = sb.history_json("ov");
     assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
 }
 
@@ -1381,7 +1290,7 @@ tasks:
   long:
     run: echo start >> /var/tmp/starts; sleep 60
 ";
-    let Some(sb) = setup(&[("qc", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("qc", yaml).supervisor().boot() else {
         return;
     };
     for (round, supervised) in [(1, true), (2, false)] {
@@ -1401,7 +1310,7 @@ tasks:
             "(flow run qc --wait > /tmp/queued.out 2>&1; echo $? > /tmp/queued.rc) < /dev/null > /dev/null 2>&1 &",
         )
         .ok();
-        wait_activating(&sb, "flow-qc.trigger.service");
+        sb.wait_activating("flow-qc.trigger.service");
         let canceled = sh(&sb, "flow cancel qc").ok();
         assert!(
             canceled
@@ -1425,9 +1334,9 @@ tasks:
         std::thread::sleep(Duration::from_secs(2));
         let lines = sh(&sb, "cat /var/tmp/starts").stdout;
         assert_eq!(lines.lines().count(), round, "supervised: {supervised}");
-        assert_eq!(starts(&sb, "flow-qc--long.service"), round);
+        assert_eq!(sb.starts("flow-qc--long.service"), round);
     }
-    let runs = history_json(&sb, "qc");
+    let runs = sb.history_json("qc");
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
 }
 
@@ -1444,7 +1353,7 @@ tasks:
     needs: [long]
     run: 'true'
 ";
-    let Some(sb) = setup(&[("gone", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("gone", yaml).supervisor().boot() else {
         return;
     };
     let file = "/etc/flow/workflows/gone.yaml";
@@ -1458,9 +1367,9 @@ tasks:
             sh(&sb, "flow apply").ok();
         }
         sh(&sb, "flow run gone").ok();
-        wait_activating(&sb, "flow-gone--long.service");
+        sb.wait_activating("flow-gone--long.service");
         sh(&sb, how).ok();
-        let v = wait_run(&sb, "gone", run, Duration::from_secs(20));
+        let v = sb.wait_run("gone", run, Duration::from_secs(20));
         assert_eq!(v["result"], "canceled", "{how}: {v:#}");
         // The supervisor's pin goes once it has seen the reload.
         let left = wait_until("no unit left", Duration::from_secs(10), || {
@@ -1490,7 +1399,7 @@ tasks:
     needs: [slow]
     run: echo after >> /var/tmp/after
 ";
-    let Some(sb) = setup(&[("ov", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("ov", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run ov").ok();
@@ -1502,10 +1411,10 @@ tasks:
     assert_eq!(replaced.status.code(), Some(0), "{replaced:?}");
     assert!(replaced.stdout.contains("overlap: replace"), "{replaced:?}");
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
-    let first = wait_run(&sb, "ov", 1, Duration::from_secs(20));
+    let first = sb.wait_run("ov", 1, Duration::from_secs(20));
     assert_eq!(first["result"], "canceled", "{first:#}");
     assert_eq!(results(&first, "after"), ["canceled"], "{first:#}");
-    let second = wait_run(&sb, "ov", 2, Duration::from_secs(20));
+    let second = sb.wait_run("ov", 2, Duration::from_secs(20));
     assert_eq!(second["result"], "succeeded", "{second:#}");
     assert_eq!(second["trigger"], "manual", "{second:#}");
     assert_eq!(results(&second, "slow"), ["succeeded"], "{second:#}");
@@ -1517,8 +1426,7 @@ tasks:
 /// `systemctl start` of the run unit (`systemctl`).
 #[test]
 fn triggers_are_told_apart() {
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
+    let Some(sb) = Boot::new().boot() else { return };
     // A daily timer last fired three days ago: activating it makes up for the missed run.
     sh(
         &sb,
@@ -1542,7 +1450,7 @@ fn triggers_are_told_apart() {
         )
         .expect("write workflow");
     }
-    start_supervisor(&sb);
+    sb.start_supervisor();
     sh(&sb, "flow apply").ok();
     // Finished runs of a workflow, oldest first, once there are `n`.
     let finished = |wf: &str, n: usize| -> Vec<serde_json::Value> {
@@ -1591,32 +1499,12 @@ fn triggers_are_told_apart() {
     )
     .expect("write workflow");
     sh(&sb, "flow apply").ok();
-    wait_activating(&sb, "flow-busy--a.service");
+    sb.wait_activating("flow-busy--a.service");
     let ran = sh(&sb, "flow run busy --wait --json").ok();
     let v = common::schema_checked("run-wait", &ran.stdout);
     let id = v["run"].as_i64().expect("a run number");
-    let run = wait_run(&sb, "busy", id, Duration::from_secs(20));
+    let run = sb.wait_run("busy", id, Duration::from_secs(20));
     assert_eq!(run["trigger"], "manual", "{run:#}");
-}
-
-/// Every run of `wf` as `flow history --json` lists them (newest first); the command must
-/// succeed and print JSON.
-fn history_json(sb: &Sandbox, wf: &str) -> serde_json::Value {
-    let out = sh(sb, &format!("flow history {wf} --json --db {DB}")).ok();
-    common::schema_checked("history", &out.stdout)["runs"].take()
-}
-
-/// Finished runs of `wf` as `flow history --json` lists them (newest first); none when
-/// the command fails.
-fn history(sb: &Sandbox, wf: &str) -> Vec<serde_json::Value> {
-    let out = sh(
-        sb,
-        &format!("flow history {wf} --json --db {DB} 2>/dev/null"),
-    );
-    serde_json::from_str::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|mut v| serde_json::from_value(v["runs"].take()).ok())
-        .unwrap_or_default()
 }
 
 /// A database locked by another process: the supervisor keeps what it learned in memory,
@@ -1624,22 +1512,15 @@ fn history(sb: &Sandbox, wf: &str) -> Vec<serde_json::Value> {
 #[test]
 fn a_locked_database_delays_records_but_loses_none() {
     let yaml = "tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n";
-    let Some(sb) = setup(&[("lk", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("lk", yaml).supervisor().boot() else {
         return;
     };
     // Make sure the database exists (the supervisor created it) before locking it.
     sh(&sb, "flow run lk --wait").ok();
-    wait_run(&sb, "lk", 1, Duration::from_secs(20));
+    sb.wait_run("lk", 1, Duration::from_secs(20));
     // Another process takes the write lock for 8 s (the supervisor waits 2 s for a lock,
     // then keeps the records in memory and retries).
-    let locker = sh(
-        &sb,
-        &format!(
-            "systemd-run --unit=locker sh -c \
-             '(echo \"BEGIN EXCLUSIVE;\"; echo \"SELECT 1;\"; sleep 8; echo \"ROLLBACK;\") | sqlite3 {DB}' && sleep 1"
-        ),
-    );
-    assert!(locker.success(), "{locker:?}");
+    sb.lock_history(8);
     sh(&sb, "flow run lk --wait").ok();
     std::thread::sleep(Duration::from_secs(3));
     let warned = sh(&sb, "journalctl -u supervisor-test --no-pager -o cat").stdout;
@@ -1651,33 +1532,32 @@ fn a_locked_database_delays_records_but_loses_none() {
         sh(&sb, "systemctl is-active supervisor-test").stdout.trim(),
         "active"
     );
-    assert_eq!(history(&sb, "lk").len(), 1, "written through the lock?");
-    let second = wait_run(&sb, "lk", 2, Duration::from_secs(20));
+    assert_eq!(sb.history("lk").len(), 1, "written through the lock?");
+    let second = sb.wait_run("lk", 2, Duration::from_secs(20));
     assert_eq!(second["result"], "succeeded", "{second:#}");
     assert_eq!(results(&second, "a"), ["succeeded"], "{second:#}");
     assert_eq!(results(&second, "b"), ["succeeded"], "{second:#}");
-    assert_eq!(history(&sb, "lk").len(), 2);
+    assert_eq!(sb.history("lk").len(), 2);
 }
 
 /// A full disk: the same, until space is freed.
 #[test]
 fn a_full_disk_delays_records_but_loses_none() {
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
+    let Some(sb) = Boot::new().boot() else { return };
     // Runs of many tasks: after each run the supervisor checkpoints its write-ahead log,
     // whose file is then reused, so small runs would fit in it on a full disk.
     let mut yaml = String::from("tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n");
     for i in 0..150 {
         yaml.push_str(&format!("  t{i}: {{run: 'true'}}\n"));
     }
-    write_and_apply(&sb, "full", &yaml);
+    sb.apply("full", &yaml);
     // The history on a small file system of its own, full from the supervisor's start on.
     sh(
         &sb,
         "mkdir -p /var/lib/flow && mount -t tmpfs -o size=16m tmpfs /var/lib/flow",
     )
     .ok();
-    start_supervisor(&sb);
+    sb.start_supervisor();
     sh(
         &sb,
         "dd if=/dev/zero of=/var/lib/flow/filler bs=64k 2>/dev/null; sync; true",
@@ -1697,11 +1577,11 @@ fn a_full_disk_delays_records_but_loses_none() {
     );
     sh(&sb, "rm /var/lib/flow/filler").ok();
     for id in 1..=4 {
-        let v = wait_run(&sb, "full", id, Duration::from_secs(20));
+        let v = sb.wait_run("full", id, Duration::from_secs(20));
         assert_eq!(v["result"], "succeeded", "{v:#}");
         assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
     }
-    assert_eq!(history(&sb, "full").len(), 4);
+    assert_eq!(sb.history("full").len(), 4);
     let check = sh(
         &sb,
         &format!("flow history full --db {DB} >/dev/null; echo $?"),
@@ -1711,31 +1591,21 @@ fn a_full_disk_delays_records_but_loses_none() {
 
 const NOBODY: &str = "setpriv --reuid=nobody --regid=nogroup --clear-groups";
 
-/// Starts the supervisor for the tests as [`start_supervisor`] does, giving it `secs`
-/// seconds to say it is ready; returns whether it did, and how long it took.
-fn start_supervisor_within(sb: &Sandbox, secs: u32) -> (bool, Duration) {
-    let t = std::time::Instant::now();
-    let out = sh(
-        sb,
-        &format!(
-            "systemctl reset-failed supervisor-test.service 2>/dev/null; \
-             timeout {secs} systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise; echo rc=$?"
-        ),
-    );
-    (out.stdout.contains("rc=0"), t.elapsed())
-}
-
 /// The history is root's alone: an unprivileged user cannot open the database or its log
 /// files, so cannot hold the lock that stopped every write when they were readable by
 /// everyone. Unprivileged history commands read the public copy, and a transaction held
 /// open on that copy stops neither the writes nor the next copy.
 #[test]
 fn an_unprivileged_user_cannot_lock_the_history() {
-    let Some(sb) = setup(&[("lockme", "tasks:\n  a: {run: 'true'}\n")]) else {
+    let Some(sb) = Boot::new()
+        .workflow("lockme", "tasks:\n  a: {run: 'true'}\n")
+        .supervisor()
+        .boot()
+    else {
         return;
     };
     sh(&sb, "flow run lockme --wait").ok();
-    wait_run(&sb, "lockme", 1, Duration::from_secs(20));
+    sb.wait_run("lockme", 1, Duration::from_secs(20));
     let held = sh(
         &sb,
         &format!(
@@ -1767,7 +1637,7 @@ fn an_unprivileged_user_cannot_lock_the_history() {
     );
     assert!(locker.success(), "{locker:?}");
     sh(&sb, "flow run lockme --wait").ok();
-    let second = wait_run(&sb, "lockme", 2, Duration::from_secs(10));
+    let second = sb.wait_run("lockme", 2, Duration::from_secs(10));
     assert_eq!(second["result"], "succeeded", "{second:#}");
     // The copy is made anew meanwhile: nobody's own history commands see the second run.
     wait_until("nobody to see run 2", Duration::from_secs(10), || {
@@ -1791,11 +1661,15 @@ fn an_unprivileged_user_cannot_lock_the_history() {
 /// once it is gone.
 #[test]
 fn a_start_while_the_history_is_locked_is_ready_and_waits_for_the_lock() {
-    let Some(sb) = setup(&[("lk", "tasks:\n  a: {run: 'true'}\n")]) else {
+    let Some(sb) = Boot::new()
+        .workflow("lk", "tasks:\n  a: {run: 'true'}\n")
+        .supervisor()
+        .boot()
+    else {
         return;
     };
     sh(&sb, "flow run lk --wait").ok();
-    wait_run(&sb, "lk", 1, Duration::from_secs(20));
+    sb.wait_run("lk", 1, Duration::from_secs(20));
     sh(&sb, "systemctl stop supervisor-test").ok();
     // Another process's write lock on the lock bytes of the `-shm` file (the write-ahead
     // log's index): no connection can read or write then. struct flock on x86_64 and
@@ -1813,13 +1687,13 @@ fn a_start_while_the_history_is_locked_is_ready_and_waits_for_the_lock() {
         ),
     );
     assert!(locker.success(), "{locker:?}");
-    let (ready, took) = start_supervisor_within(&sb, 8);
+    let (ready, took) = sb.start_supervisor_within(8);
     assert!(
         ready && took < Duration::from_secs(5),
         "not ready within 5 s of its start ({took:?}, ready: {ready})"
     );
     sh(&sb, "systemctl start flow-lk.service").ok();
-    let second = wait_run(&sb, "lk", 2, Duration::from_secs(30));
+    let second = sb.wait_run("lk", 2, Duration::from_secs(30));
     assert_eq!(second["result"], "succeeded", "{second:#}");
     assert_eq!(
         sh(&sb, "systemctl is-active supervisor-test").stdout.trim(),
@@ -1832,19 +1706,16 @@ fn a_start_while_the_history_is_locked_is_ready_and_waits_for_the_lock() {
 /// while the disk was full are recorded once there is room.
 #[test]
 fn a_start_on_a_full_disk_is_ready_at_once_and_records_the_runs_later() {
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
-    write_and_apply(
-        &sb,
-        "full",
-        "tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n",
-    );
+    let yaml = "tasks:\n  a: {run: 'true'}\n  b: {needs: [a], run: 'true'}\n";
+    let Some(sb) = Boot::new().workflow("full", yaml).boot() else {
+        return;
+    };
     sh(
         &sb,
         "mkdir -p /var/lib/flow && mount -t tmpfs -o size=4m tmpfs /var/lib/flow && \
          (dd if=/dev/zero of=/var/lib/flow/filler bs=64k 2>/dev/null; sync; true)",
     );
-    let (ready, took) = start_supervisor_within(&sb, 8);
+    let (ready, took) = sb.start_supervisor_within(8);
     assert!(
         ready && took < Duration::from_secs(5),
         "not ready within 5 s of its start ({took:?}, ready: {ready})"
@@ -1856,7 +1727,7 @@ fn a_start_on_a_full_disk_is_ready_at_once_and_records_the_runs_later() {
         "active"
     );
     sh(&sb, "rm /var/lib/flow/filler").ok();
-    let v = wait_run(&sb, "full", 1, Duration::from_secs(20));
+    let v = sb.wait_run("full", 1, Duration::from_secs(20));
     assert_eq!(v["result"], "succeeded", "{v:#}");
     assert_eq!(results(&v, "b"), ["succeeded"], "{v:#}");
 }
@@ -1872,7 +1743,7 @@ tasks:
     retries: 2
     retry_delay: 2s
 ";
-    let Some(sb) = setup(&[("ed", v1)]) else {
+    let Some(sb) = Boot::new().workflow("ed", v1).supervisor().boot() else {
         return;
     };
     sh(&sb, "systemctl start --no-block flow-ed.service").ok();
@@ -1880,15 +1751,15 @@ tasks:
         sh(&sb, "test -s /var/tmp/tries").success().then_some(())
     });
     // During the first retry delay: no retries any more.
-    write_and_apply(&sb, "ed", &v1.replace("retries: 2", "retries: 0"));
-    let first = wait_run(&sb, "ed", 1, Duration::from_secs(30));
+    sb.apply("ed", &v1.replace("retries: 2", "retries: 0"));
+    let first = sb.wait_run("ed", 1, Duration::from_secs(30));
     assert_eq!(
         results(&first, "flaky"),
         ["failed (exit 1)", "failed (exit 1)", "failed (exit 1)"],
         "{first:#}"
     );
     sh(&sb, "flow run ed --wait");
-    let second = wait_run(&sb, "ed", 2, Duration::from_secs(30));
+    let second = sb.wait_run("ed", 2, Duration::from_secs(30));
     assert_eq!(results(&second, "flaky"), ["failed (exit 1)"], "{second:#}");
 }
 
@@ -1914,11 +1785,11 @@ tasks:
     retries: 1
     retry_delay: 1s
 ";
-    let Some(sb) = setup(&[("props", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("props", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "systemctl start --no-block flow-props.service").ok();
-    let v = wait_run(&sb, "props", 1, Duration::from_secs(60));
+    let v = sb.wait_run("props", 1, Duration::from_secs(60));
     assert_eq!(v["result"], "failed", "{v:#}");
     assert_eq!(results(&v, "ok"), ["succeeded"], "{v:#}");
     assert_eq!(results(&v, "bad"), ["failed (exit 3)"], "{v:#}");
@@ -1928,7 +1799,7 @@ tasks:
         ["failed (exit 1)", "succeeded"],
         "{v:#}"
     );
-    let sd = common::systemd(&sb);
+    let sd = &sb.sd;
     for task in ["ok", "bad", "slow", "flaky"] {
         let unit = format!("flow-props--{task}.service");
         let st = sd.unit_state(&unit).expect("unit state");
@@ -1967,11 +1838,15 @@ tasks:
 /// the readers say when the supervisor is not running.
 #[test]
 fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
-    let Some(sb) = setup(&[("pub", "tasks:\n  a: {run: 'true'}\n")]) else {
+    let Some(sb) = Boot::new()
+        .workflow("pub", "tasks:\n  a: {run: 'true'}\n")
+        .supervisor()
+        .boot()
+    else {
         return;
     };
     sh(&sb, "flow run pub --wait").ok();
-    wait_run(&sb, "pub", 1, Duration::from_secs(20));
+    sb.wait_run("pub", 1, Duration::from_secs(20));
     // Soon after a run, history.db alone has it (a backup of that one file): the
     // supervisor copies its write-ahead log into it once runs are quiet.
     wait_until(
@@ -2025,11 +1900,10 @@ fn history_is_readable_unprivileged_and_says_when_the_supervisor_is_down() {
 /// journal messages (named otherwise than the system manager's) and retries on.
 #[test]
 fn a_users_own_supervisor_retries_and_keeps_history() {
-    let Some(sb) = common::sandbox() else {
+    let Some(sb) = Boot::new().boot() else {
         return;
     };
-    install_flow(&sb);
-    let unit = include_str!("../units/user/flow-supervisor.service")
+    let unit = include_str!("../../units/user/flow-supervisor.service")
         .replace("/usr/bin/flow", "/usr/local/bin/flow");
     sb.write_file(
         std::path::Path::new("/etc/systemd/user/flow-supervisor.service"),
@@ -2059,15 +1933,7 @@ tasks:
             .contains("is it running? (`systemctl --user status flow-supervisor`)"),
         "{nothing:?}"
     );
-    let user = |cmd: &str| {
-        sh(
-            &sb,
-            &format!(
-                "export XDG_RUNTIME_DIR=/run/user/0 \
-                 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root; {cmd}"
-            ),
-        )
-    };
+    let user = |cmd: &str| sh(&sb, &format!("{AS_ROOTS_OWN_MANAGER} {cmd}"));
     let applied = user("flow apply --user").ok();
     assert!(
         applied.stdout.contains("Started your supervisor"),
@@ -2145,7 +2011,7 @@ tasks:
     needs: [flaky]
     run: 'true'
 ";
-    let Some(sb) = setup(&[("later", yaml)]) else {
+    let Some(sb) = Boot::new().workflow("later", yaml).supervisor().boot() else {
         return;
     };
     sh(&sb, "flow run later").ok();
@@ -2175,7 +2041,7 @@ tasks:
     let list = sh(&sb, "flow list --json").ok().stdout;
     common::schema_checked("list", &list);
     assert!(list.contains(r#""running":true"#), "{list}");
-    let run = wait_run(&sb, "later", 1, Duration::from_secs(30));
+    let run = sb.wait_run("later", 1, Duration::from_secs(30));
     assert_eq!(run["result"], "succeeded", "{run:#}");
     let v = wait_until(
         "the run's end in flow status",

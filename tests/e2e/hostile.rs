@@ -4,13 +4,12 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::flowbox::FlowBox;
+use crate::common;
+use crate::harness::{self, Boot};
 
 #[test]
 fn control_characters_of_task_output_are_shown_escaped() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "noisy",
         r#"tasks:
@@ -20,7 +19,7 @@ fn control_characters_of_task_output_are_shown_escaped() {
     );
     let r = fb.run_wait("noisy");
     assert!(r.succeeded, "{r:?}");
-    let logs = common::wait_until("the line", std::time::Duration::from_secs(10), || {
+    let logs = harness::wait_until("the line", std::time::Duration::from_secs(10), || {
         let out = fb.flow(&["logs", "noisy"]).ok().stdout;
         out.contains("before").then_some(out)
     });
@@ -43,7 +42,7 @@ fn control_characters_of_task_output_are_shown_escaped() {
 
 #[test]
 fn on_failure_waits_for_thousands_of_long_named_upstreams() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.sh("mkdir -p /srv/marks && chmod 777 /srv/marks");
     // 2,100 names of 64 characters: written into the condition's script as one argument,
     // as before, they passed the kernel's 128 KiB limit on one argument.

@@ -3,11 +3,9 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{run, systemd, wait_for_unit, write_unit};
+use crate::harness::{Boot, run, systemd, wait_for_unit, write_unit};
 use flow::systemd::{Bus, JobResult, Systemd, SystemdError};
 
 const OK: &str = "[Service]\nType=oneshot\nExecStart=/bin/true\n";
@@ -15,7 +13,9 @@ const FAIL: &str = "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'exit 3'\n";
 
 #[test]
 fn job_results_done_failed_dependency() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     write_unit(&sb, "t-ok.service", OK);
     write_unit(&sb, "t-fail.service", FAIL);
     write_unit(
@@ -46,7 +46,9 @@ fn job_results_done_failed_dependency() {
 
 #[test]
 fn unit_state_shows_result_exit_status_and_invocation() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     write_unit(&sb, "t-ok.service", OK);
     write_unit(&sb, "t-fail.service", FAIL);
     let sd = systemd(&sb);
@@ -107,7 +109,9 @@ fn unit_state_shows_result_exit_status_and_invocation() {
 
 #[test]
 fn enable_disable_and_timers() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     write_unit(&sb, "t-tick.service", OK);
     write_unit(
         &sb,
@@ -164,7 +168,9 @@ fn enable_disable_and_timers() {
 
 #[test]
 fn stop_and_no_wait_start() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     write_unit(
         &sb,
         "t-sleep.service",
@@ -203,7 +209,9 @@ fn stop_and_no_wait_start() {
 
 #[test]
 fn errors_are_for_people() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     let sd = systemd(&sb);
     match sd.start_unit("t-does-not-exist.service") {
         Err(e @ SystemdError::NoSuchUnit { .. }) | Err(e @ SystemdError::Refused { .. }) => {

@@ -4,17 +4,17 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
+use crate::harness;
+
 #[test]
 fn every_example_runs_to_success_under_flow_try() {
-    if !common::require_root() {
+    let Some(_machine) = harness::root() else {
         return;
-    }
+    };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))

@@ -9,14 +9,13 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Run, run, sh, wait_until};
+use crate::common;
+use crate::harness::{AS_ROOTS_OWN_MANAGER, Boot, Run, run, sh, wait_until};
 use flow::sandbox::Sandbox;
 
 /// The example the test applies: it appends a line to a CSV file, needs nothing but a shell,
@@ -43,7 +42,7 @@ fn deb_path() -> Option<PathBuf> {
             let _ = writeln!(
                 std::io::stderr(),
                 "\n!!! SKIPPED the package test: FLOW_DEB is not set.\n\
-                 !!! Run: FLOW_DEB=$(packaging/build-deb | tail -n1) cargo test --test package\n"
+                 !!! Run: FLOW_DEB=$(packaging/build-deb | tail -n1) cargo test --test e2e package::\n"
             );
             None
         }
@@ -162,7 +161,9 @@ fn apt_install_use_upgrade_remove_purge() {
         return;
     }
     let host_before = host_state();
-    let sb = Sandbox::boot().expect("boot a sandbox");
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     assert!(
         !exists(&sb, "/usr/bin/flow"),
         "flow is already installed in the sandbox's root: the test needs a host without it"
@@ -286,8 +287,7 @@ fn apt_install_use_upgrade_remove_purge() {
         "tasks:\n  hello: {run: 'echo hello'}\n",
     )
     .expect("write a user workflow");
-    let user = "export XDG_RUNTIME_DIR=/run/user/0 \
-                DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root;";
+    let user = AS_ROOTS_OWN_MANAGER;
     let applied = sh(&sb, &format!("{user} flow apply --user")).ok();
     assert!(
         applied.stdout.contains("Started your supervisor"),

@@ -3,12 +3,11 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::flowbox::FlowBox;
+use crate::common;
+use crate::harness::{self, Boot, FlowBox};
 
 fn fires(fb: &FlowBox) -> usize {
     if !fb.exists("/srv/ticks") {
@@ -19,7 +18,9 @@ fn fires(fb: &FlowBox) -> usize {
 
 #[test]
 fn a_schedule_fires_and_pause_resume_stop_and_restart_it() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().alone().boot() else {
+        return;
+    };
     fb.apply(
         "tick",
         "schedule: {every: 2s}
@@ -81,7 +82,7 @@ tasks:
 
 #[test]
 fn catch_up_and_jitter_become_timer_settings() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.apply(
         "nightly",
         "schedule: '30 2 * * *'
@@ -135,7 +136,7 @@ fn unit_files(fb: &FlowBox, wf: &str) -> Vec<String> {
 
 #[test]
 fn apply_reapply_edit_and_remove() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     let v1 = "tasks:
   a: {run: 'echo one > /srv/a'}
   b: {needs: [a], run: 'echo b > /srv/b'}
@@ -200,10 +201,9 @@ fn apply_reapply_edit_and_remove() {
 /// journal (where a user manager logs less than the system's: no "Deactivated" message).
 #[test]
 fn a_users_own_manager_runs_workflows() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     fb.sh("systemctl start user@0.service");
-    let env = "export XDG_RUNTIME_DIR=/run/user/0 \
-               DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus; cd /root;";
+    let env = harness::AS_ROOTS_OWN_MANAGER;
     fb.write(
         "/root/.config/flow/workflows/mine.yaml",
         "schedule: {every: 1h}\ntasks:\n  hello: {run: 'echo hello from $(id -un)'}\n  bye: {needs: [hello], run: 'echo bye'}\n",
@@ -244,7 +244,7 @@ fn a_users_own_manager_runs_workflows() {
         .collect();
     assert_eq!(states, ["succeeded", "succeeded"], "{s:#}");
     // journald reads a task's output stream on its own schedule: wait for the last line.
-    let logs = common::wait_until("both tasks' lines", Duration::from_secs(10), || {
+    let logs = harness::wait_until("both tasks' lines", Duration::from_secs(10), || {
         let logs = user("flow logs mine --user");
         logs.contains(" bye | bye").then_some(logs)
     });
@@ -256,7 +256,7 @@ fn a_users_own_manager_runs_workflows() {
     let first = hello(&s);
     assert!(first.is_some(), "{s:#}");
     user("systemctl --user start flow-mine.trigger.service");
-    common::wait_until("a second run", Duration::from_secs(20), || {
+    harness::wait_until("a second run", Duration::from_secs(20), || {
         let out = user("flow status mine --user --json");
         let s: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
         (s["tasks"][1]["state"] == "succeeded" && hello(&s) != first).then_some(())
@@ -277,12 +277,12 @@ fn a_users_own_manager_runs_workflows() {
 /// hand-written unit is never replaced without it.
 #[test]
 fn units_flow_did_not_generate_are_neither_shadowed_nor_replaced() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     let theirs = "[Service]\nExecStart=/bin/true\n";
     let packaged = "/usr/lib/systemd/system/flow-pkg.service";
     fb.write(packaged, theirs);
     fb.write(
-        &format!("{}/pkg.yaml", common::flowbox::WORKFLOWS),
+        &format!("{}/pkg.yaml", harness::WORKFLOWS),
         "tasks:\n  a: 'true'\n",
     );
     let plan = fb.flow(&["plan"]).ok().stdout;
@@ -313,7 +313,7 @@ fn units_flow_did_not_generate_are_neither_shadowed_nor_replaced() {
     let mine = "/etc/systemd/system/flow-mine--a.service";
     fb.write(mine, theirs);
     fb.write(
-        &format!("{}/mine.yaml", common::flowbox::WORKFLOWS),
+        &format!("{}/mine.yaml", harness::WORKFLOWS),
         "tasks:\n  a: 'true'\n",
     );
     let refused = fb.flow(&["apply"]);

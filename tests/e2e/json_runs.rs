@@ -3,15 +3,11 @@
 //! same object), `logs` (with and without RUN, the same lines), `history`, `stats`,
 //! `retry`, `cancel`, `pause`, `resume` and `list` each print what their schema in
 //! docs/schema/ says, and say the same things of the same run.
-// A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::flowbox::FlowBox;
-use common::{schema_checked, us, wait_until};
+use crate::common::{schema_checked, us};
+use crate::harness::{Boot, FlowBox, WORKFLOWS, wait_until};
 use serde_json::Value;
 
 const RETRIED: &str = "
@@ -84,9 +80,9 @@ fn ended(fb: &FlowBox, wf: &str, run: i64) -> Value {
 
 #[test]
 fn every_run_and_history_command_prints_its_schemas_object() {
-    let Some(fb) = FlowBox::new() else { return };
+    let Some(fb) = Boot::new().boot() else { return };
     for (name, yaml) in [("retried", RETRIED), ("fails", FAILS), ("long", LONG)] {
-        fb.write(&format!("{}/{name}.yaml", common::flowbox::WORKFLOWS), yaml);
+        fb.write(&format!("{WORKFLOWS}/{name}.yaml"), yaml);
     }
     fb.flow(&["apply"]).ok();
     fb.sh("systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise");

@@ -5,11 +5,10 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
-use common::{install_flow, sh, wait_until, write_unit};
+use crate::harness::{Boot, attempts, sh, wait_until, write_unit};
 
 /// The highest exposure `systemd-analyze security` may give the supervisor's unit (0 is
 /// the best, 10 the worst; the unit scored 9.0 "UNSAFE" before it was hardened).
@@ -17,14 +16,13 @@ const MAX_EXPOSURE: f64 = 2.0;
 
 #[test]
 fn the_hardened_supervisor_unit_records_and_retries_a_users_task() {
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
-    let unit = include_str!("../units/flow-supervisor.service")
+    let Some(sb) = Boot::new().boot() else { return };
+    let unit = include_str!("../../units/flow-supervisor.service")
         .replace("/usr/bin/flow", "/usr/local/bin/flow");
     write_unit(&sb, "flow-supervisor.service", &unit);
     sh(&sb, "useradd --system --no-create-home flowtester").ok();
-    sb.write_file(
-        std::path::Path::new("/etc/flow/workflows/hard.yaml"),
+    sb.write_workflow(
+        "hard",
         "tasks:
   flaky:
     user: flowtester
@@ -42,8 +40,7 @@ fn the_hardened_supervisor_unit_records_and_retries_a_users_task() {
     when: always
     run: touch /var/tmp/cleanup-ran
 ",
-    )
-    .expect("write the workflow");
+    );
     sh(&sb, "chmod 1777 /var/tmp; flow apply").ok();
     sh(
         &sb,
@@ -57,15 +54,7 @@ fn the_hardened_supervisor_unit_records_and_retries_a_users_task() {
     assert_eq!(runs["runs"][0]["result"], "succeeded", "{runs:#}");
     let status = sh(&sb, "flow status hard 1 --json").ok();
     let v = common::schema_checked("status", &status.stdout);
-    let flaky: Vec<&serde_json::Value> = v["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["task"] == "flaky")
-        .and_then(|t| t["attempts"].as_array())
-        .expect("flaky's attempts")
-        .iter()
-        .collect();
+    let flaky = attempts(&v, "flaky");
     assert_eq!(flaky.len(), 2, "a failed attempt, then the retry: {v:#}");
     // `cleanup` waited for flaky's final outcome: the marker the supervisor writes into the
     // run directory, which belongs to flaky's user.

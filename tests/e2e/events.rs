@@ -6,16 +6,12 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{install_flow, sh};
+use crate::harness::{self, Boot, DB, sh};
 use flow::sandbox::Sandbox;
 use serde_json::Value;
-
-const DB: &str = "/var/lib/flow/history.db";
 
 /// One row of the catalog.
 #[derive(Debug)]
@@ -88,7 +84,7 @@ fn catalog() -> Vec<Event> {
 /// Every entry the supervisor logged, as JSON objects.
 fn logged(sb: &Sandbox) -> Vec<Value> {
     let _ = sh(sb, "journalctl --sync");
-    common::journal(sb, &["SYSLOG_IDENTIFIER=flow-supervisor"])
+    harness::journal(sb, &["SYSLOG_IDENTIFIER=flow-supervisor"])
 }
 
 fn field<'a>(e: &'a Value, name: &str) -> Option<&'a str> {
@@ -134,15 +130,6 @@ fn is(e: &Value, pairs: &[(&str, &str)]) -> bool {
     pairs.iter().all(|(k, v)| field(e, k) == Some(v))
 }
 
-fn start_supervisor(sb: &Sandbox) {
-    sh(
-        sb,
-        "systemctl reset-failed supervisor-test.service 2>/dev/null; \
-         systemd-run --unit=supervisor-test -p Type=notify /usr/local/bin/flow supervise",
-    )
-    .ok();
-}
-
 const OK: &str = "tasks:\n  a: {run: 'echo hello from a; sleep 0.3'}\n";
 
 const FLAKY: &str = "
@@ -175,17 +162,15 @@ fn every_documented_event_is_read_back_from_the_journal() {
             .map(|e| e.id.clone())
             .unwrap_or_else(|| panic!("no event {name:?} in docs/events.md"))
     };
-    let Some(sb) = common::sandbox() else { return };
-    install_flow(&sb);
-    for (name, yaml) in [("ok", OK), ("flaky", FLAKY), ("slow", SLOW)] {
-        sb.write_file(
-            std::path::Path::new(&format!("/etc/flow/workflows/{name}.yaml")),
-            yaml.as_bytes(),
-        )
-        .expect("write the workflow");
-    }
-    sh(&sb, "flow apply").ok();
-    start_supervisor(&sb);
+    let Some(sb) = Boot::new()
+        .workflow("ok", OK)
+        .workflow("flaky", FLAKY)
+        .workflow("slow", SLOW)
+        .supervisor()
+        .boot()
+    else {
+        return;
+    };
 
     // Run 1 succeeds.
     let out = sh(&sb, "flow run ok --wait");
@@ -197,7 +182,7 @@ fn every_documented_event_is_read_back_from_the_journal() {
     // Run 3 goes past its deadline; a trigger meanwhile is skipped (run 4), and the
     // supervisor is killed and restarted during it.
     sh(&sb, "flow run slow").ok();
-    common::wait_until("the long task to run", Duration::from_secs(20), || {
+    harness::wait_until("the long task to run", Duration::from_secs(20), || {
         let s = sh(&sb, "systemctl is-active flow-slow--s.service").stdout;
         (s.trim() == "active" || s.trim() == "activating").then_some(())
     });
@@ -205,25 +190,18 @@ fn every_documented_event_is_read_back_from_the_journal() {
     assert_eq!(again.status.code(), Some(1), "{again:?}");
     wait_event(&sb, "trigger skipped", &ids("trigger skipped"), |_| true);
     sh(&sb, "systemctl kill -s KILL supervisor-test.service").ok();
-    common::wait_until("the supervisor to die", Duration::from_secs(10), || {
+    harness::wait_until("the supervisor to die", Duration::from_secs(10), || {
         let s = sh(&sb, "systemctl is-active supervisor-test.service").stdout;
         (s.trim() != "active").then_some(())
     });
-    start_supervisor(&sb);
+    sb.start_supervisor();
     wait_event(&sb, "run ended (timed out)", &ids("run ended"), |e| {
         is(e, &[("FLOW_WORKFLOW", "slow"), ("FLOW_RUN", "3")])
     });
 
     // The history locked by another process while run 5 goes: kept in memory, then
     // written (the supervisor waits 2 s for a lock, and tries again every 5 s).
-    let locker = sh(
-        &sb,
-        &format!(
-            "systemd-run --unit=locker sh -c \
-             '(echo \"BEGIN EXCLUSIVE;\"; echo \"SELECT 1;\"; sleep 6; echo \"ROLLBACK;\") | sqlite3 {DB}' && sleep 1"
-        ),
-    );
-    assert!(locker.success(), "{locker:?}");
+    sb.lock_history(6);
     sh(&sb, "flow run ok --wait").ok();
     wait_event(&sb, "database written", &ids("database written"), |_| true);
 
@@ -338,9 +316,9 @@ fn every_documented_event_is_read_back_from_the_journal() {
     assert!((250..5000).contains(&ms), "{ms} ms: {:#}", a[0]);
     let inv = field(a[0], "FLOW_INVOCATION_ID").expect("an invocation id");
     // (journald receives the task's output on its own schedule.)
-    let output = common::wait_until("the task's output", Duration::from_secs(10), || {
+    let output = harness::wait_until("the task's output", Duration::from_secs(10), || {
         let _ = sh(&sb, "journalctl --sync");
-        let output = common::journal(&sb, &[&format!("_SYSTEMD_INVOCATION_ID={inv}")]);
+        let output = harness::journal(&sb, &[&format!("_SYSTEMD_INVOCATION_ID={inv}")]);
         output
             .iter()
             .any(|e| field(e, "MESSAGE") == Some("hello from a"))
@@ -489,7 +467,7 @@ fn every_documented_event_is_read_back_from_the_journal() {
 
     // The journald layer alone: nothing of the supervisor came through its stdout/stderr
     // stream besides (each line would be there twice).
-    let plain = common::journal(
+    let plain = harness::journal(
         &sb,
         &["_SYSTEMD_UNIT=supervisor-test.service", "_TRANSPORT=stdout"],
     );

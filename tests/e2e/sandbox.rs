@@ -4,27 +4,25 @@
 // A test may unwrap, expect and panic: a failed test is the point ([lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{journal_messages, run, sh, systemd, wait_until, write_unit};
+use crate::harness::{
+    self, Boot, journal_messages, pid_alive, run, sh, systemd, wait_until, write_unit,
+};
 use flow::sandbox::{
     DROPPED_CAPABILITIES, HOST_NETWORK_DROPPED, Sandbox, SandboxError, SandboxOptions,
 };
 use flow::systemd::JobResult;
 
-fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
 #[test]
 fn boots_to_running() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     let state = run(&sb, "systemctl", &["is-system-running"]);
     let failed = run(&sb, "systemctl", &["--failed", "--no-legend"]);
     assert_eq!(
@@ -41,9 +39,9 @@ fn boots_to_running() {
 
 #[test]
 fn host_tmp_is_untouched() {
-    if !common::require_root() {
+    let Some(_machine) = harness::root() else {
         return;
-    }
+    };
     let marker = tempfile::Builder::new()
         .prefix("flow-host-marker.")
         .tempfile_in("/tmp")
@@ -92,7 +90,9 @@ fn net_namespace(sb: &Sandbox) -> String {
 
 #[test]
 fn dev_network_and_capabilities_are_the_sandboxs_own() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     // /dev: the harmless nodes, a devpts of its own, no block device, nothing of the host's.
     // (stat, not find's -type: the nodes are bind mounts on files of the tmpfs.)
     let nodes = sh(
@@ -132,7 +132,7 @@ fn dev_network_and_capabilities_are_the_sandboxs_own() {
 
 #[test]
 fn devices_outside_its_dev_cannot_be_opened_with_the_v1_devices_controller() {
-    if !common::require_root() {
+    if !crate::common::require_root() {
         return;
     }
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
@@ -149,7 +149,9 @@ fn devices_outside_its_dev_cannot_be_opened_with_the_v1_devices_controller() {
         );
         return;
     }
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     // Root inside can mount a devtmpfs, which shows every device of the host; a service
     // (as every task is) still cannot open those outside the sandbox's own /dev.
     let script = "mkdir -p /mnt/devtmpfs && mount -t devtmpfs devtmpfs /mnt/devtmpfs && \
@@ -172,7 +174,7 @@ fn host_network_shares_the_hosts_without_net_admin() {
         host_network: true,
         ..SandboxOptions::default()
     };
-    let Some(sb) = common::sandbox_with(opts) else {
+    let Some(sb) = Boot::new().bare().options(opts).boot() else {
         return;
     };
     let host_net = std::fs::read_link("/proc/self/ns/net").expect("host net namespace");
@@ -198,7 +200,9 @@ fn host_network_shares_the_hosts_without_net_admin() {
 
 #[test]
 fn units_started_inside_stay_inside() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     let unit = "flow-test-inside.service";
     write_unit(
         &sb,
@@ -217,7 +221,9 @@ fn units_started_inside_stay_inside() {
 
 #[test]
 fn host_services_do_not_start_inside() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     // Whatever the host enabled in /etc/systemd/system is hidden; only masks are there.
     let listed = sh(
         &sb,
@@ -238,7 +244,9 @@ fn host_services_do_not_start_inside() {
 
 #[test]
 fn drop_kills_the_sandbox_and_cleans_up() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     let pid = sb.pid();
     let state = sb.state_dir().to_path_buf();
     let name = state
@@ -248,7 +256,7 @@ fn drop_kills_the_sandbox_and_cleans_up() {
         .to_string();
     assert!(pid_alive(pid));
     assert!(
-        !common::host_cgroups_named(&name).is_empty(),
+        !harness::host_cgroups_named(&name).is_empty(),
         "the sandbox should have cgroups of its own"
     );
     drop(sb);
@@ -258,14 +266,14 @@ fn drop_kills_the_sandbox_and_cleans_up() {
         "state directory {} left behind",
         state.display()
     );
-    assert_eq!(common::host_cgroups_named(&name), Vec::<String>::new());
+    assert_eq!(harness::host_cgroups_named(&name), Vec::<String>::new());
 }
 
 #[test]
 fn two_sandboxes_run_at_once() {
-    if !common::require_root() {
+    let Some(_machine) = harness::root() else {
         return;
-    }
+    };
     let boots: Vec<_> = (0..2).map(|_| thread::spawn(Sandbox::boot)).collect();
     let sbs: Vec<Sandbox> = boots
         .into_iter()
@@ -309,7 +317,9 @@ fn two_sandboxes_run_at_once() {
 
 #[test]
 fn oneshot_output_is_in_the_journal() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     let unit = "flow-test-echo.service";
     write_unit(
         &sb,
@@ -329,7 +339,9 @@ fn oneshot_output_is_in_the_journal() {
 
 #[test]
 fn copy_in_installs_files_with_their_mode() {
-    let Some(sb) = common::sandbox() else { return };
+    let Some(sb) = Boot::new().bare().boot() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("hello");
     std::fs::write(&script, "#!/bin/sh\necho copied-in\n").expect("write");
@@ -353,7 +365,7 @@ fn extra_masks_apply() {
         mask: vec!["dbus-org.example.flow-test.service".into()],
         ..SandboxOptions::default()
     };
-    let Some(sb) = common::sandbox_with(opts) else {
+    let Some(sb) = Boot::new().bare().options(opts).boot() else {
         return;
     };
     let state = systemd(&sb)
@@ -376,16 +388,16 @@ fn helper_boot_and_wait() {
 
 #[test]
 fn sandbox_dies_with_its_program() {
-    if !common::require_root() {
+    let Some(_machine) = harness::root() else {
         return;
-    }
+    };
     // A test process killed outright (timeout, Ctrl-C twice, OOM) runs no destructors;
     // its sandboxes must still go.
     let mut helper = Command::new(std::env::current_exe().expect("current exe"))
         .args([
             "--ignored",
             "--exact",
-            "helper_boot_and_wait",
+            "sandbox::helper_boot_and_wait",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -418,13 +430,13 @@ fn sandbox_dies_with_its_program() {
 }
 
 /// Boot time: median of 15 boots to `running`. Run with
-/// `cargo test --release --test sandbox -- --ignored --nocapture boot_time`.
+/// `cargo test --release --test e2e -- --ignored --nocapture sandbox::boot_time`.
 #[test]
 #[ignore = "benchmark"]
 fn boot_time() {
-    if !common::require_root() {
+    let Some(_machine) = harness::root() else {
         return;
-    }
+    };
     let mut times: Vec<Duration> = (0..15)
         .map(|_| {
             let start = Instant::now();
@@ -457,9 +469,9 @@ fn boot_time() {
 
 #[test]
 fn boot_failures_are_clear_and_leave_nothing_behind() {
-    if !common::require_root() {
+    let Some(_machine) = harness::root() else {
         return;
-    }
+    };
     let parent = tempfile::tempdir().expect("tempdir");
     let opts = || SandboxOptions {
         state_parent: Some(parent.path().to_path_buf()),
