@@ -278,6 +278,23 @@ impl Outcome {
         }
     }
 
+    /// For a table: the word, with its start failure, signal or exit code (`failed (exit
+    /// 3)`, `killed (signal 9)`, `failed (resources)`).
+    pub fn brief(&self) -> String {
+        let word = self.result.as_str();
+        if let Some(why) = &self.start_error {
+            format!("{word} ({why})")
+        } else if let Some(sig) = self.signal {
+            format!("{word} (signal {sig})")
+        } else if self.result == AttemptResult::Failed
+            && let Some(code) = self.exit_code
+        {
+            format!("{word} (exit {code})")
+        } else {
+            word.to_string()
+        }
+    }
+
     /// For people: `failed (exit code 3)`, `killed (signal 9)`, `failed to start
     /// (resources)`, `timed out`.
     pub fn describe(&self) -> String {

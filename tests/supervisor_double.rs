@@ -34,19 +34,8 @@ fn results(d: &Double, id: i64, task: &str) -> Vec<String> {
         .expect("read the attempts")
         .into_iter()
         .filter(|a| a.task == task)
-        .map(|a| describe(&a.outcome))
+        .map(|a| a.outcome.brief())
         .collect()
-}
-
-/// An outcome as the tests spell it: the result, with its exit code or signal
-/// (`failed (exit 1)`, `killed (signal 9)`).
-fn describe(o: &flow::vocabulary::Outcome) -> String {
-    let word = o.result.as_str();
-    match (o.exit_code, o.signal) {
-        (Some(code), _) if word == "failed" => format!("{word} (exit {code})"),
-        (_, Some(sig)) => format!("{word} (signal {sig})"),
-        _ => word.to_string(),
-    }
 }
 
 /// Every run of the workflow, oldest first: (id, trigger, result).

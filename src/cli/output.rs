@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::compiler::Diagnostic;
 use crate::runs::TaskState;
 use crate::store::{Attempt, Run};
-use crate::vocabulary::{AttemptResult, Outcome, RunResult, TriggerKind};
+use crate::vocabulary::{AttemptResult, RunResult, TriggerKind};
 
 /// Prints `v` as one line of JSON on stdout.
 pub fn json_line(v: &impl Serialize) {
@@ -125,23 +125,6 @@ pub fn mark(state: &TaskState) -> &'static str {
         TaskState::Skipped | TaskState::UpstreamFailed | TaskState::Unknown => "-",
         TaskState::Canceled => "⊘",
         _ => "✗",
-    }
-}
-
-/// An attempt's result in a table: the word, with its exit code, signal or start failure
-/// (`failed (exit 3)`, `killed (signal 9)`, `failed (resources)`).
-pub fn result_column(o: &Outcome) -> String {
-    let word = o.result.as_str();
-    if let Some(why) = &o.start_error {
-        format!("{word} ({why})")
-    } else if let Some(sig) = o.signal {
-        format!("{word} (signal {sig})")
-    } else if o.result == AttemptResult::Failed
-        && let Some(code) = o.exit_code
-    {
-        format!("{word} (exit {code})")
-    } else {
-        word.to_string()
     }
 }
 
@@ -298,7 +281,7 @@ mod tests {
             invocation_id: None,
             started_us: Some(1_700_000_000_000_000),
             ended_us: Some(1_700_000_000_420_000),
-            outcome: Outcome::killed(9),
+            outcome: crate::vocabulary::Outcome::killed(9),
             cpu_ns: Some(1_234_567),
             memory_peak: Some(4096),
         };

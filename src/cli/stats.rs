@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::db::{self, DbArgs};
 use super::exit::{CliError, Exit};
-use super::output::{AttemptJson, HistoryRunJson, datetime, json_line, result_column, span};
+use super::output::{AttemptJson, HistoryRunJson, datetime, json_line, span};
 use crate::store::{self, Attempt, Filter, Run, TaskStats};
 use crate::vocabulary::{AttemptResult, RunResult};
 
@@ -54,7 +54,7 @@ pub fn format_stats(stats: &[TaskStats], failures: &[(Run, Vec<Attempt>)]) -> St
             let failed: Vec<String> = attempts
                 .iter()
                 .filter(|a| is_failure(a))
-                .map(|a| format!("{} #{} {}", a.task, a.attempt, result_column(&a.outcome)))
+                .map(|a| format!("{} #{} {}", a.task, a.attempt, a.outcome.brief()))
                 .collect();
             let _ = writeln!(
                 out,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::db::{self, DbArgs};
 use super::exit::{CliError, Exit};
 use super::installed::{Where, note_source, sys};
-use super::output::{datetime, fmt_duration, json_line, mark, result_column, span};
+use super::output::{datetime, fmt_duration, json_line, mark, span};
 use super::shown;
 use crate::runs::{self, Progress, TaskState};
 use crate::store::{Attempt, Run, Store};
@@ -133,7 +133,7 @@ pub fn format_run(run: &Run, attempts: &[Attempt]) -> String {
             a.attempt,
             start,
             span(a.started_us, a.ended_us),
-            result_column(&a.outcome),
+            a.outcome.brief(),
             a.invocation_id.as_deref().unwrap_or("-")
         );
     }

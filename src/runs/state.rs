@@ -75,15 +75,10 @@ impl TaskState {
             TaskState::Running => "running",
             TaskState::Stopping => "stopping",
             TaskState::RetryPending(_) => "retry_pending",
-            TaskState::Succeeded => "succeeded",
-            TaskState::Failed(_) | TaskState::StartFailed(_) => "failed",
-            TaskState::Killed(_) => "killed",
-            TaskState::TimedOut => "timed_out",
-            TaskState::OutOfMemory => "out_of_memory",
-            TaskState::UpstreamFailed => "upstream_failed",
-            TaskState::Skipped => "skipped",
-            TaskState::Canceled => "canceled",
-            TaskState::Unknown => "unknown",
+            // A final state's word is its outcome's.
+            final_state => final_state
+                .outcome()
+                .map_or("unknown", |o| o.result.as_str()),
         }
     }
 }

@@ -262,15 +262,9 @@ pub fn results(v: &serde_json::Value, task: &str) -> Vec<String> {
     attempts(v, task)
         .iter()
         .map(|a| {
-            let word = a["result"].as_str().unwrap_or("");
-            if let Some(why) = a["start_error"].as_str() {
-                return format!("{word} ({why})");
-            }
-            match (a["exit_code"].as_i64(), a["signal"].as_i64()) {
-                (Some(code), _) if word == "failed" => format!("{word} (exit {code})"),
-                (_, Some(sig)) => format!("{word} (signal {sig})"),
-                _ => word.to_string(),
-            }
+            serde_json::from_value::<flow::vocabulary::Outcome>((*a).clone())
+                .unwrap_or_else(|e| panic!("an attempt without its outcome ({e}): {a}"))
+                .brief()
         })
         .collect()
 }
